@@ -1,0 +1,213 @@
+//! Configuration files: the committee, parameters and an authority's keys, each as JSON.
+//! Loading validates everything and errors name the file and the offending field.
+
+mod parameters;
+
+pub use parameters::{ParameterError, Parameters};
+
+use rand::{CryptoRng, RngCore};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use weft_types::{Authority, Committee, CommitteeFile, KeyPair, WorkerId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not valid JSON for its type; `field` is the path into the document.
+    #[error("{path}: field `{field}`: {reason}")]
+    Parse {
+        path: PathBuf,
+        field: String,
+        reason: String,
+    },
+    /// The file parsed but a value is not acceptable.
+    #[error("{path}: field `{field}`: {reason}")]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    /// The offending field, for parse and validation errors.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::Parse { field, .. } | Self::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let de = &mut serde_json::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        ConfigError::Parse {
+            path: path.to_owned(),
+            field: if field == "." { "(document)".into() } else { field },
+            reason: e.into_inner().to_string(),
+        }
+    })
+}
+
+/// Writes via a temporary file and a rename, so a crash never leaves a half-written file.
+fn write_json<T: Serialize>(path: &Path, value: &T, private: bool) -> Result<(), ConfigError> {
+    let werr = |source| ConfigError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| werr(e.into()))?;
+    text.push('\n');
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(werr)?;
+    if private {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(werr)?;
+    }
+    std::fs::rename(&tmp, path).map_err(werr)
+}
+
+pub fn load_committee(path: &Path) -> Result<Committee, ConfigError> {
+    let file: CommitteeFile = read_json(path)?;
+    Committee::new(file).map_err(|e| ConfigError::Invalid {
+        path: path.to_owned(),
+        field: e.field,
+        reason: e.reason,
+    })
+}
+
+pub fn save_committee(path: &Path, committee: &CommitteeFile) -> Result<(), ConfigError> {
+    write_json(path, committee, false)
+}
+
+pub fn load_parameters(path: &Path) -> Result<Parameters, ConfigError> {
+    let params: Parameters = read_json(path)?;
+    params.validate().map_err(|e| ConfigError::Invalid {
+        path: path.to_owned(),
+        field: e.field.to_string(),
+        reason: e.reason,
+    })?;
+    Ok(params)
+}
+
+pub fn save_parameters(path: &Path, params: &Parameters) -> Result<(), ConfigError> {
+    write_json(path, params, false)
+}
+
+/// An authority's two private keys.
+#[derive(Debug)]
+pub struct Keys {
+    pub protocol: KeyPair,
+    pub network: KeyPair,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFile {
+    /// Hex of the 32-byte ed25519 seed.
+    protocol_key: String,
+    network_key: String,
+    /// Public halves, for operators assembling a committee file; checked on load.
+    protocol_public_key: String,
+    network_public_key: String,
+}
+
+impl Keys {
+    pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
+        Self {
+            protocol: KeyPair::generate(rng),
+            network: KeyPair::generate(rng),
+        }
+    }
+}
+
+pub fn load_keys(path: &Path) -> Result<Keys, ConfigError> {
+    let file: KeyFile = read_json(path)?;
+    let invalid = |field: &str, reason: String| ConfigError::Invalid {
+        path: path.to_owned(),
+        field: field.into(),
+        reason,
+    };
+    let parse = |field: &str, hex_seed: &str, public_field: &str, public: &str| {
+        let seed = hex::decode(hex_seed).map_err(|e| invalid(field, format!("not hex: {e}")))?;
+        if seed.len() != 32 {
+            return Err(invalid(field, format!("must be 32 bytes, got {}", seed.len())));
+        }
+        let kp = KeyPair::from_seed(&seed).map_err(|e| invalid(field, e.to_string()))?;
+        if kp.public().to_hex() != public {
+            return Err(invalid(public_field, "does not match the private key".into()));
+        }
+        Ok(kp)
+    };
+    Ok(Keys {
+        protocol: parse(
+            "protocol_key",
+            &file.protocol_key,
+            "protocol_public_key",
+            &file.protocol_public_key,
+        )?,
+        network: parse(
+            "network_key",
+            &file.network_key,
+            "network_public_key",
+            &file.network_public_key,
+        )?,
+    })
+}
+
+pub fn save_keys(path: &Path, keys: &Keys) -> Result<(), ConfigError> {
+    let file = KeyFile {
+        protocol_key: hex::encode(keys.protocol.seed()),
+        network_key: hex::encode(keys.network.seed()),
+        protocol_public_key: keys.protocol.public().to_hex(),
+        network_public_key: keys.network.public().to_hex(),
+    };
+    write_json(path, &file, true)
+}
+
+/// A committee of `authorities` on 127.0.0.1, each with `workers` workers. Ports are assigned
+/// from `base_port` upwards: per authority one primary port, then per worker a worker-to-worker
+/// port and a transaction port.
+pub fn local_committee<R: RngCore + CryptoRng>(
+    authorities: usize,
+    workers: u32,
+    base_port: u16,
+    rng: &mut R,
+) -> (Vec<Keys>, CommitteeFile) {
+    let per_authority = 1 + 2 * workers as u16;
+    let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let keys: Vec<Keys> = (0..authorities).map(|_| Keys::generate(rng)).collect();
+    let authorities = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let base = base_port + i as u16 * per_authority;
+            let worker_port = |w: WorkerId, offset: u16| base + 1 + 2 * w as u16 + offset;
+            Authority {
+                protocol_key: k.protocol.public(),
+                network_key: k.network.public(),
+                stake: 1,
+                primary_address: addr(base),
+                worker_addresses: (0..workers).map(|w| (w, addr(worker_port(w, 0)))).collect::<BTreeMap<_, _>>(),
+                transaction_addresses: (0..workers).map(|w| (w, addr(worker_port(w, 1)))).collect(),
+            }
+        })
+        .collect();
+    (keys, CommitteeFile { epoch: 0, authorities })
+}
