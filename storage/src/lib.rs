@@ -332,7 +332,7 @@ impl<K: Key, V: Value> Map<K, V> {
     }
 
     /// Waits until `key` has a value and returns it (at once if it already has one).
-    pub async fn notify_read(&self, key: &K) -> StoreResult<V> {
+    pub async fn notify_read(&self, key: K) -> StoreResult<V> {
         let raw = key.to_key();
         let rx = {
             // The read happens under the waiters lock, and writers take that lock after their

@@ -1,0 +1,154 @@
+//! The store keeps everything across close and reopen, applies write batches atomically,
+//! serves ordered range scans, and wakes `notify_read` waiters when their key is written.
+
+use bytes::Bytes;
+use std::time::Duration;
+use weft_storage::{Column, Durability, Map, Store};
+use weft_test_utils::CommitteeFixture;
+use weft_types::{AuthorityIndex, BatchDigest, Certificate, CertificateDigest, Digest, Round};
+
+fn digest(i: u64) -> BatchDigest {
+    BatchDigest(Digest::of(&i.to_le_bytes()))
+}
+
+#[test]
+fn reopen_preserves_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = CommitteeFixture::new(4, 1, 1);
+    let dag = f.dag(3);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
+        for i in 0..100 {
+            batches.insert(&digest(i), &Bytes::from(vec![i as u8; 100]), Durability::Buffered).unwrap();
+        }
+        let certs: Map<CertificateDigest, Certificate> = store.map(Column::Certificates);
+        let mut wb = store.batch();
+        for c in dag.iter().flatten() {
+            wb.insert(&certs, &c.digest(), c);
+        }
+        wb.commit(Durability::Sync).unwrap();
+        store.sync().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
+    for i in 0..100 {
+        assert_eq!(batches.get(&digest(i)).unwrap(), Some(Bytes::from(vec![i as u8; 100])));
+    }
+    assert_eq!(batches.get(&digest(100)).unwrap(), None);
+    let certs: Map<CertificateDigest, Certificate> = store.map(Column::Certificates);
+    for c in dag.iter().flatten() {
+        assert_eq!(certs.get(&c.digest()).unwrap().as_ref(), Some(c));
+    }
+    assert_eq!(certs.iter().unwrap().len(), dag.iter().flatten().count());
+}
+
+#[test]
+fn unsynced_writes_survive_reopen_without_flush() {
+    // Buffered writes are in the WAL before insert returns: dropping the handle without
+    // `sync` (as a killed process would) loses nothing that a process crash could lose.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let m: Map<u64, u64> = store.map(Column::Consensus);
+        m.insert(&1, &42, Durability::Buffered).unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let m: Map<u64, u64> = store.map(Column::Consensus);
+    assert_eq!(m.get(&1).unwrap(), Some(42));
+}
+
+#[test]
+fn write_batch_spans_columns_and_range_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let f = CommitteeFixture::new(4, 1, 2);
+    let dag = f.dag(6);
+    let certs: Map<CertificateDigest, Certificate> = store.map(Column::Certificates);
+    let by_round: Map<(Round, AuthorityIndex), CertificateDigest> = store.map(Column::CertificatesByRound);
+    let mut wb = store.batch();
+    for c in dag.iter().flatten() {
+        wb.insert(&certs, &c.digest(), c);
+        wb.insert(&by_round, &(c.round(), c.author()), &c.digest());
+    }
+    wb.commit(Durability::Buffered).unwrap();
+
+    // Range scan by round is in (round, author) order, even across the u8 boundary of keys.
+    let r2_to_4 = by_round.range(&(2, AuthorityIndex(0)), &(4, AuthorityIndex(0)), 100).unwrap();
+    assert_eq!(r2_to_4.len(), 8);
+    assert!(r2_to_4.windows(2).all(|w| w[0].0 < w[1].0));
+    assert_eq!(r2_to_4[0].0, (2, AuthorityIndex(0)));
+    assert_eq!(by_round.range(&(0, AuthorityIndex(0)), &(100, AuthorityIndex(0)), 5).unwrap().len(), 5);
+
+    // GC-style deletion: everything below round 4 goes, in both columns, atomically.
+    let old = by_round.range(&(0, AuthorityIndex(0)), &(4, AuthorityIndex(0)), usize::MAX).unwrap();
+    let mut wb = store.batch();
+    wb.remove_range(&by_round, &(0, AuthorityIndex(0)), &(4, AuthorityIndex(0)));
+    for (_, d) in &old {
+        wb.remove(&certs, d);
+    }
+    wb.commit(Durability::Buffered).unwrap();
+    let left = by_round.iter().unwrap();
+    assert_eq!(left.len(), 12);
+    assert!(left.iter().all(|((r, _), _)| *r >= 4));
+    assert_eq!(certs.iter().unwrap().len(), 12);
+}
+
+#[tokio::test]
+async fn notify_read_wakes_on_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
+
+    // Present already: returns at once.
+    batches.insert(&digest(1), &Bytes::from_static(b"one"), Durability::Buffered).unwrap();
+    assert_eq!(batches.notify_read(digest(1)).await.unwrap(), Bytes::from_static(b"one"));
+
+    // Absent: the reader is registered before the write and is woken by it.
+    let (registered_tx, registered_rx) = tokio::sync::oneshot::channel();
+    let reader = {
+        let batches = batches.clone();
+        tokio::spawn(async move {
+            let fut = batches.notify_read(digest(2));
+            tokio::pin!(fut);
+            // Poll once so the waiter is registered, then tell the writer to go.
+            assert!(futures_poll_once(fut.as_mut()).await.is_none());
+            registered_tx.send(()).unwrap();
+            fut.await
+        })
+    };
+    registered_rx.await.unwrap();
+    // A write batch to another key must not wake it.
+    batches.insert(&digest(3), &Bytes::from_static(b"three"), Durability::Buffered).unwrap();
+    let mut wb = store.batch();
+    wb.insert(&batches, &digest(2), &Bytes::from_static(b"two"));
+    wb.commit(Durability::Buffered).unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(30), reader).await.unwrap().unwrap();
+    assert_eq!(got.unwrap(), Bytes::from_static(b"two"));
+}
+
+/// Polls a future once; `Some` if it completed.
+async fn futures_poll_once<F: std::future::Future + Unpin>(mut f: F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(match std::pin::Pin::new(&mut f).poll(cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }))
+    .await
+}
+
+#[tokio::test]
+async fn many_waiters_on_one_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let m: Map<u64, u64> = store.map(Column::Consensus);
+    let mut futs: Vec<_> = (0..10).map(|_| Box::pin(m.notify_read(7))).collect();
+    for f in futs.iter_mut() {
+        assert!(futures_poll_once(f.as_mut()).await.is_none());
+    }
+    // A waiter that gives up is dropped without harming the others.
+    futs.pop();
+    m.insert(&7, &99, Durability::Buffered).unwrap();
+    for f in futs {
+        assert_eq!(f.await.unwrap(), 99);
+    }
+}
