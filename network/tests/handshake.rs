@@ -1,0 +1,227 @@
+//! Authentication and framing limits, probed with raw TLS clients that can misbehave.
+
+mod common;
+
+use common::*;
+use rand::{rngs::StdRng, SeedableRng};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use weft_network::{tls, NetworkConfig, NetworkMetrics};
+use weft_types::{KeyPair, PublicKey};
+
+/// Dials `address` as `keypair`, requiring the server to present `expected`.
+async fn raw_connect(
+    keypair: &KeyPair,
+    address: SocketAddr,
+    expected: PublicKey,
+    metrics: &NetworkMetrics,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let identity = tls::TlsIdentity::new(keypair).unwrap();
+    let config = tls::client_config(&identity, expected, metrics).unwrap();
+    let tcp = TcpStream::connect(address).await?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(tls::server_name(), tcp)
+        .await
+}
+
+/// Writes one request frame of `len` bytes, then reads until the server hangs up. Returns
+/// whether the server answered anything.
+async fn send_frame_and_read(stream: &mut TlsStream<TcpStream>, len: usize) -> bool {
+    let mut frame = (len as u32).to_be_bytes().to_vec();
+    frame.resize(4 + len, b'x');
+    // The server may already have closed the connection; a failed write is fine.
+    let _ = stream.write_all(&frame).await;
+    let _ = stream.flush().await;
+    let mut buf = [0u8; 64];
+    matches!(stream.read(&mut buf).await, Ok(n) if n > 0)
+}
+
+#[tokio::test]
+async fn committee_member_handshake_succeeds_and_gets_an_answer() {
+    let fixture = fixture();
+    let (echo, _seen) = Echo::new();
+    let server = serve(
+        &fixture,
+        0,
+        any_port(),
+        echo.clone(),
+        NetworkConfig::default(),
+        metrics(),
+    )
+    .await;
+    let client_metrics = NetworkMetrics::unregistered();
+    let mut stream = guarded(raw_connect(
+        &fixture.keys[1].network,
+        server.local_address(),
+        fixture.keys[0].network.public(),
+        &client_metrics,
+    ))
+    .await
+    .unwrap();
+    assert!(guarded(send_frame_and_read(&mut stream, 5)).await);
+    assert_eq!(echo.calls(), 1);
+}
+
+#[tokio::test]
+async fn server_answers_what_it_read_then_closes_when_the_client_finishes() {
+    let fixture = fixture();
+    let (echo, _seen) = Echo::new();
+    let server = serve(
+        &fixture,
+        0,
+        any_port(),
+        echo,
+        NetworkConfig::default(),
+        metrics(),
+    )
+    .await;
+    let client_metrics = NetworkMetrics::unregistered();
+    let mut stream = guarded(raw_connect(
+        &fixture.keys[1].network,
+        server.local_address(),
+        fixture.keys[0].network.public(),
+        &client_metrics,
+    ))
+    .await
+    .unwrap();
+    stream.write_all(b"\0\0\0\x02hi").await.unwrap();
+    stream.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    // Ends only if the server closes the connection after answering.
+    let _ = guarded(stream.read_to_end(&mut answer)).await;
+    assert_eq!(answer, b"\0\0\0\x06\0re:hi");
+}
+
+#[tokio::test]
+async fn client_outside_the_committee_is_refused_at_the_handshake() {
+    let fixture = fixture();
+    let server_metrics = metrics();
+    let (echo, _seen) = Echo::new();
+    let server = serve(
+        &fixture,
+        0,
+        any_port(),
+        echo.clone(),
+        NetworkConfig::default(),
+        server_metrics.clone(),
+    )
+    .await;
+    let outsider = KeyPair::generate(&mut StdRng::seed_from_u64(99));
+    assert!(fixture
+        .committee
+        .index_of_network_key(&outsider.public())
+        .is_none());
+
+    let client_metrics = NetworkMetrics::unregistered();
+    let connected = guarded(raw_connect(
+        &outsider,
+        server.local_address(),
+        fixture.keys[0].network.public(),
+        &client_metrics,
+    ))
+    .await;
+    // In TLS 1.3 the client finishes its side before the server judges its certificate, so
+    // the refusal may surface on the first read rather than in `connect`.
+    if let Ok(mut stream) = connected {
+        assert!(!guarded(send_frame_and_read(&mut stream, 5)).await);
+    }
+    assert_eq!(echo.calls(), 0);
+    let refused = server_metrics
+        .handshakes_refused
+        .with_label_values(&[NetworkMetrics::INBOUND]);
+    assert_eq!(refused.get(), 1);
+}
+
+#[tokio::test]
+async fn client_refuses_a_server_presenting_another_committee_key() {
+    let fixture = fixture();
+    let (echo, _seen) = Echo::new();
+    // The server is authority 0; the client expects authority 2 at that address.
+    let server = serve(
+        &fixture,
+        0,
+        any_port(),
+        echo.clone(),
+        NetworkConfig::default(),
+        metrics(),
+    )
+    .await;
+    let client_metrics = NetworkMetrics::unregistered();
+    let connected = guarded(raw_connect(
+        &fixture.keys[1].network,
+        server.local_address(),
+        fixture.keys[2].network.public(),
+        &client_metrics,
+    ))
+    .await;
+    let Err(error) = connected else {
+        panic!("the handshake must fail");
+    };
+    let tls_error = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>());
+    assert!(
+        matches!(
+            tls_error,
+            Some(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure
+            ))
+        ),
+        "{error:?}"
+    );
+    let refused = client_metrics
+        .handshakes_refused
+        .with_label_values(&[NetworkMetrics::OUTBOUND]);
+    assert_eq!(refused.get(), 1);
+    assert_eq!(echo.calls(), 0);
+}
+
+#[tokio::test]
+async fn frame_above_the_limit_closes_the_connection_before_the_handler() {
+    let fixture = fixture();
+    let server_metrics = metrics();
+    let config = NetworkConfig {
+        max_message_size: 1024,
+        ..NetworkConfig::default()
+    };
+    let (echo, _seen) = Echo::new();
+    let server = serve(
+        &fixture,
+        0,
+        any_port(),
+        echo.clone(),
+        config,
+        server_metrics.clone(),
+    )
+    .await;
+    let client_metrics = NetworkMetrics::unregistered();
+    let mut stream = guarded(raw_connect(
+        &fixture.keys[1].network,
+        server.local_address(),
+        fixture.keys[0].network.public(),
+        &client_metrics,
+    ))
+    .await
+    .unwrap();
+    assert!(!guarded(send_frame_and_read(&mut stream, 4096)).await);
+    assert_eq!(echo.calls(), 0);
+    let too_large = server_metrics
+        .frames_too_large
+        .with_label_values(&[NetworkMetrics::INBOUND]);
+    assert_eq!(too_large.get(), 1);
+}
+
+#[tokio::test]
+async fn identity_certificate_names_its_key() {
+    let fixture = fixture();
+    let keypair = &fixture.keys[3].network;
+    let identity = Arc::new(tls::TlsIdentity::new(keypair).unwrap());
+    assert_eq!(
+        &tls::public_key_of_certificate(identity.certificate()).unwrap(),
+        identity.public_key()
+    );
+    assert_eq!(identity.public_key(), &keypair.public());
+}
