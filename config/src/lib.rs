@@ -60,7 +60,11 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
         let field = e.path().to_string();
         ConfigError::Parse {
             path: path.to_owned(),
-            field: if field == "." { "(document)".into() } else { field },
+            field: if field == "." {
+                "(document)".into()
+            } else {
+                field
+            },
             reason: e.into_inner().to_string(),
         }
     })
@@ -147,11 +151,17 @@ pub fn load_keys(path: &Path) -> Result<Keys, ConfigError> {
     let parse = |field: &str, hex_seed: &str, public_field: &str, public: &str| {
         let seed = hex::decode(hex_seed).map_err(|e| invalid(field, format!("not hex: {e}")))?;
         if seed.len() != 32 {
-            return Err(invalid(field, format!("must be 32 bytes, got {}", seed.len())));
+            return Err(invalid(
+                field,
+                format!("must be 32 bytes, got {}", seed.len()),
+            ));
         }
         let kp = KeyPair::from_seed(&seed).map_err(|e| invalid(field, e.to_string()))?;
         if kp.public().to_hex() != public {
-            return Err(invalid(public_field, "does not match the private key".into()));
+            return Err(invalid(
+                public_field,
+                "does not match the private key".into(),
+            ));
         }
         Ok(kp)
     };
@@ -204,10 +214,18 @@ pub fn local_committee<R: RngCore + CryptoRng>(
                 network_key: k.network.public(),
                 stake: 1,
                 primary_address: addr(base),
-                worker_addresses: (0..workers).map(|w| (w, addr(worker_port(w, 0)))).collect::<BTreeMap<_, _>>(),
+                worker_addresses: (0..workers)
+                    .map(|w| (w, addr(worker_port(w, 0))))
+                    .collect::<BTreeMap<_, _>>(),
                 transaction_addresses: (0..workers).map(|w| (w, addr(worker_port(w, 1)))).collect(),
             }
         })
         .collect();
-    (keys, CommitteeFile { epoch: 0, authorities })
+    (
+        keys,
+        CommitteeFile {
+            epoch: 0,
+            authorities,
+        },
+    )
 }

@@ -75,12 +75,18 @@ impl Parameters {
     pub fn validate(&self) -> Result<(), ParameterError> {
         let fail = |field: &'static str, reason: String| Err(ParameterError { field, reason });
         let positive: [(&'static str, u64); 9] = [
-            ("header_num_of_batches_threshold", self.header_num_of_batches_threshold as u64),
+            (
+                "header_num_of_batches_threshold",
+                self.header_num_of_batches_threshold as u64,
+            ),
             ("max_header_delay_ms", self.max_header_delay_ms),
             ("gc_depth", self.gc_depth),
             ("sync_retry_delay_ms", self.sync_retry_delay_ms),
             ("sync_retry_nodes", self.sync_retry_nodes as u64),
-            ("max_certificates_per_fetch", self.max_certificates_per_fetch as u64),
+            (
+                "max_certificates_per_fetch",
+                self.max_certificates_per_fetch as u64,
+            ),
             ("batch_size", self.batch_size as u64),
             ("max_batch_delay_ms", self.max_batch_delay_ms),
             ("channel_capacity", self.channel_capacity as u64),
@@ -110,7 +116,9 @@ impl Parameters {
         if self.max_message_size < largest_batch {
             return fail(
                 "max_message_size",
-                format!("must be at least batch_size + max_transaction_size + 4096 = {largest_batch}"),
+                format!(
+                    "must be at least batch_size + max_transaction_size + 4096 = {largest_batch}"
+                ),
             );
         }
         if self.max_message_size > 1 << 30 {
@@ -131,11 +139,20 @@ mod tests {
 
     #[test]
     fn invalid_values_name_the_field() {
-        let p = Parameters { gc_depth: 0, ..Default::default() };
+        let p = Parameters {
+            gc_depth: 0,
+            ..Default::default()
+        };
         assert_eq!(p.validate().unwrap_err().field, "gc_depth");
-        let p = Parameters { max_message_size: 1000, ..Default::default() };
+        let p = Parameters {
+            max_message_size: 1000,
+            ..Default::default()
+        };
         assert_eq!(p.validate().unwrap_err().field, "max_message_size");
-        let p = Parameters { max_header_num_of_batches: 1, ..Default::default() };
+        let p = Parameters {
+            max_header_num_of_batches: 1,
+            ..Default::default()
+        };
         assert_eq!(p.validate().unwrap_err().field, "max_header_num_of_batches");
     }
 }

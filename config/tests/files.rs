@@ -33,13 +33,18 @@ fn generated_files_round_trip() {
     let loaded = load_keys(&kp).unwrap();
     assert_eq!(loaded.protocol.public(), keys[0].protocol.public());
     assert_eq!(loaded.network.public(), keys[0].network.public());
-    assert!(committee.index_of_protocol_key(&loaded.protocol.public()).is_some());
+    assert!(committee
+        .index_of_protocol_key(&loaded.protocol.public())
+        .is_some());
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&kp).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "key files must not be world-readable");
 
     let pp = dir.path().join("parameters.json");
-    let params = Parameters { gc_depth: 77, ..Default::default() };
+    let params = Parameters {
+        gc_depth: 77,
+        ..Default::default()
+    };
     save_parameters(&pp, &params).unwrap();
     assert_eq!(load_parameters(&pp).unwrap(), params);
 }
@@ -47,7 +52,11 @@ fn generated_files_round_trip() {
 #[test]
 fn partial_parameters_take_defaults() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "p.json", r#"{"batch_size": 1000000, "max_message_size": 8000000}"#);
+    let p = write(
+        dir.path(),
+        "p.json",
+        r#"{"batch_size": 1000000, "max_message_size": 8000000}"#,
+    );
     let params = load_parameters(&p).unwrap();
     assert_eq!(params.batch_size, 1_000_000);
     assert_eq!(params.gc_depth, Parameters::default().gc_depth);
@@ -68,27 +77,55 @@ fn bad_parameters_name_the_field() {
         let p = write(dir.path(), "p.json", text);
         let e = load_parameters(&p).unwrap_err();
         assert_eq!(e.field(), Some(field), "{text} gave {e}");
-        assert!(e.to_string().contains("p.json"), "error names the file: {e}");
+        assert!(
+            e.to_string().contains("p.json"),
+            "error names the file: {e}"
+        );
     }
     // A misspelled field is named, and the message lists the fields that exist.
     let p = write(dir.path(), "p.json", r#"{"max_header_dealy_ms": 10}"#);
-    assert!(load_parameters(&p).unwrap_err().to_string().contains("expected one of"));
+    assert!(load_parameters(&p)
+        .unwrap_err()
+        .to_string()
+        .contains("expected one of"));
 }
 
 #[test]
 fn bad_committees_name_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let base = committee_json(dir.path());
-    let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
-        (Box::new(|v| v["authorities"][1]["stake"] = "ten".into()), "authorities[1].stake"),
-        (Box::new(|v| v["authorities"][2]["stake"] = 0.into()), "authorities[2].stake"),
-        (Box::new(|v| v["authorities"][0]["protocol_key"] = "zz".into()), "authorities[0].protocol_key"),
-        (Box::new(|v| v["authorities"][3]["network_key"] = "00".into()), "authorities[3].network_key"),
-        (Box::new(|v| v["authorities"][1]["primary_address"] = "localhost".into()), "authorities[1].primary_address"),
-        (Box::new(|v| v["epoch"] = "x".into()), "epoch"),
-        (Box::new(|v| v["authorities"] = serde_json::json!([])), "authorities"),
+    type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(Mutation, &str)> = vec![
         (
-            Box::new(|v| v["authorities"][2]["worker_addresses"] = serde_json::json!({"0": "127.0.0.1:1", "1": "127.0.0.1:2"})),
+            Box::new(|v| v["authorities"][1]["stake"] = "ten".into()),
+            "authorities[1].stake",
+        ),
+        (
+            Box::new(|v| v["authorities"][2]["stake"] = 0.into()),
+            "authorities[2].stake",
+        ),
+        (
+            Box::new(|v| v["authorities"][0]["protocol_key"] = "zz".into()),
+            "authorities[0].protocol_key",
+        ),
+        (
+            Box::new(|v| v["authorities"][3]["network_key"] = "00".into()),
+            "authorities[3].network_key",
+        ),
+        (
+            Box::new(|v| v["authorities"][1]["primary_address"] = "localhost".into()),
+            "authorities[1].primary_address",
+        ),
+        (Box::new(|v| v["epoch"] = "x".into()), "epoch"),
+        (
+            Box::new(|v| v["authorities"] = serde_json::json!([])),
+            "authorities",
+        ),
+        (
+            Box::new(|v| {
+                v["authorities"][2]["worker_addresses"] =
+                    serde_json::json!({"0": "127.0.0.1:1", "1": "127.0.0.1:2"})
+            }),
             "authorities[2].worker_addresses",
         ),
         (
@@ -114,7 +151,8 @@ fn bad_key_files_name_the_field() {
     let keys = Keys::generate(&mut StdRng::seed_from_u64(3));
     let p = dir.path().join("k.json");
     save_keys(&p, &keys).unwrap();
-    let good: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    let good: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
 
     let mut v = good.clone();
     v["network_key"] = "abc".into();

@@ -1,1 +1,92 @@
-fn main() {}
+//! `weft`: generate keys and committees, and run an authority.
+
+mod generate;
+mod run;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "weft",
+    version,
+    about = "A DAG-based BFT transaction sequencer for rollups"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Key management.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Committee files.
+    Committee {
+        #[command(subcommand)]
+        command: CommitteeCommand,
+    },
+    /// Run an authority.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Writes a new key file (protocol and network ed25519 keys) readable only by its owner.
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CommitteeCommand {
+    /// Writes keys, a committee and default parameters for a cluster on 127.0.0.1.
+    New {
+        #[arg(long, default_value_t = 4)]
+        authorities: usize,
+        #[arg(long, default_value_t = 1)]
+        workers: u32,
+        #[arg(long, default_value_t = 3000)]
+        base_port: u16,
+        #[arg(long)]
+        out_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Runs an authority's primary and workers until SIGINT or SIGTERM.
+    Run(run::RunArgs),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Keys {
+            command: KeysCommand::Generate { out },
+        } => generate::keys(&out),
+        Command::Committee {
+            command:
+                CommitteeCommand::New {
+                    authorities,
+                    workers,
+                    base_port,
+                    out_dir,
+                },
+        } => generate::committee(authorities, workers, base_port, &out_dir),
+        Command::Node {
+            command: NodeCommand::Run(args),
+        } => run::run(args),
+    }
+}

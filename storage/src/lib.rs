@@ -33,7 +33,10 @@ pub enum StoreError {
     #[error("rocksdb: {0}")]
     Rocks(#[from] rocksdb::Error),
     #[error("corrupt entry in column {column}: {reason}")]
-    Corrupt { column: &'static str, reason: String },
+    Corrupt {
+        column: &'static str,
+        reason: String,
+    },
     #[error("the store was closed")]
     Closed,
 }
@@ -203,7 +206,12 @@ impl Store {
             .expect("every column family is created when the store is opened")
     }
 
-    fn write(&self, batch: rocksdb::WriteBatch, durability: Durability, written: Vec<(Column, Vec<u8>, Bytes)>) -> StoreResult<()> {
+    fn write(
+        &self,
+        batch: rocksdb::WriteBatch,
+        durability: Durability,
+        written: Vec<(Column, Vec<u8>, Bytes)>,
+    ) -> StoreResult<()> {
         let mut opts = WriteOptions::default();
         opts.set_sync(durability == Durability::Sync);
         self.inner.db.write_opt(batch, &opts)?;
@@ -263,10 +271,18 @@ impl<K: Key, V: Value> Map<K, V> {
 
     pub fn contains(&self, key: &K) -> StoreResult<bool> {
         let cf = self.store.cf(self.column);
-        Ok(self.store.inner.db.get_pinned_cf(cf, key.to_key())?.is_some())
+        Ok(self
+            .store
+            .inner
+            .db
+            .get_pinned_cf(cf, key.to_key())?
+            .is_some())
     }
 
-    pub fn multi_get<'a>(&self, keys: impl IntoIterator<Item = &'a K>) -> StoreResult<Vec<Option<V>>>
+    pub fn multi_get<'a>(
+        &self,
+        keys: impl IntoIterator<Item = &'a K>,
+    ) -> StoreResult<Vec<Option<V>>>
     where
         K: 'a,
     {
@@ -312,7 +328,10 @@ impl<K: Key, V: Value> Map<K, V> {
             if *k >= *to || out.len() >= limit {
                 break;
             }
-            out.push((self.decode_key(&k)?, self.decode(Bytes::from(v.into_vec()))?));
+            out.push((
+                self.decode_key(&k)?,
+                self.decode(Bytes::from(v.into_vec()))?,
+            ));
         }
         Ok(out)
     }
@@ -326,7 +345,10 @@ impl<K: Key, V: Value> Map<K, V> {
             .iterator_cf(cf, IteratorMode::Start)
             .map(|item| {
                 let (k, v) = item?;
-                Ok((self.decode_key(&k)?, self.decode(Bytes::from(v.into_vec()))?))
+                Ok((
+                    self.decode_key(&k)?,
+                    self.decode(Bytes::from(v.into_vec()))?,
+                ))
             })
             .collect()
     }
@@ -338,7 +360,12 @@ impl<K: Key, V: Value> Map<K, V> {
             // The read happens under the waiters lock, and writers take that lock after their
             // write lands: a write either is seen by this read or finds this waiter.
             let mut waiters = self.store.inner.waiters.lock();
-            if let Some(v) = self.store.inner.db.get_pinned_cf(self.store.cf(self.column), &raw)? {
+            if let Some(v) = self
+                .store
+                .inner
+                .db
+                .get_pinned_cf(self.store.cf(self.column), &raw)?
+            {
                 return self.decode(Bytes::copy_from_slice(&v));
             }
             let (tx, rx) = oneshot::channel();
@@ -368,12 +395,18 @@ impl WriteBatch {
     }
 
     pub fn remove<K: Key, V: Value>(&mut self, map: &Map<K, V>, key: &K) -> &mut Self {
-        self.batch.delete_cf(self.store.cf(map.column), key.to_key());
+        self.batch
+            .delete_cf(self.store.cf(map.column), key.to_key());
         self
     }
 
     /// Removes every key with `from <= key < to`.
-    pub fn remove_range<K: Key, V: Value>(&mut self, map: &Map<K, V>, from: &K, to: &K) -> &mut Self {
+    pub fn remove_range<K: Key, V: Value>(
+        &mut self,
+        map: &Map<K, V>,
+        from: &K,
+        to: &K,
+    ) -> &mut Self {
         self.batch
             .delete_range_cf(self.store.cf(map.column), from.to_key(), to.to_key());
         self

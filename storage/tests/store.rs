@@ -20,7 +20,13 @@ fn reopen_preserves_everything() {
         let store = Store::open(dir.path()).unwrap();
         let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
         for i in 0..100 {
-            batches.insert(&digest(i), &Bytes::from(vec![i as u8; 100]), Durability::Buffered).unwrap();
+            batches
+                .insert(
+                    &digest(i),
+                    &Bytes::from(vec![i as u8; 100]),
+                    Durability::Buffered,
+                )
+                .unwrap();
         }
         let certs: Map<CertificateDigest, Certificate> = store.map(Column::Certificates);
         let mut wb = store.batch();
@@ -33,7 +39,10 @@ fn reopen_preserves_everything() {
     let store = Store::open(dir.path()).unwrap();
     let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
     for i in 0..100 {
-        assert_eq!(batches.get(&digest(i)).unwrap(), Some(Bytes::from(vec![i as u8; 100])));
+        assert_eq!(
+            batches.get(&digest(i)).unwrap(),
+            Some(Bytes::from(vec![i as u8; 100]))
+        );
     }
     assert_eq!(batches.get(&digest(100)).unwrap(), None);
     let certs: Map<CertificateDigest, Certificate> = store.map(Column::Certificates);
@@ -65,7 +74,8 @@ fn write_batch_spans_columns_and_range_delete() {
     let f = CommitteeFixture::new(4, 1, 2);
     let dag = f.dag(6);
     let certs: Map<CertificateDigest, Certificate> = store.map(Column::Certificates);
-    let by_round: Map<(Round, AuthorityIndex), CertificateDigest> = store.map(Column::CertificatesByRound);
+    let by_round: Map<(Round, AuthorityIndex), CertificateDigest> =
+        store.map(Column::CertificatesByRound);
     let mut wb = store.batch();
     for c in dag.iter().flatten() {
         wb.insert(&certs, &c.digest(), c);
@@ -74,14 +84,24 @@ fn write_batch_spans_columns_and_range_delete() {
     wb.commit(Durability::Buffered).unwrap();
 
     // Range scan by round is in (round, author) order, even across the u8 boundary of keys.
-    let r2_to_4 = by_round.range(&(2, AuthorityIndex(0)), &(4, AuthorityIndex(0)), 100).unwrap();
+    let r2_to_4 = by_round
+        .range(&(2, AuthorityIndex(0)), &(4, AuthorityIndex(0)), 100)
+        .unwrap();
     assert_eq!(r2_to_4.len(), 8);
     assert!(r2_to_4.windows(2).all(|w| w[0].0 < w[1].0));
     assert_eq!(r2_to_4[0].0, (2, AuthorityIndex(0)));
-    assert_eq!(by_round.range(&(0, AuthorityIndex(0)), &(100, AuthorityIndex(0)), 5).unwrap().len(), 5);
+    assert_eq!(
+        by_round
+            .range(&(0, AuthorityIndex(0)), &(100, AuthorityIndex(0)), 5)
+            .unwrap()
+            .len(),
+        5
+    );
 
     // GC-style deletion: everything below round 4 goes, in both columns, atomically.
-    let old = by_round.range(&(0, AuthorityIndex(0)), &(4, AuthorityIndex(0)), usize::MAX).unwrap();
+    let old = by_round
+        .range(&(0, AuthorityIndex(0)), &(4, AuthorityIndex(0)), usize::MAX)
+        .unwrap();
     let mut wb = store.batch();
     wb.remove_range(&by_round, &(0, AuthorityIndex(0)), &(4, AuthorityIndex(0)));
     for (_, d) in &old {
@@ -101,8 +121,17 @@ async fn notify_read_wakes_on_write() {
     let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
 
     // Present already: returns at once.
-    batches.insert(&digest(1), &Bytes::from_static(b"one"), Durability::Buffered).unwrap();
-    assert_eq!(batches.notify_read(digest(1)).await.unwrap(), Bytes::from_static(b"one"));
+    batches
+        .insert(
+            &digest(1),
+            &Bytes::from_static(b"one"),
+            Durability::Buffered,
+        )
+        .unwrap();
+    assert_eq!(
+        batches.notify_read(digest(1)).await.unwrap(),
+        Bytes::from_static(b"one")
+    );
 
     // Absent: the reader is registered before the write and is woken by it.
     let (registered_tx, registered_rx) = tokio::sync::oneshot::channel();
@@ -119,20 +148,31 @@ async fn notify_read_wakes_on_write() {
     };
     registered_rx.await.unwrap();
     // A write batch to another key must not wake it.
-    batches.insert(&digest(3), &Bytes::from_static(b"three"), Durability::Buffered).unwrap();
+    batches
+        .insert(
+            &digest(3),
+            &Bytes::from_static(b"three"),
+            Durability::Buffered,
+        )
+        .unwrap();
     let mut wb = store.batch();
     wb.insert(&batches, &digest(2), &Bytes::from_static(b"two"));
     wb.commit(Durability::Buffered).unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(30), reader).await.unwrap().unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(30), reader)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got.unwrap(), Bytes::from_static(b"two"));
 }
 
 /// Polls a future once; `Some` if it completed.
 async fn futures_poll_once<F: std::future::Future + Unpin>(mut f: F) -> Option<F::Output> {
-    std::future::poll_fn(|cx| std::task::Poll::Ready(match std::pin::Pin::new(&mut f).poll(cx) {
-        std::task::Poll::Ready(v) => Some(v),
-        std::task::Poll::Pending => None,
-    }))
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match std::pin::Pin::new(&mut f).poll(cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        })
+    })
     .await
 }
 

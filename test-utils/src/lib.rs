@@ -21,7 +21,12 @@ impl CommitteeFixture {
     }
 
     pub fn with_base_port(authorities: usize, workers: u32, base_port: u16, seed: u64) -> Self {
-        let (keys, file) = local_committee(authorities, workers, base_port, &mut StdRng::seed_from_u64(seed));
+        let (keys, file) = local_committee(
+            authorities,
+            workers,
+            base_port,
+            &mut StdRng::seed_from_u64(seed),
+        );
         let committee = Committee::new(file).expect("generated committees are valid");
         // Reorder keys to match the committee's (sorted) indices.
         let mut keys: Vec<Option<Keys>> = keys.into_iter().map(Some).collect();
@@ -30,7 +35,10 @@ impl CommitteeFixture {
             .map(|(_, a)| {
                 let pos = keys
                     .iter()
-                    .position(|k| k.as_ref().is_some_and(|k| k.protocol.public() == a.protocol_key))
+                    .position(|k| {
+                        k.as_ref()
+                            .is_some_and(|k| k.protocol.public() == a.protocol_key)
+                    })
                     .expect("every authority has keys");
                 keys[pos].take().expect("taken once")
             })
@@ -63,7 +71,11 @@ impl CommitteeFixture {
         )
     }
 
-    pub fn votes(&self, header: &Header, voters: impl IntoIterator<Item = AuthorityIndex>) -> Vec<Vote> {
+    pub fn votes(
+        &self,
+        header: &Header,
+        voters: impl IntoIterator<Item = AuthorityIndex>,
+    ) -> Vec<Vote> {
         voters
             .into_iter()
             .map(|a| Vote::new(header, a, &self.keys(a).protocol))
@@ -73,8 +85,12 @@ impl CommitteeFixture {
     /// A certificate for `header` signed by every authority.
     pub fn certificate(&self, header: Header) -> Certificate {
         let votes = self.votes(&header, self.authorities());
-        Certificate::new(&self.committee, header, votes.into_iter().map(|v| (v.author, v.signature)))
-            .expect("all authorities form a quorum")
+        Certificate::new(
+            &self.committee,
+            header,
+            votes.into_iter().map(|v| (v.author, v.signature)),
+        )
+        .expect("all authorities form a quorum")
     }
 
     /// One certificate per authority for `round`, each with all of `parents`.

@@ -8,7 +8,9 @@
 //! - `Certificate::verify` as weft runs it.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use fastcrypto::bls12381::min_sig::{BLS12381AggregateSignature, BLS12381KeyPair, BLS12381PublicKey};
+use fastcrypto::bls12381::min_sig::{
+    BLS12381AggregateSignature, BLS12381KeyPair, BLS12381PublicKey,
+};
 use fastcrypto::traits::{AggregateAuthenticator, KeyPair as _, Signer};
 use rand::{rngs::StdRng, SeedableRng};
 use weft_test_utils::CommitteeFixture;
@@ -20,7 +22,9 @@ fn hashing(c: &mut Criterion) {
     for size in [512usize, 500_000] {
         let data = vec![7u8; size];
         g.throughput(Throughput::Bytes(size as u64));
-        g.bench_with_input(BenchmarkId::from_parameter(size), &data, |b, d| b.iter(|| Digest::of(d)));
+        g.bench_with_input(BenchmarkId::from_parameter(size), &data, |b, d| {
+            b.iter(|| Digest::of(d))
+        });
     }
     g.finish();
 }
@@ -30,8 +34,12 @@ fn signatures(c: &mut Criterion) {
     let digest = Digest::of(b"header");
     let kp = KeyPair::generate(&mut rng);
     let sig = kp.sign(Intent::Vote, &digest);
-    c.bench_function("ed25519/sign", |b| b.iter(|| kp.sign(Intent::Vote, &digest)));
-    c.bench_function("ed25519/verify", |b| b.iter(|| kp.public().verify(Intent::Vote, &digest, &sig)));
+    c.bench_function("ed25519/sign", |b| {
+        b.iter(|| kp.sign(Intent::Vote, &digest))
+    });
+    c.bench_function("ed25519/verify", |b| {
+        b.iter(|| kp.public().verify(Intent::Vote, &digest, &sig))
+    });
 
     let mut g = c.benchmark_group("quorum_verify");
     for n in [4usize, 10, 31, 100] {
@@ -45,7 +53,9 @@ fn signatures(c: &mut Criterion) {
         });
 
         let msg = digest.0;
-        let bls: Vec<BLS12381KeyPair> = (0..quorum).map(|_| BLS12381KeyPair::generate(&mut rng)).collect();
+        let bls: Vec<BLS12381KeyPair> = (0..quorum)
+            .map(|_| BLS12381KeyPair::generate(&mut rng))
+            .collect();
         let bls_pks: Vec<BLS12381PublicKey> = bls.iter().map(|k| k.public().clone()).collect();
         let bls_sigs: Vec<_> = bls.iter().map(|k| k.sign(&msg)).collect();
         let agg = BLS12381AggregateSignature::aggregate(&bls_sigs).unwrap();
@@ -63,8 +73,15 @@ fn certificates(c: &mut Criterion) {
         let genesis = Certificate::genesis(&f.committee);
         let header = f.header(AuthorityIndex(0), 1, &genesis, vec![]);
         let votes = f.votes(&header, (0..(2 * n / 3 + 1) as u16).map(AuthorityIndex));
-        let cert = Certificate::new(&f.committee, header, votes.iter().map(|v| (v.author, v.signature))).unwrap();
-        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| b.iter(|| cert.verify(&f.committee).unwrap()));
+        let cert = Certificate::new(
+            &f.committee,
+            header,
+            votes.iter().map(|v| (v.author, v.signature)),
+        )
+        .unwrap();
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| cert.verify(&f.committee).unwrap())
+        });
     }
     g.finish();
 }

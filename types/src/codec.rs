@@ -108,7 +108,11 @@ impl Reader {
 
     /// A `u32` element count, checked so that `count * min_element_size` fits in the input:
     /// the caller may then reserve `count` elements without trusting the sender.
-    pub fn count(&mut self, what: &'static str, min_element_size: usize) -> Result<usize, DecodeError> {
+    pub fn count(
+        &mut self,
+        what: &'static str,
+        min_element_size: usize,
+    ) -> Result<usize, DecodeError> {
         let count = self.u32(what)? as usize;
         let needed = count.saturating_mul(min_element_size.max(1));
         if needed > self.remaining() {
@@ -259,7 +263,10 @@ mod tests {
         let mut r = Reader::new(b.freeze());
         r.u8("version").unwrap();
         let err = r.vec::<u64>("items").unwrap_err();
-        assert!(matches!(err, DecodeError::LengthOverflow { what: "items", .. }));
+        assert!(matches!(
+            err,
+            DecodeError::LengthOverflow { what: "items", .. }
+        ));
     }
 
     #[test]

@@ -86,7 +86,10 @@ impl Committee {
         if authorities.len() > Self::MAX_AUTHORITIES {
             return Err(err(
                 "authorities",
-                format!("at most {} authorities are supported", Self::MAX_AUTHORITIES),
+                format!(
+                    "at most {} authorities are supported",
+                    Self::MAX_AUTHORITIES
+                ),
             ));
         }
         let num_workers = authorities[0].worker_addresses.len();
@@ -130,8 +133,16 @@ impl Committee {
                 ));
             }
             let all = std::iter::once(("primary_address".to_string(), a.primary_address))
-                .chain(a.worker_addresses.iter().map(|(id, s)| (format!("worker_addresses.{id}"), *s)))
-                .chain(a.transaction_addresses.iter().map(|(id, s)| (format!("transaction_addresses.{id}"), *s)));
+                .chain(
+                    a.worker_addresses
+                        .iter()
+                        .map(|(id, s)| (format!("worker_addresses.{id}"), *s)),
+                )
+                .chain(
+                    a.transaction_addresses
+                        .iter()
+                        .map(|(id, s)| (format!("transaction_addresses.{id}"), *s)),
+                );
             for (field, addr) in all {
                 if !addresses.insert(addr) {
                     return Err(err(at(&field), format!("address {addr} is used twice")));
@@ -254,11 +265,22 @@ mod tests {
     fn thresholds_match_3f_plus_1() {
         for (n, quorum, validity) in [(4, 3, 2), (7, 5, 3), (10, 7, 4), (1, 1, 1)] {
             let c = Committee::new(file(n, &vec![1; n])).unwrap();
-            assert_eq!((c.quorum_threshold(), c.validity_threshold()), (quorum, validity), "n={n}");
+            assert_eq!(
+                (c.quorum_threshold(), c.validity_threshold()),
+                (quorum, validity),
+                "n={n}"
+            );
         }
         // Stake-weighted: S = 10, quorum = 7, validity = 4.
         let c = Committee::new(file(4, &[1, 2, 3, 4])).unwrap();
-        assert_eq!((c.total_stake(), c.quorum_threshold(), c.validity_threshold()), (10, 7, 4));
+        assert_eq!(
+            (
+                c.total_stake(),
+                c.quorum_threshold(),
+                c.validity_threshold()
+            ),
+            (10, 7, 4)
+        );
     }
 
     #[test]
@@ -268,24 +290,42 @@ mod tests {
 
         let mut f = file(4, &[1; 4]);
         f.authorities[2].network_key = f.authorities[0].protocol_key.clone();
-        assert_eq!(Committee::new(f).unwrap_err().field, "authorities[2].network_key");
+        assert_eq!(
+            Committee::new(f).unwrap_err().field,
+            "authorities[2].network_key"
+        );
 
         let mut f = file(4, &[1; 4]);
-        f.authorities[3].worker_addresses.insert(1, "127.0.0.1:9".parse().unwrap());
-        assert_eq!(Committee::new(f).unwrap_err().field, "authorities[3].worker_addresses");
+        f.authorities[3]
+            .worker_addresses
+            .insert(1, "127.0.0.1:9".parse().unwrap());
+        assert_eq!(
+            Committee::new(f).unwrap_err().field,
+            "authorities[3].worker_addresses"
+        );
 
         let mut f = file(4, &[1; 4]);
         f.authorities[1].primary_address = f.authorities[0].primary_address;
-        assert_eq!(Committee::new(f).unwrap_err().field, "authorities[1].primary_address");
+        assert_eq!(
+            Committee::new(f).unwrap_err().field,
+            "authorities[1].primary_address"
+        );
 
-        assert_eq!(Committee::new(file(0, &[])).unwrap_err().field, "authorities");
+        assert_eq!(
+            Committee::new(file(0, &[])).unwrap_err().field,
+            "authorities"
+        );
     }
 
     #[test]
     fn index_is_by_sorted_protocol_key() {
         let f = file(4, &[1; 4]);
         let c = Committee::new(f.clone()).unwrap();
-        let mut keys: Vec<PublicKey> = f.authorities.iter().map(|a| a.protocol_key.clone()).collect();
+        let mut keys: Vec<PublicKey> = f
+            .authorities
+            .iter()
+            .map(|a| a.protocol_key.clone())
+            .collect();
         keys.sort();
         for (i, k) in keys.iter().enumerate() {
             assert_eq!(c.index_of_protocol_key(k), Some(AuthorityIndex(i as u16)));

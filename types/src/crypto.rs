@@ -153,7 +153,12 @@ impl PublicKey {
         hex::encode(self.as_bytes())
     }
 
-    pub fn verify(&self, intent: Intent, digest: &Digest, sig: &Signature) -> Result<(), CryptoError> {
+    pub fn verify(
+        &self,
+        intent: Intent,
+        digest: &Digest,
+        sig: &Signature,
+    ) -> Result<(), CryptoError> {
         self.0
             .verify(&signed_message(intent, digest), &sig.parse()?)
             .map_err(|_| CryptoError::InvalidSignature)
@@ -284,7 +289,10 @@ mod tests {
             kp.public().verify(Intent::Vote, &d, &sig),
             Err(CryptoError::InvalidSignature)
         );
-        assert!(kp.public().verify(Intent::Header, &Digest::of(b"other"), &sig).is_err());
+        assert!(kp
+            .public()
+            .verify(Intent::Header, &Digest::of(b"other"), &sig)
+            .is_err());
         let mut bad = sig;
         bad.0[10] ^= 1;
         assert!(kp.public().verify(Intent::Header, &d, &bad).is_err());
@@ -300,7 +308,10 @@ mod tests {
         let refs: Vec<&PublicKey> = pks.iter().collect();
         let d = Digest::of(b"h");
         let mut sigs: Vec<Signature> = kps.iter().map(|k| k.sign(Intent::Vote, &d)).collect();
-        assert_eq!(PublicKey::verify_batch(Intent::Vote, &d, &refs, &sigs), Ok(()));
+        assert_eq!(
+            PublicKey::verify_batch(Intent::Vote, &d, &refs, &sigs),
+            Ok(())
+        );
         sigs[3].0[0] ^= 0x80;
         assert!(PublicKey::verify_batch(Intent::Vote, &d, &refs, &sigs).is_err());
         assert!(PublicKey::verify_batch(Intent::Vote, &d, &[], &[]).is_err());

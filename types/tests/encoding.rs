@@ -18,7 +18,10 @@ fn round_trip<T: Encode + Decode + PartialEq + std::fmt::Debug>(value: &T) {
     assert_eq!(&back, value);
     // Every strict prefix is an error (truncation), and so is a limit one byte too small.
     for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
-        assert!(decode_message::<T>(bytes.slice(..cut), LIMIT).is_err(), "prefix {cut}");
+        assert!(
+            decode_message::<T>(bytes.slice(..cut), LIMIT).is_err(),
+            "prefix {cut}"
+        );
     }
     assert!(matches!(
         decode_message::<T>(bytes.clone(), bytes.len() - 1),
@@ -31,7 +34,11 @@ fn canonical_or_error<T: Encode + Decode>(input: &[u8]) {
     let mut framed = vec![codec::WIRE_VERSION];
     framed.extend_from_slice(input);
     if let Ok(value) = decode_message::<T>(Bytes::from(framed.clone()), LIMIT) {
-        assert_eq!(&encode_message(&value)[..], &framed[..], "non-canonical encoding accepted");
+        assert_eq!(
+            &encode_message(&value)[..],
+            &framed[..],
+            "non-canonical encoding accepted"
+        );
     }
     let _ = decode_message::<T>(Bytes::copy_from_slice(input), LIMIT);
 }

@@ -14,24 +14,56 @@ fn header_checks() {
     let f = CommitteeFixture::new(4, 2, 1);
     let c = &f.committee;
     let genesis = Certificate::genesis(c);
-    let payload = vec![(BatchDigest(Digest::of(b"b1")), 0), (BatchDigest(Digest::of(b"b2")), 1)];
+    let payload = vec![
+        (BatchDigest(Digest::of(b"b1")), 0),
+        (BatchDigest(Digest::of(b"b2")), 1),
+    ];
     let good = f.header(a(1), 1, &genesis, payload.clone());
     assert_eq!(good.verify(c, true), Ok(()));
 
     let mut h = good.clone();
     h.signature.0[3] ^= 1;
-    assert_eq!(h.verify(c, true), Err(MessageError::Signature(CryptoError::InvalidSignature)));
+    assert_eq!(
+        h.verify(c, true),
+        Err(MessageError::Signature(CryptoError::InvalidSignature))
+    );
     // Signed by another authority's key.
     let mut h = good.clone();
     h.signature = f.keys(a(2)).protocol.sign(Intent::Header, &good.digest().0);
     assert!(matches!(h.verify(c, true), Err(MessageError::Signature(_))));
 
-    let h = Header::new(a(7), 1, 0, vec![], genesis.iter().map(Certificate::digest).collect(), &f.keys(a(0)).protocol);
+    let h = Header::new(
+        a(7),
+        1,
+        0,
+        vec![],
+        genesis.iter().map(Certificate::digest).collect(),
+        &f.keys(a(0)).protocol,
+    );
     assert_eq!(h.verify(c, true), Err(MessageError::UnknownAuthority(a(7))));
-    let h = Header::new(a(1), 1, 5, vec![], genesis.iter().map(Certificate::digest).collect(), &f.keys(a(1)).protocol);
-    assert_eq!(h.verify(c, true), Err(MessageError::WrongEpoch { expected: 0, got: 5 }));
-    assert_eq!(f.header(a(1), 0, &genesis, vec![]).verify(c, true), Err(MessageError::InvalidRound(0)));
-    assert_eq!(f.header(a(1), 1, &[], vec![]).verify(c, true), Err(MessageError::NoParents));
+    let h = Header::new(
+        a(1),
+        1,
+        5,
+        vec![],
+        genesis.iter().map(Certificate::digest).collect(),
+        &f.keys(a(1)).protocol,
+    );
+    assert_eq!(
+        h.verify(c, true),
+        Err(MessageError::WrongEpoch {
+            expected: 0,
+            got: 5
+        })
+    );
+    assert_eq!(
+        f.header(a(1), 0, &genesis, vec![]).verify(c, true),
+        Err(MessageError::InvalidRound(0))
+    );
+    assert_eq!(
+        f.header(a(1), 1, &[], vec![]).verify(c, true),
+        Err(MessageError::NoParents)
+    );
     let h = f.header(a(1), 1, &genesis, vec![(BatchDigest::default(), 2)]);
     assert_eq!(h.verify(c, true), Err(MessageError::UnknownWorker(2)));
     let h = f.header(a(1), 1, &genesis, vec![payload[0], payload[0]]);
@@ -53,16 +85,28 @@ fn vote_checks() {
     assert_eq!(vote.verify(&f.committee), Ok(()));
     let mut v = vote.clone();
     v.header_digest = HeaderDigest(Digest::of(b"another header"));
-    assert!(matches!(v.verify(&f.committee), Err(MessageError::Signature(_))));
+    assert!(matches!(
+        v.verify(&f.committee),
+        Err(MessageError::Signature(_))
+    ));
     let mut v = vote.clone();
     v.author = a(2);
-    assert!(matches!(v.verify(&f.committee), Err(MessageError::Signature(_))));
+    assert!(matches!(
+        v.verify(&f.committee),
+        Err(MessageError::Signature(_))
+    ));
     let mut v = vote.clone();
     v.author = a(9);
-    assert_eq!(v.verify(&f.committee), Err(MessageError::UnknownAuthority(a(9))));
+    assert_eq!(
+        v.verify(&f.committee),
+        Err(MessageError::UnknownAuthority(a(9)))
+    );
     let mut v = vote;
     v.origin = a(4);
-    assert_eq!(v.verify(&f.committee), Err(MessageError::UnknownAuthority(a(4))));
+    assert_eq!(
+        v.verify(&f.committee),
+        Err(MessageError::UnknownAuthority(a(4)))
+    );
 }
 
 #[test]
@@ -75,28 +119,47 @@ fn certificate_checks() {
     }
     let header = f.header(a(2), 1, &genesis, vec![]);
     let votes = f.votes(&header, [a(0), a(1), a(2)]);
-    let sigs = |vs: &[Vote]| vs.iter().map(|v| (v.author, v.signature)).collect::<Vec<_>>();
+    let sigs = |vs: &[Vote]| {
+        vs.iter()
+            .map(|v| (v.author, v.signature))
+            .collect::<Vec<_>>()
+    };
     let cert = Certificate::new(c, header.clone(), sigs(&votes)).unwrap();
     assert_eq!(cert.verify(c), Ok(()));
-    assert_eq!(cert.signer_indices().collect::<Vec<_>>(), vec![a(0), a(1), a(2)]);
+    assert_eq!(
+        cert.signer_indices().collect::<Vec<_>>(),
+        vec![a(0), a(1), a(2)]
+    );
 
     // Two votes (f+1) are not a quorum, even when the same vote is repeated.
     let two = [votes[0].clone(), votes[1].clone(), votes[1].clone()];
     assert_eq!(
         Certificate::new(c, header.clone(), sigs(&two)).unwrap_err(),
-        MessageError::NoQuorum { stake: 2, needed: 3 }
+        MessageError::NoQuorum {
+            stake: 2,
+            needed: 3
+        }
     );
     // A forged bitmap claiming a third signer without its signature.
     let mut forged = cert.clone();
     forged.signatures.pop();
     assert_eq!(
         forged.verify(c),
-        Err(MessageError::SignatureCountMismatch { signers: 3, signatures: 2 })
+        Err(MessageError::SignatureCountMismatch {
+            signers: 3,
+            signatures: 2
+        })
     );
     let mut forged = cert.clone();
     forged.signers = vec![0b0000_0011];
     forged.signatures.truncate(2);
-    assert_eq!(forged.verify(c), Err(MessageError::NoQuorum { stake: 2, needed: 3 }));
+    assert_eq!(
+        forged.verify(c),
+        Err(MessageError::NoQuorum {
+            stake: 2,
+            needed: 3
+        })
+    );
     let mut forged = cert.clone();
     forged.signers = vec![0b0001_0111];
     assert_eq!(forged.verify(c), Err(MessageError::BadSignerBitmap));
@@ -110,7 +173,10 @@ fn certificate_checks() {
     // Changing the certified header invalidates every vote.
     let mut tampered = cert.clone();
     tampered.header = f.header(a(2), 1, &genesis, vec![(BatchDigest::default(), 0)]);
-    assert!(matches!(tampered.verify(c), Err(MessageError::Signature(_))));
+    assert!(matches!(
+        tampered.verify(c),
+        Err(MessageError::Signature(_))
+    ));
     // A fake round-0 certificate is not genesis.
     let mut fake = genesis[1].clone();
     fake.signers = vec![0b1111];
@@ -126,11 +192,21 @@ fn stake_weighted_quorum() {
     let sigs: Vec<_> = votes.iter().map(|v| (v.author, v.signature)).collect();
     assert_eq!(
         Certificate::new(&f.committee, header.clone(), sigs.clone()).unwrap_err(),
-        MessageError::NoQuorum { stake: 4, needed: 5 }
+        MessageError::NoQuorum {
+            stake: 4,
+            needed: 5
+        }
     );
     let more = f.votes(&header, [a(6)]);
-    let sigs = sigs.into_iter().chain(more.iter().map(|v| (v.author, v.signature)));
-    assert_eq!(Certificate::new(&f.committee, header, sigs).unwrap().verify(&f.committee), Ok(()));
+    let sigs = sigs
+        .into_iter()
+        .chain(more.iter().map(|v| (v.author, v.signature)));
+    assert_eq!(
+        Certificate::new(&f.committee, header, sigs)
+            .unwrap()
+            .verify(&f.committee),
+        Ok(())
+    );
 }
 
 #[test]
@@ -139,7 +215,12 @@ fn certificate_digest_depends_on_header_only() {
     let header = f.header(a(0), 1, &Certificate::genesis(&f.committee), vec![]);
     let all = f.certificate(header.clone());
     let votes = f.votes(&header, [a(1), a(2), a(3)]);
-    let some = Certificate::new(&f.committee, header, votes.iter().map(|v| (v.author, v.signature))).unwrap();
+    let some = Certificate::new(
+        &f.committee,
+        header,
+        votes.iter().map(|v| (v.author, v.signature)),
+    )
+    .unwrap();
     assert_ne!(all.signers, some.signers);
     assert_eq!(all.digest(), some.digest());
 }

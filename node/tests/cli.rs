@@ -1,0 +1,181 @@
+//! The `weft` binary as an operator uses it: generate a committee, run four authorities that
+//! authenticate each other over mutual TLS, stop them with SIGTERM; and bad input is refused
+//! with an error that names the problem.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn weft(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .output()
+        .expect("weft runs")
+}
+
+/// A base port with `count` free ports above it (checked by binding them).
+fn free_base_port(count: u16) -> u16 {
+    let start = 20_000 + (std::process::id() % 1_000) as u16 * 30;
+    (0..200)
+        .map(|i| start.wrapping_add(i * 37) % 40_000 + 20_000)
+        .find(|base| (0..count).all(|p| TcpListener::bind(("127.0.0.1", base + p)).is_ok()))
+        .expect("some free port range")
+}
+
+/// Forwards each line a child prints to a channel, so the test can wait for a line.
+fn lines(child: &mut Child, index: usize, tx: mpsc::Sender<(usize, String)>) {
+    let out = child.stdout.take().expect("piped");
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send((index, line)).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+fn start_node(dir: &Path, i: usize) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["node", "run", "--report-every", "1"])
+        .arg("--keys")
+        .arg(dir.join(format!("keys-{i}.json")))
+        .arg("--committee")
+        .arg(dir.join("committee.json"))
+        .arg("--parameters")
+        .arg(dir.join("parameters.json"))
+        .arg("--store")
+        .arg(dir.join(format!("store-{i}")))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node starts")
+}
+
+#[test]
+fn local_committee_links_up_and_shuts_down_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base_port(12);
+    let out = weft(&[
+        "committee",
+        "new",
+        "--authorities",
+        "4",
+        "--workers",
+        "1",
+        "--base-port",
+        &base.to_string(),
+        "--out-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (tx, rx) = mpsc::channel();
+    let mut nodes: Vec<Child> = (0..4).map(|i| start_node(dir.path(), i)).collect();
+    for (i, n) in nodes.iter_mut().enumerate() {
+        lines(n, i, tx.clone());
+    }
+    // Every node reports all three peers reachable over authenticated links.
+    let mut linked = [false; 4];
+    while !linked.iter().all(|l| *l) {
+        let (i, line) = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("nodes keep logging");
+        if line.contains("links") && line.contains("up=3") {
+            linked[i] = true;
+        }
+    }
+    for n in &nodes {
+        let ok = Command::new("kill")
+            .args(["-TERM", &n.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let mut flushed = [false; 4];
+    while !flushed.iter().all(|f| *f) {
+        let (i, line) = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("nodes log their shutdown");
+        if line.contains("store flushed") {
+            flushed[i] = true;
+        }
+    }
+    for n in nodes.iter_mut() {
+        assert!(n.wait().unwrap().success());
+    }
+}
+
+#[test]
+fn bad_input_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    assert!(weft(&[
+        "committee",
+        "new",
+        "--authorities",
+        "4",
+        "--base-port",
+        "30000",
+        "--out-dir",
+        d
+    ])
+    .status
+    .success());
+
+    // A committee file with a bad stake: the error names the file and the field.
+    let c = dir.path().join("committee.json");
+    let text = std::fs::read_to_string(&c)
+        .unwrap()
+        .replacen("\"stake\": 1", "\"stake\": 0", 1);
+    std::fs::write(&c, text).unwrap();
+    let out = weft(&[
+        "node",
+        "run",
+        "--keys",
+        &format!("{d}/keys-0.json"),
+        "--committee",
+        c.to_str().unwrap(),
+        "--store",
+        &format!("{d}/store"),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("committee.json") && err.contains("authorities[0].stake"),
+        "{err}"
+    );
+
+    // Key files are never overwritten.
+    let k = format!("{d}/keys-1.json");
+    let before = std::fs::read(&k).unwrap();
+    let out = weft(&["keys", "generate", "--out", &k]);
+    assert!(!out.status.success());
+    assert_eq!(std::fs::read(&k).unwrap(), before);
+
+    // A fresh key file is written and usable.
+    let out = weft(&["keys", "generate", "--out", &format!("{d}/new.json")]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("protocol key"));
+
+    // Port ranges that do not fit are refused up front.
+    let out = weft(&[
+        "committee",
+        "new",
+        "--authorities",
+        "4",
+        "--base-port",
+        "65530",
+        "--out-dir",
+        d,
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--base-port"));
+}
