@@ -1,1 +1,2 @@
-//! placeholder
+//! Posts the ordered stream to Ethereum L1 and reads forced-inclusion transactions back
+//! (issue #6). Empty until then.
