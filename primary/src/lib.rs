@@ -1,2 +1,4 @@
-//! The primary: proposes headers, votes, forms certificates and builds the certified DAG
-//! (issue #3). Empty until then; the workspace lists it so the crate graph is fixed early.
+//! The primary: proposes headers, votes, forms certificates and builds the certified DAG.
+//! Its pure bookkeeping (`dag`) is here; the actors around it arrive with issue #3.
+
+pub mod dag;
