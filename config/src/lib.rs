@@ -193,7 +193,8 @@ pub fn save_keys(path: &Path, keys: &Keys) -> Result<(), ConfigError> {
 
 /// A committee of `authorities` on 127.0.0.1, each with `workers` workers. Ports are assigned
 /// from `base_port` upwards: per authority one primary port, then per worker a worker-to-worker
-/// port and a transaction port.
+/// port and a transaction port. The caller checks that the ports fit below 65536
+/// (`weft committee new` does, with an error naming `--base-port`).
 pub fn local_committee<R: RngCore + CryptoRng>(
     authorities: usize,
     workers: u32,
