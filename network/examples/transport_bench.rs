@@ -78,22 +78,20 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let fixture = CommitteeFixture::new(4, 1, 42);
-    let committee = Arc::new(fixture.committee.clone());
-    let server_key = fixture.keys[0].network.copy();
-    let client_key = fixture.keys[1].network.copy();
     let count = usize::try_from(args.total_mb * 1_000_000 / args.message_size as u64)?.max(1);
-    let payload = Bytes::from(vec![0xa5u8; args.message_size]);
+    let setup = Setup {
+        committee: Arc::new(fixture.committee.clone()),
+        server_key: fixture.keys[0].network.copy(),
+        client_key: fixture.keys[1].network.copy(),
+        payload: Bytes::from(vec![0xa5u8; args.message_size]),
+        count,
+        window: args.pipelining,
+    };
 
     let (elapsed, cpu) = match args.transport {
-        Transport::Tcp => {
-            bench_tcp(&args, committee, &server_key, &client_key, payload, count).await?
-        }
-        Transport::Quic => {
-            bench_quic(&args, committee, &server_key, &client_key, payload, count).await?
-        }
-        Transport::Lib => {
-            bench_lib(&args, committee, &server_key, &client_key, payload, count).await?
-        }
+        Transport::Tcp => bench_tcp(setup).await?,
+        Transport::Quic => bench_quic(setup).await?,
+        Transport::Lib => bench_lib(setup).await?,
     };
     let bytes = (count * args.message_size) as f64;
     println!(
@@ -108,6 +106,37 @@ async fn run(args: Args) -> anyhow::Result<()> {
         cpu.as_secs_f64() / (bytes / 1e9),
     );
     Ok(())
+}
+
+/// What every transport is run with: the committee, the two ends' keys, and `count` requests of
+/// `payload`, at most `window` of them unanswered.
+struct Setup {
+    committee: Arc<Committee>,
+    server_key: KeyPair,
+    client_key: KeyPair,
+    payload: Bytes,
+    count: usize,
+    window: usize,
+}
+
+impl Setup {
+    /// The library's TLS configs for the server and the client end.
+    fn tls_configs(
+        &self,
+    ) -> anyhow::Result<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>)> {
+        let metrics = NetworkMetrics::unregistered();
+        let server_tls = tls::server_config(
+            &tls::TlsIdentity::new(&self.server_key)?,
+            self.committee.clone(),
+            &metrics,
+        )?;
+        let client_tls = tls::client_config(
+            &tls::TlsIdentity::new(&self.client_key)?,
+            self.server_key.public(),
+            &metrics,
+        )?;
+        Ok((server_tls, client_tls))
+    }
 }
 
 /// User + system CPU time of this process so far, and its minor page faults.
@@ -170,24 +199,19 @@ where
     }
 }
 
-/// Client side of one stream: `count` requests, at most `window` unanswered.
-async fn drive_stream<R, W>(
-    read: R,
-    write: W,
-    payload: Bytes,
-    count: usize,
-    window: usize,
-) -> anyhow::Result<()>
+/// Client side of one stream: `setup.count` requests of `setup.payload`, at most `setup.window`
+/// unanswered.
+async fn drive_stream<R, W>(read: R, write: W, setup: &Setup) -> anyhow::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let max = payload.len() + 16;
+    let max = setup.payload.len() + 16;
     let mut reader = FramedRead::new(read, codec(max));
     let mut writer = FramedWrite::new(write, codec(max));
-    let credit = Semaphore::new(window.max(1));
+    let credit = Semaphore::new(setup.window.max(1));
     let send = async {
-        for _ in 0..count {
+        for _ in 0..setup.count {
             // Flush only before waiting, as the library's sender does.
             let permit = match credit.try_acquire() {
                 Ok(permit) => permit,
@@ -197,13 +221,13 @@ where
                 }
             };
             permit.forget();
-            writer.feed(payload.clone()).await?;
+            writer.feed(setup.payload.clone()).await?;
         }
         flush(&mut writer).await?;
         anyhow::Ok(())
     };
     let receive = async {
-        for _ in 0..count {
+        for _ in 0..setup.count {
             let ack = reader
                 .next()
                 .await
@@ -217,28 +241,12 @@ where
     Ok(())
 }
 
-async fn bench_tcp(
-    args: &Args,
-    committee: Arc<Committee>,
-    server_key: &KeyPair,
-    client_key: &KeyPair,
-    payload: Bytes,
-    count: usize,
-) -> anyhow::Result<(Duration, Duration)> {
-    let metrics = NetworkMetrics::unregistered();
-    let server_tls = tls::server_config(
-        &tls::TlsIdentity::new(server_key)?,
-        committee.clone(),
-        &metrics,
-    )?;
-    let client_tls = tls::client_config(
-        &tls::TlsIdentity::new(client_key)?,
-        server_key.public(),
-        &metrics,
-    )?;
+async fn bench_tcp(setup: Setup) -> anyhow::Result<(Duration, Duration)> {
+    let (server_tls, client_tls) = setup.tls_configs()?;
+    let committee = setup.committee.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
-    let max = args.message_size + 16;
+    let max = setup.payload.len() + 16;
     let server = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await?;
         tcp.set_nodelay(true)?;
@@ -258,31 +266,15 @@ async fn bench_tcp(
         .connect(tls::server_name(), tcp)
         .await?;
     let (read, write) = tokio::io::split(stream);
-    let result = measure(drive_stream(read, write, payload, count, args.pipelining)).await;
+    let result = measure(drive_stream(read, write, &setup)).await;
     server.abort();
     result
 }
 
-async fn bench_quic(
-    args: &Args,
-    committee: Arc<Committee>,
-    server_key: &KeyPair,
-    client_key: &KeyPair,
-    payload: Bytes,
-    count: usize,
-) -> anyhow::Result<(Duration, Duration)> {
+async fn bench_quic(setup: Setup) -> anyhow::Result<(Duration, Duration)> {
     use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-    let metrics = NetworkMetrics::unregistered();
-    let server_tls = tls::server_config(
-        &tls::TlsIdentity::new(server_key)?,
-        committee.clone(),
-        &metrics,
-    )?;
-    let client_tls = tls::client_config(
-        &tls::TlsIdentity::new(client_key)?,
-        server_key.public(),
-        &metrics,
-    )?;
+    let (server_tls, client_tls) = setup.tls_configs()?;
+    let committee = setup.committee.clone();
     // Flow-control windows large enough that they, not the transport, never limit throughput.
     let mut transport = quinn::TransportConfig::default();
     transport
@@ -300,7 +292,7 @@ async fn bench_quic(
     let server_endpoint =
         quinn::Endpoint::server(server_config, "127.0.0.1:0".parse::<SocketAddr>()?)?;
     let address = server_endpoint.local_addr()?;
-    let max = args.message_size + 16;
+    let max = setup.payload.len() + 16;
     let server = tokio::spawn(async move {
         let incoming = server_endpoint.accept().await.context("endpoint closed")?;
         let connection = incoming.await?;
@@ -323,7 +315,7 @@ async fn bench_quic(
         .connect_with(client_config, address, tls::SERVER_NAME)?
         .await?;
     let (send, recv) = connection.open_bi().await?;
-    let result = measure(drive_stream(recv, send, payload, count, args.pipelining)).await;
+    let result = measure(drive_stream(recv, send, &setup)).await;
     server.abort();
     result
 }
@@ -341,31 +333,24 @@ impl Handler for Ack {
     }
 }
 
-async fn bench_lib(
-    args: &Args,
-    committee: Arc<Committee>,
-    server_key: &KeyPair,
-    client_key: &KeyPair,
-    payload: Bytes,
-    count: usize,
-) -> anyhow::Result<(Duration, Duration)> {
+async fn bench_lib(setup: Setup) -> anyhow::Result<(Duration, Duration)> {
     let metrics = Arc::new(NetworkMetrics::unregistered());
     let config = NetworkConfig {
-        max_message_size: args.message_size.max(1024),
-        max_in_flight_requests: args.pipelining.max(1),
+        max_message_size: setup.payload.len().max(1024),
+        max_in_flight_requests: setup.window.max(1),
         ..NetworkConfig::default()
     };
     let server = Server::spawn(
         "127.0.0.1:0".parse()?,
-        committee,
-        server_key,
+        setup.committee,
+        &setup.server_key,
         Arc::new(Ack),
         config.clone(),
         metrics.clone(),
     )
     .await?;
-    let sender = ReliableSender::new(client_key, config, metrics)?;
-    let peer = Peer::new(server.local_address(), server_key.public());
+    let sender = ReliableSender::new(&setup.client_key, config, metrics)?;
+    let peer = Peer::new(server.local_address(), setup.server_key.public());
     // Connect before measuring, as the other transports do.
     sender
         .send(&peer, Bytes::from_static(b"hello"))
@@ -373,11 +358,11 @@ async fn bench_lib(
         .await?;
     measure(async {
         let mut pending = FuturesOrdered::new();
-        for _ in 0..count {
-            if pending.len() >= args.pipelining.max(1) {
+        for _ in 0..setup.count {
+            if pending.len() >= setup.window.max(1) {
                 pending.next().await.context("no pending request")??;
             }
-            pending.push_back(sender.send(&peer, payload.clone()).await);
+            pending.push_back(sender.send(&peer, setup.payload.clone()).await);
         }
         while let Some(response) = pending.next().await {
             response?;

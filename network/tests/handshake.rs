@@ -9,7 +9,8 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
-use weft_network::{tls, NetworkConfig, NetworkMetrics};
+use weft_network::{tls, NetworkConfig, NetworkMetrics, ServerHandle};
+use weft_test_utils::CommitteeFixture;
 use weft_types::{KeyPair, PublicKey};
 
 /// Dials `address` as `keypair`, requiring the server to present `expected`.
@@ -39,28 +40,33 @@ async fn send_frame_and_read(stream: &mut TlsStream<TcpStream>, len: usize) -> b
     matches!(stream.read(&mut buf).await, Ok(n) if n > 0)
 }
 
+/// Dials `server` as authority `client` of `fixture`, requiring it to present the key of
+/// authority `expected`.
+async fn connect_member(
+    fixture: &CommitteeFixture,
+    client: u16,
+    server: &ServerHandle,
+    expected: u16,
+    metrics: &NetworkMetrics,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    raw_connect(
+        &fixture.keys[client as usize].network,
+        server.local_address(),
+        fixture.keys[expected as usize].network.public(),
+        metrics,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn committee_member_handshake_succeeds_and_gets_an_answer() {
     let fixture = fixture();
     let (echo, _seen) = Echo::new();
-    let server = serve(
-        &fixture,
-        0,
-        any_port(),
-        echo.clone(),
-        NetworkConfig::default(),
-        metrics(),
-    )
-    .await;
+    let server = serve_default(&fixture, 0, echo.clone()).await;
     let client_metrics = NetworkMetrics::unregistered();
-    let mut stream = guarded(raw_connect(
-        &fixture.keys[1].network,
-        server.local_address(),
-        fixture.keys[0].network.public(),
-        &client_metrics,
-    ))
-    .await
-    .unwrap();
+    let mut stream = guarded(connect_member(&fixture, 1, &server, 0, &client_metrics))
+        .await
+        .unwrap();
     assert!(guarded(send_frame_and_read(&mut stream, 5)).await);
     assert_eq!(echo.calls(), 1);
 }
@@ -69,24 +75,11 @@ async fn committee_member_handshake_succeeds_and_gets_an_answer() {
 async fn server_answers_what_it_read_then_closes_when_the_client_finishes() {
     let fixture = fixture();
     let (echo, _seen) = Echo::new();
-    let server = serve(
-        &fixture,
-        0,
-        any_port(),
-        echo,
-        NetworkConfig::default(),
-        metrics(),
-    )
-    .await;
+    let server = serve_default(&fixture, 0, echo).await;
     let client_metrics = NetworkMetrics::unregistered();
-    let mut stream = guarded(raw_connect(
-        &fixture.keys[1].network,
-        server.local_address(),
-        fixture.keys[0].network.public(),
-        &client_metrics,
-    ))
-    .await
-    .unwrap();
+    let mut stream = guarded(connect_member(&fixture, 1, &server, 0, &client_metrics))
+        .await
+        .unwrap();
     stream.write_all(b"\0\0\0\x02hi").await.unwrap();
     stream.shutdown().await.unwrap();
     let mut answer = Vec::new();
@@ -100,15 +93,8 @@ async fn client_outside_the_committee_is_refused_at_the_handshake() {
     let fixture = fixture();
     let server_metrics = metrics();
     let (echo, _seen) = Echo::new();
-    let server = serve(
-        &fixture,
-        0,
-        any_port(),
-        echo.clone(),
-        NetworkConfig::default(),
-        server_metrics.clone(),
-    )
-    .await;
+    let server =
+        serve_default_with_metrics(&fixture, 0, echo.clone(), server_metrics.clone()).await;
     let outsider = KeyPair::generate(&mut StdRng::seed_from_u64(99));
     assert!(fixture
         .committee
@@ -140,23 +126,9 @@ async fn client_refuses_a_server_presenting_another_committee_key() {
     let fixture = fixture();
     let (echo, _seen) = Echo::new();
     // The server is authority 0; the client expects authority 2 at that address.
-    let server = serve(
-        &fixture,
-        0,
-        any_port(),
-        echo.clone(),
-        NetworkConfig::default(),
-        metrics(),
-    )
-    .await;
+    let server = serve_default(&fixture, 0, echo.clone()).await;
     let client_metrics = NetworkMetrics::unregistered();
-    let connected = guarded(raw_connect(
-        &fixture.keys[1].network,
-        server.local_address(),
-        fixture.keys[2].network.public(),
-        &client_metrics,
-    ))
-    .await;
+    let connected = guarded(connect_member(&fixture, 1, &server, 2, &client_metrics)).await;
     let Err(error) = connected else {
         panic!("the handshake must fail");
     };
@@ -198,14 +170,9 @@ async fn frame_above_the_limit_closes_the_connection_before_the_handler() {
     )
     .await;
     let client_metrics = NetworkMetrics::unregistered();
-    let mut stream = guarded(raw_connect(
-        &fixture.keys[1].network,
-        server.local_address(),
-        fixture.keys[0].network.public(),
-        &client_metrics,
-    ))
-    .await
-    .unwrap();
+    let mut stream = guarded(connect_member(&fixture, 1, &server, 0, &client_metrics))
+        .await
+        .unwrap();
     assert!(!guarded(send_frame_and_read(&mut stream, 4096)).await);
     assert_eq!(echo.calls(), 0);
     let too_large = server_metrics

@@ -13,24 +13,8 @@ async fn committee_members_exchange_requests_and_responses() {
     let fixture = fixture();
     let metrics = metrics();
     let (echo, mut seen) = Echo::new();
-    let server0 = serve(
-        &fixture,
-        0,
-        any_port(),
-        echo.clone(),
-        NetworkConfig::default(),
-        metrics.clone(),
-    )
-    .await;
-    let server2 = serve(
-        &fixture,
-        2,
-        any_port(),
-        echo.clone(),
-        NetworkConfig::default(),
-        metrics.clone(),
-    )
-    .await;
+    let server0 = serve_default_with_metrics(&fixture, 0, echo.clone(), metrics.clone()).await;
+    let server2 = serve_default_with_metrics(&fixture, 2, echo.clone(), metrics.clone()).await;
     let sender = ReliableSender::new(
         &fixture.keys[1].network,
         NetworkConfig::default(),
@@ -115,25 +99,12 @@ async fn pipelined_requests_come_back_in_order() {
 async fn reliable_sender_delivers_once_the_server_comes_up() {
     let fixture = fixture();
     let address = free_address();
-    let sender = ReliableSender::new(
-        &fixture.keys[1].network,
-        NetworkConfig::default(),
-        metrics(),
-    )
-    .unwrap();
+    let sender = reliable_sender(&fixture, 1);
     let target = Peer::new(address, fixture.keys[0].network.public());
     let response = sender.send(&target, Bytes::from_static(b"early")).await;
 
     let (echo, mut seen) = Echo::new();
-    let _server = serve(
-        &fixture,
-        0,
-        address,
-        echo,
-        NetworkConfig::default(),
-        metrics(),
-    )
-    .await;
+    let _server = serve_default_at(&fixture, 0, address, echo).await;
     assert_eq!(
         guarded(response).await.unwrap(),
         Bytes::from_static(b"re:early")
@@ -145,27 +116,14 @@ async fn reliable_sender_delivers_once_the_server_comes_up() {
 async fn dropping_the_cancel_handler_cancels_the_request() {
     let fixture = fixture();
     let address = free_address();
-    let sender = ReliableSender::new(
-        &fixture.keys[1].network,
-        NetworkConfig::default(),
-        metrics(),
-    )
-    .unwrap();
+    let sender = reliable_sender(&fixture, 1);
     let target = Peer::new(address, fixture.keys[0].network.public());
     // Nobody listens yet, so the first request cannot have been delivered when it is dropped.
     drop(sender.send(&target, Bytes::from_static(b"cancelled")).await);
     let kept = sender.send(&target, Bytes::from_static(b"kept")).await;
 
     let (echo, mut seen) = Echo::new();
-    let _server = serve(
-        &fixture,
-        0,
-        address,
-        echo.clone(),
-        NetworkConfig::default(),
-        metrics(),
-    )
-    .await;
+    let _server = serve_default_at(&fixture, 0, address, echo.clone()).await;
     assert_eq!(guarded(kept).await.unwrap(), Bytes::from_static(b"re:kept"));
     // Requests are written in order, so a delivered "cancelled" would have been seen first.
     assert_eq!(seen.recv().await.unwrap().1, Bytes::from_static(b"kept"));
@@ -175,12 +133,7 @@ async fn dropping_the_cancel_handler_cancels_the_request() {
 #[tokio::test]
 async fn dropping_the_sender_fails_pending_requests() {
     let fixture = fixture();
-    let sender = ReliableSender::new(
-        &fixture.keys[1].network,
-        NetworkConfig::default(),
-        metrics(),
-    )
-    .unwrap();
+    let sender = reliable_sender(&fixture, 1);
     let target = Peer::new(free_address(), fixture.keys[0].network.public());
     let pending = sender.send(&target, Bytes::from_static(b"never")).await;
     drop(sender);
@@ -235,15 +188,7 @@ async fn handler_response_above_the_limit_becomes_an_error() {
 async fn best_effort_sender_delivers() {
     let fixture = fixture();
     let (echo, mut seen) = Echo::new();
-    let server = serve(
-        &fixture,
-        0,
-        any_port(),
-        echo,
-        NetworkConfig::default(),
-        metrics(),
-    )
-    .await;
+    let server = serve_default(&fixture, 0, echo).await;
     let sender = BestEffortSender::new(
         &fixture.keys[2].network,
         NetworkConfig::default(),
@@ -288,15 +233,7 @@ async fn best_effort_sender_drops_when_the_queue_is_full() {
 async fn shutdown_closes_the_listener() {
     let fixture = fixture();
     let (echo, _seen) = Echo::new();
-    let server = serve(
-        &fixture,
-        0,
-        any_port(),
-        echo,
-        NetworkConfig::default(),
-        metrics(),
-    )
-    .await;
+    let server = serve_default(&fixture, 0, echo).await;
     let address = server.local_address();
     guarded(server.shutdown()).await;
     assert!(tokio::net::TcpStream::connect(address).await.is_err());

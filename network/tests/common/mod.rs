@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use weft_network::{
-    Handler, HandlerError, NetworkConfig, NetworkMetrics, Peer, Server, ServerHandle,
+    Handler, HandlerError, NetworkConfig, NetworkMetrics, Peer, ReliableSender, Server,
+    ServerHandle,
 };
 use weft_test_utils::CommitteeFixture;
 use weft_types::AuthorityIndex;
@@ -101,6 +102,63 @@ pub async fn serve(
     )
     .await
     .expect("server starts")
+}
+
+/// Serves authority `index` of `fixture` on any port, with the default config and metrics of
+/// its own.
+pub async fn serve_default(
+    fixture: &CommitteeFixture,
+    index: u16,
+    handler: Arc<dyn Handler>,
+) -> ServerHandle {
+    serve_default_at(fixture, index, any_port(), handler).await
+}
+
+/// [`serve_default`] on `address`.
+pub async fn serve_default_at(
+    fixture: &CommitteeFixture,
+    index: u16,
+    address: SocketAddr,
+    handler: Arc<dyn Handler>,
+) -> ServerHandle {
+    serve(
+        fixture,
+        index,
+        address,
+        handler,
+        NetworkConfig::default(),
+        metrics(),
+    )
+    .await
+}
+
+/// [`serve_default`] counting into `metrics`.
+pub async fn serve_default_with_metrics(
+    fixture: &CommitteeFixture,
+    index: u16,
+    handler: Arc<dyn Handler>,
+    metrics: Arc<NetworkMetrics>,
+) -> ServerHandle {
+    serve(
+        fixture,
+        index,
+        any_port(),
+        handler,
+        NetworkConfig::default(),
+        metrics,
+    )
+    .await
+}
+
+/// A reliable sender for authority `index` of `fixture`, with the default config and metrics of
+/// its own.
+pub fn reliable_sender(fixture: &CommitteeFixture, index: u16) -> ReliableSender {
+    ReliableSender::new(
+        &fixture.keys[index as usize].network,
+        NetworkConfig::default(),
+        metrics(),
+    )
+    .expect("sender starts")
 }
 
 pub fn peer(fixture: &CommitteeFixture, index: u16, server: &ServerHandle) -> Peer {
