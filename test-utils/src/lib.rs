@@ -20,6 +20,13 @@ impl CommitteeFixture {
         Self::with_base_port(authorities, workers, 20_000, seed)
     }
 
+    /// A committee on 127.0.0.1 whose ports were all free when it was made (checked by binding
+    /// every one of them at once), for tests that start real servers. Tests running in parallel
+    /// in one process get disjoint ranges.
+    pub fn with_free_ports(authorities: usize, workers: u32, seed: u64) -> Self {
+        Self::with_base_port(authorities, workers, free_base_port(authorities, workers), seed)
+    }
+
     pub fn with_base_port(authorities: usize, workers: u32, base_port: u16, seed: u64) -> Self {
         let (keys, file) = local_committee(
             authorities,
@@ -108,6 +115,26 @@ impl CommitteeFixture {
             out.push(next);
         }
         out
+    }
+}
+
+/// A base port with room for a local committee's ports, all bindable right now. Ranges handed
+/// out in this process never overlap, whatever other tests do concurrently.
+pub fn free_base_port(authorities: usize, workers: u32) -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let count = (authorities * (1 + 2 * workers as usize)) as u16;
+    // Spread processes apart so parallel test binaries rarely probe the same ranges.
+    let start = 21_000 + (std::process::id() % 500) as u16 * 64;
+    loop {
+        let offset = NEXT.fetch_add(count, Ordering::Relaxed);
+        let base = 21_000 + (start - 21_000 + offset) % 40_000;
+        let listeners: Vec<_> = (0..count)
+            .map_while(|p| std::net::TcpListener::bind(("127.0.0.1", base + p)).ok())
+            .collect();
+        if listeners.len() == count as usize {
+            return base;
+        }
     }
 }
 
