@@ -13,3 +13,4 @@ pub use messages::{
     Batch, BatchDigest, Certificate, CertificateDigest, Header, HeaderDigest, Round, Transaction,
     Vote,
 };
+pub use messages::{BatchResponse, PrimaryToWorker, WorkerMessage, WorkerToPrimary};

@@ -4,11 +4,16 @@ mod batch;
 mod certificate;
 mod header;
 mod vote;
+mod worker;
 
 pub use batch::{Batch, BatchDigest, Transaction};
 pub use certificate::{Certificate, CertificateDigest};
 pub use header::{Header, HeaderDigest};
 pub use vote::Vote;
+pub use worker::{
+    is_primary_to_worker, BatchResponse, PrimaryToWorker, WorkerMessage, WorkerToPrimary,
+    MAX_BATCH_REQUEST, MAX_DIGESTS_PER_MESSAGE,
+};
 
 /// A DAG round. Round 0 holds only the genesis certificates.
 pub type Round = u64;
