@@ -2,10 +2,12 @@
 //! votes and certificates signed by them. Nothing here is used outside tests.
 
 use bytes::Bytes;
-use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
+use std::collections::HashMap;
 use weft_config::{local_committee, Keys};
 use weft_types::{
-    AuthorityIndex, Batch, BatchDigest, Certificate, Committee, Header, Round, Vote, WorkerId,
+    AuthorityIndex, Batch, BatchDigest, Certificate, CertificateDigest, Committee, Header, Round,
+    Stake, Vote, WorkerId,
 };
 
 /// A committee and every authority's keys, from a seed.
@@ -116,6 +118,123 @@ impl CommitteeFixture {
         }
         out
     }
+}
+
+/// The shape of a [`CommitteeFixture::random_dag`]: which authorities misbehave and how densely
+/// certificates link to the previous round.
+#[derive(Clone, Debug)]
+pub struct DagShape {
+    /// Certificates of rounds 1..=rounds are built.
+    pub rounds: Round,
+    /// Authorities that never produce a certificate.
+    pub silent: Vec<AuthorityIndex>,
+    /// Authorities whose certificates exist but are rarely referenced (they arrive late).
+    pub slow: Vec<AuthorityIndex>,
+    /// Chance that a certificate also references a non-slow parent beyond the quorum it needs.
+    pub extra_parent: f64,
+    /// Chance that a certificate references a given slow authority's certificate.
+    pub slow_parent: f64,
+}
+
+impl DagShape {
+    /// Every authority live and every parent beyond the quorum taken with probability one half.
+    pub fn live(rounds: Round) -> Self {
+        Self {
+            rounds,
+            silent: Vec::new(),
+            slow: Vec::new(),
+            extra_parent: 0.5,
+            slow_parent: 0.5,
+        }
+    }
+}
+
+impl CommitteeFixture {
+    /// Certificates of rounds 0 (genesis) ..= `shape.rounds`, indexed by round. Each live
+    /// authority's certificate references a random set of previous-round certificates with at
+    /// least quorum stake: non-slow ones first until the quorum is reached, then each further
+    /// one by chance. Deterministic in `rng`.
+    pub fn random_dag(&self, shape: &DagShape, rng: &mut StdRng) -> Vec<Vec<Certificate>> {
+        let stake = |c: &Certificate| self.committee.stake(c.author());
+        let mut out = vec![Certificate::genesis(&self.committee)];
+        for round in 1..=shape.rounds {
+            let previous = out.last().expect("genesis is there");
+            let (mut slow, mut fast): (Vec<&Certificate>, Vec<&Certificate>) = previous
+                .iter()
+                .partition(|c| c.round() > 0 && shape.slow.contains(&c.author()));
+            let mut next = Vec::new();
+            for author in self.authorities() {
+                if shape.silent.contains(&author) {
+                    continue;
+                }
+                fast.shuffle(rng);
+                slow.shuffle(rng);
+                let mut parents = Vec::new();
+                let mut parent_stake: Stake = 0;
+                for c in fast.iter().chain(slow.iter()) {
+                    let is_slow = shape.slow.contains(&c.author()) && c.round() > 0;
+                    let wanted = if parent_stake < self.committee.quorum_threshold() {
+                        true
+                    } else if is_slow {
+                        rng.gen_bool(shape.slow_parent)
+                    } else {
+                        rng.gen_bool(shape.extra_parent)
+                    };
+                    if wanted {
+                        parent_stake += stake(c);
+                        parents.push((*c).clone());
+                    }
+                }
+                assert!(
+                    parent_stake >= self.committee.quorum_threshold(),
+                    "round {round}: too many silent authorities for a quorum"
+                );
+                next.push(self.certificate(self.header(author, round, &parents, vec![])));
+            }
+            out.push(next);
+        }
+        out
+    }
+}
+
+/// A random causal (topological) order of the certificates of rounds ≥ 1 in `dag`: each
+/// certificate comes after all its parents. A drawn certificate of a `slow` authority is redrawn
+/// three times in four, so those tend to arrive late. Deterministic in `rng`.
+pub fn causal_order(
+    dag: &[Vec<Certificate>],
+    slow: &[AuthorityIndex],
+    rng: &mut StdRng,
+) -> Vec<Certificate> {
+    let all: Vec<&Certificate> = dag.iter().flatten().filter(|c| c.round() > 0).collect();
+    let position: HashMap<CertificateDigest, usize> =
+        all.iter().enumerate().map(|(i, c)| (c.digest(), i)).collect();
+    let mut waiting_for = vec![0usize; all.len()];
+    let mut children = vec![Vec::new(); all.len()];
+    for (i, c) in all.iter().enumerate() {
+        for p in &c.header.parents {
+            if let Some(&j) = position.get(p) {
+                waiting_for[i] += 1;
+                children[j].push(i);
+            }
+        }
+    }
+    let mut ready: Vec<usize> = (0..all.len()).filter(|i| waiting_for[*i] == 0).collect();
+    let mut out = Vec::with_capacity(all.len());
+    while !ready.is_empty() {
+        let mut pick = rng.gen_range(0..ready.len());
+        if slow.contains(&all[ready[pick]].author()) && !rng.gen_bool(0.25) {
+            pick = rng.gen_range(0..ready.len());
+        }
+        let i = ready.swap_remove(pick);
+        out.push(all[i].clone());
+        for &child in &children[i] {
+            waiting_for[child] -= 1;
+            if waiting_for[child] == 0 {
+                ready.push(child);
+            }
+        }
+    }
+    out
 }
 
 /// A base port with room for a local committee's ports, all bindable right now. Ranges handed
