@@ -1,7 +1,9 @@
 //! Keys are encoded big-endian so that RocksDB's byte order is their numeric order and range
 //! scans by round work.
 
-use weft_types::{AuthorityIndex, BatchDigest, CertificateDigest, Digest, HeaderDigest, Round};
+use weft_types::{
+    AuthorityIndex, BatchDigest, CertificateDigest, Digest, HeaderDigest, Round, WorkerId,
+};
 
 pub trait Key: Sized {
     fn to_key(&self) -> Vec<u8>;
@@ -64,5 +66,22 @@ impl Key for String {
     }
     fn from_key(bytes: &[u8]) -> Option<Self> {
         String::from_utf8(bytes.to_vec()).ok()
+    }
+}
+
+impl Key for (BatchDigest, WorkerId) {
+    fn to_key(&self) -> Vec<u8> {
+        let mut k = self.0 .0 .0.to_vec();
+        k.extend_from_slice(&self.1.to_be_bytes());
+        k
+    }
+    fn from_key(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != 36 {
+            return None;
+        }
+        Some((
+            BatchDigest(Digest(bytes[..32].try_into().ok()?)),
+            WorkerId::from_be_bytes(bytes[32..].try_into().ok()?),
+        ))
     }
 }

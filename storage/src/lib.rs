@@ -58,16 +58,20 @@ pub enum Column {
     Votes,
     /// Named consensus state records.
     Consensus,
+    /// (batch digest, worker id) → round it was reported in: batches a primary knows are
+    /// stored by its own workers, so headers carrying them can be voted for.
+    Payload,
 }
 
 impl Column {
-    pub const ALL: [Column; 6] = [
+    pub const ALL: [Column; 7] = [
         Column::Batches,
         Column::Headers,
         Column::Certificates,
         Column::CertificatesByRound,
         Column::Votes,
         Column::Consensus,
+        Column::Payload,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +82,7 @@ impl Column {
             Column::CertificatesByRound => "certificates_by_round",
             Column::Votes => "votes",
             Column::Consensus => "consensus",
+            Column::Payload => "payload",
         }
     }
 }

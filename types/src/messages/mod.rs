@@ -3,12 +3,14 @@
 mod batch;
 mod certificate;
 mod header;
+mod primary;
 mod vote;
 mod worker;
 
 pub use batch::{Batch, BatchDigest, Transaction};
 pub use certificate::{Certificate, CertificateDigest};
 pub use header::{Header, HeaderDigest};
+pub use primary::{CertificatesResponse, PrimaryMessage, MAX_CERTIFICATES_REQUEST};
 pub use vote::Vote;
 pub use worker::{
     is_primary_to_worker, BatchResponse, PrimaryToWorker, WorkerMessage, WorkerToPrimary,
