@@ -49,6 +49,21 @@ impl Dag {
         dag
     }
 
+    /// An empty DAG whose rounds ≤ `gc_round` were garbage collected (after a restart: the
+    /// stored certificates above it are inserted next, in round order). With `gc_round` 0 it
+    /// holds genesis, like [`Dag::new`].
+    pub fn recover(committee: Committee, gc_round: Round) -> Self {
+        if gc_round == 0 {
+            return Self::new(committee);
+        }
+        Self {
+            gc_round,
+            rounds: BTreeMap::new(),
+            index: HashMap::new(),
+            committee,
+        }
+    }
+
     fn store(&mut self, certificate: Certificate) {
         let (round, author) = (certificate.round(), certificate.author());
         self.index.insert(certificate.digest(), (round, author));

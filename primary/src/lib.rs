@@ -1,6 +1,276 @@
 //! The primary: proposes headers, votes, forms certificates and builds the certified DAG.
-//! Its pure bookkeeping (`dag`) and the durable vote record (`votes`) are here; the actors
-//! around them arrive with issue #3.
+//!
+//! The protocol logic is a deterministic state machine ([`core::Core`], on top of the pure
+//! [`dag::Dag`]); the actors around it do the I/O:
+//! - the network handler verifies what peers send before anything else and answers sync
+//!   requests from storage (`handler`);
+//! - the runner feeds the core and carries out its outputs (`runner`);
+//! - the certificate synchronizer fetches missing parents and whole ranges (`synchronizer`);
+//! - the payload synchronizer has this authority's workers fetch missing batches (`payload`).
+//!
+//! Certificates leave through the `tx_consensus` channel in causal order; consensus reports
+//! committed leader rounds back, which drives garbage collection in memory and on disk.
 
+pub mod core;
 pub mod dag;
+mod handler;
+mod metrics;
+mod payload;
+mod runner;
+mod synchronizer;
 pub mod votes;
+
+pub use crate::core::LeaderFn;
+pub use metrics::PrimaryMetrics;
+pub use runner::CoreInput;
+
+use crate::core::{Core, CoreConfig, Recovered};
+use std::sync::Arc;
+use thiserror::Error;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use weft_config::Parameters;
+use weft_network::{
+    NetworkConfig, NetworkError, NetworkMetrics, ReliableSender, Server, ServerHandle,
+};
+use weft_storage::{Column, Map, Store, StoreError};
+use weft_types::{
+    AuthorityIndex, BatchDigest, Certificate, CertificateDigest, Committee, Header, HeaderDigest,
+    KeyPair, Round, WorkerId,
+};
+
+/// Key of the primary's GC round in the consensus column.
+pub const GC_ROUND_KEY: &str = "primary_gc_round";
+
+#[derive(Debug, Error)]
+pub enum PrimaryError {
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("network: {0}")]
+    Network(#[from] NetworkError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("authority {0} is not in the committee")]
+    NotInCommittee(AuthorityIndex),
+}
+
+/// The primary's typed views of the store.
+#[derive(Clone)]
+pub struct PrimaryStores {
+    pub store: Store,
+    pub votes: Map<AuthorityIndex, (Round, HeaderDigest)>,
+    pub headers: Map<HeaderDigest, Header>,
+    pub certificates: Map<CertificateDigest, Certificate>,
+    pub certificates_by_round: Map<(Round, AuthorityIndex), CertificateDigest>,
+    pub payload: Map<(BatchDigest, WorkerId), u64>,
+    pub consensus: Map<String, u64>,
+}
+
+impl PrimaryStores {
+    pub fn new(store: &Store) -> Self {
+        Self {
+            store: store.clone(),
+            votes: store.map(Column::Votes),
+            headers: store.map(Column::Headers),
+            certificates: store.map(Column::Certificates),
+            certificates_by_round: store.map(Column::CertificatesByRound),
+            payload: store.map(Column::Payload),
+            consensus: store.map(Column::Consensus),
+        }
+    }
+
+    /// What a restarting primary needs: its vote record, its GC round, the certificates
+    /// above it and its latest header.
+    fn recover(&self, me: AuthorityIndex) -> Result<Recovered, StoreError> {
+        let votes = self.votes.iter()?;
+        let gc_round = self.consensus.get(&GC_ROUND_KEY.to_string())?.unwrap_or(0);
+        let digests: Vec<CertificateDigest> = self
+            .certificates_by_round
+            .range(
+                &(gc_round + 1, AuthorityIndex(0)),
+                &(Round::MAX, AuthorityIndex(0)),
+                usize::MAX,
+            )?
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect();
+        let certificates = self
+            .certificates
+            .multi_get(digests.iter())?
+            .into_iter()
+            .flatten()
+            .collect();
+        let last_header = match votes.iter().find(|(a, _)| *a == me) {
+            Some((_, (_, digest))) => self.headers.get(digest)?,
+            None => None,
+        };
+        Ok(Recovered {
+            votes,
+            certificates,
+            gc_round,
+            last_header,
+        })
+    }
+}
+
+/// Everything a primary needs to run.
+pub struct PrimaryArgs {
+    pub authority: AuthorityIndex,
+    pub committee: Arc<Committee>,
+    pub parameters: Parameters,
+    /// Signs headers and votes.
+    pub protocol_keypair: KeyPair,
+    /// Authenticates this authority's links.
+    pub network_keypair: KeyPair,
+    pub store: Store,
+    pub leader: LeaderFn,
+    pub metrics: Arc<PrimaryMetrics>,
+    pub network_metrics: Arc<NetworkMetrics>,
+    /// Certificates, in causal order, for consensus.
+    pub tx_consensus: mpsc::Sender<Certificate>,
+    /// Leader rounds consensus committed; drives garbage collection.
+    pub rx_committed: mpsc::Receiver<Round>,
+}
+
+/// A running primary. Dropping it stops serving; [`PrimaryHandle::shutdown`] waits for that.
+pub struct PrimaryHandle {
+    server: ServerHandle,
+    tasks: Vec<JoinHandle<()>>,
+    /// Where verified messages enter the core (tests inject with it).
+    pub tx_core: mpsc::Sender<CoreInput>,
+}
+
+impl PrimaryHandle {
+    pub fn local_address(&self) -> std::net::SocketAddr {
+        self.server.local_address()
+    }
+
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+pub struct Primary;
+
+impl Primary {
+    /// Recovers the primary's state from `store` and starts its server and actors.
+    pub async fn spawn(args: PrimaryArgs) -> Result<PrimaryHandle, PrimaryError> {
+        let PrimaryArgs {
+            authority: me,
+            committee,
+            parameters,
+            protocol_keypair,
+            network_keypair,
+            store,
+            leader,
+            metrics,
+            network_metrics,
+            tx_consensus,
+            rx_committed,
+        } = args;
+        let address = committee
+            .authority(me)
+            .ok_or(PrimaryError::NotInCommittee(me))?
+            .primary_address;
+        let stores = PrimaryStores::new(&store);
+        let recovered = stores.recover(me)?;
+        let gc_round = recovered.gc_round;
+        let config = CoreConfig {
+            gc_depth: parameters.gc_depth,
+            header_num_of_batches_threshold: parameters.header_num_of_batches_threshold,
+            max_header_num_of_batches: parameters.max_header_num_of_batches,
+            max_header_delay_ms: parameters.max_header_delay_ms,
+        };
+        let core = Core::recover(
+            me,
+            (*committee).clone(),
+            protocol_keypair,
+            config,
+            leader,
+            recovered,
+        );
+        tracing::info!(authority = %me, round = core.round(), gc_round, dag_round = core.dag().highest_round(), "primary recovered");
+        let network_config = NetworkConfig {
+            max_message_size: parameters.max_message_size,
+            ..NetworkConfig::default()
+        };
+        let sender = ReliableSender::new(
+            &network_keypair,
+            network_config.clone(),
+            network_metrics.clone(),
+        )?;
+        let (tx_core, rx_core) = mpsc::channel(runner::CORE_CHANNEL_CAPACITY);
+        // Unbounded on purpose: the core emits each fetch once per missing item, so what it
+        // can queue is bounded by its own pending sets, and a bounded channel here would let
+        // the core and a synchronizer that feeds it wait on each other.
+        let (tx_sync, rx_sync) = mpsc::unbounded_channel();
+        let (tx_payload, rx_payload) = mpsc::unbounded_channel();
+        let (tx_gc_round, rx_gc_round) = watch::channel(gc_round);
+        let handler = handler::PrimaryHandler {
+            me,
+            committee: committee.clone(),
+            stores: stores.clone(),
+            tx_core: tx_core.clone(),
+            metrics: metrics.clone(),
+            max_message_size: parameters.max_message_size,
+            max_certificates_per_fetch: parameters.max_certificates_per_fetch,
+        };
+        let server = Server::spawn(
+            address,
+            committee.clone(),
+            &network_keypair,
+            Arc::new(handler),
+            network_config,
+            network_metrics,
+        )
+        .await?;
+        let tasks = vec![
+            synchronizer::Synchronizer::spawn(
+                me,
+                committee.clone(),
+                sender.clone(),
+                stores.certificates.clone(),
+                &parameters,
+                metrics.clone(),
+                rx_sync,
+                tx_core.clone(),
+                rx_gc_round.clone(),
+            ),
+            payload::PayloadSynchronizer::spawn(
+                me,
+                &committee,
+                stores.payload.clone(),
+                sender.clone(),
+                metrics.clone(),
+                rx_payload,
+                tx_core.clone(),
+                rx_gc_round,
+            ),
+            runner::Runner::spawn(
+                core,
+                &committee,
+                stores,
+                sender,
+                parameters.gc_depth,
+                metrics,
+                rx_core,
+                rx_committed,
+                tx_consensus,
+                tx_sync,
+                tx_payload,
+                tx_gc_round,
+            ),
+        ];
+        Ok(PrimaryHandle {
+            server,
+            tasks,
+            tx_core,
+        })
+    }
+}

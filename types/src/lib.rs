@@ -14,3 +14,4 @@ pub use messages::{
     Vote,
 };
 pub use messages::{BatchResponse, PrimaryToWorker, WorkerMessage, WorkerToPrimary};
+pub use messages::{CertificatesResponse, PrimaryMessage};

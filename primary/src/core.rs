@@ -1,0 +1,762 @@
+//! The primary's protocol logic as a deterministic state machine: headers, votes and
+//! certificates in; votes, headers, certificates, fetch requests and records to persist out.
+//!
+//! No sockets, clocks or randomness: time comes in as [`Core::tick`] readings (milliseconds on
+//! any monotonic clock), and every effect is an [`Output`] the caller performs. The caller
+//! must act on the outputs of one call **in order**, and must finish a `PersistVote` (synced to
+//! disk) before sending anything that follows it — that is what keeps invariant 1 across
+//! restarts. Messages given to the core must already be verified against the committee
+//! (`Header::verify`, `Vote::verify`, `Certificate::verify`); the core checks how they fit the
+//! DAG and the vote record.
+
+use crate::dag::{Dag, Insert};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use thiserror::Error;
+use weft_types::{
+    AuthorityIndex, BatchDigest, Certificate, CertificateDigest, Committee, Header, HeaderDigest,
+    KeyPair, Round, Signature, Stake, Vote, WorkerId,
+};
+
+/// Who leads an even round. Shared with consensus so that proposers wait for the same leader
+/// that consensus will try to commit.
+pub type LeaderFn = Arc<dyn Fn(Round) -> AuthorityIndex + Send + Sync>;
+
+/// Certificates further than this many rounds above the highest round with a quorum are not
+/// chased parent by parent: the primary fell behind and catches up by range.
+pub const CATCH_UP_DISTANCE: Round = 4;
+
+/// Headers and certificates waiting for parents are kept only this many rounds above the DAG's
+/// highest round, so a flood of far-future messages cannot grow memory.
+pub const MAX_PENDING_ROUNDS: Round = 1_000;
+
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    pub gc_depth: Round,
+    pub header_num_of_batches_threshold: usize,
+    pub max_header_num_of_batches: usize,
+    pub max_header_delay_ms: u64,
+}
+
+/// An effect for the caller to carry out, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Record, synced to disk, that this authority voted for `digest` as `author`'s header of
+    /// `round`. Nothing after it may be sent before it is durable.
+    PersistVote {
+        author: AuthorityIndex,
+        round: Round,
+        digest: HeaderDigest,
+    },
+    /// Store this primary's new header (to broadcast it again after a restart).
+    StoreHeader(Header),
+    BroadcastHeader(Header),
+    SendVote {
+        to: AuthorityIndex,
+        vote: Vote,
+    },
+    BroadcastCertificate(Certificate),
+    /// A certificate joined the DAG. Emitted in causal order: store it, hand it to consensus.
+    NewCertificate(Certificate),
+    /// Parents (of round `round − 1`) that are missing; ask `from`, who referenced them, first.
+    FetchCertificates {
+        from: AuthorityIndex,
+        round: Round,
+        digests: Vec<CertificateDigest>,
+    },
+    /// This primary is behind: fetch certificates by range from `from_round`, asking `from`.
+    FetchRange {
+        from: AuthorityIndex,
+        from_round: Round,
+    },
+    /// Make a header's batches available locally (its author's workers hold them). When they
+    /// are and `notify` is set, call [`Core::payload_available`] with the header's digest.
+    SyncPayload {
+        header: HeaderDigest,
+        author: AuthorityIndex,
+        round: Round,
+        payload: Vec<(BatchDigest, WorkerId)>,
+        notify: bool,
+    },
+    /// Rounds ≤ `gc_round` were dropped from memory; `certificates` are the ones dropped, so
+    /// their stored copies and batches can be deleted.
+    GarbageCollected {
+        gc_round: Round,
+        certificates: Vec<Certificate>,
+    },
+}
+
+/// Why an input was refused. Each is counted by [`CoreError::kind`].
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum CoreError {
+    #[error("round {round} is at or below the GC round {gc_round}")]
+    TooOld { round: Round, gc_round: Round },
+    #[error("round {round} is more than {MAX_PENDING_ROUNDS} rounds ahead of the DAG ({highest})")]
+    TooFarAhead { round: Round, highest: Round },
+    #[error("{author} sent a second header for round {round}")]
+    Equivocation {
+        author: AuthorityIndex,
+        round: Round,
+    },
+    #[error("already voted for {author} at round {voted}, later than {round}")]
+    StaleHeader {
+        author: AuthorityIndex,
+        round: Round,
+        voted: Round,
+    },
+    #[error("header carries {count} batches, at most {limit} are allowed")]
+    TooManyBatches { count: usize, limit: usize },
+    #[error("parents carry {stake} stake, {needed} is needed")]
+    InsufficientParents { stake: Stake, needed: Stake },
+    #[error("a vote for a header that is not this primary's current one")]
+    UnexpectedVote,
+    #[error("a different certificate of {author} round {round} is already held")]
+    ConflictingCertificate {
+        author: AuthorityIndex,
+        round: Round,
+    },
+}
+
+impl CoreError {
+    /// Short stable label for the rejection metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::TooOld { .. } => "too_old",
+            Self::TooFarAhead { .. } => "too_far_ahead",
+            Self::Equivocation { .. } => "equivocation",
+            Self::StaleHeader { .. } => "stale_header",
+            Self::TooManyBatches { .. } => "too_many_batches",
+            Self::InsufficientParents { .. } => "insufficient_parents",
+            Self::UnexpectedVote => "unexpected_vote",
+            Self::ConflictingCertificate { .. } => "conflicting_certificate",
+        }
+    }
+
+    /// A message that is merely late or out of date (debug), as opposed to one only a
+    /// Byzantine peer sends (warning).
+    pub fn is_benign(&self) -> bool {
+        matches!(
+            self,
+            Self::TooOld { .. } | Self::UnexpectedVote | Self::StaleHeader { .. }
+        )
+    }
+}
+
+/// What a primary persisted, to rebuild its core after a restart.
+#[derive(Default)]
+pub struct Recovered {
+    /// The vote record: last (round, header digest) voted for, per author.
+    pub votes: Vec<(AuthorityIndex, (Round, HeaderDigest))>,
+    /// Every stored certificate above `gc_round`, in any order.
+    pub certificates: Vec<Certificate>,
+    pub gc_round: Round,
+    /// This primary's latest header, if it proposed any.
+    pub last_header: Option<Header>,
+}
+
+/// The header this primary proposed last and the votes it has for it.
+struct OwnHeader {
+    header: Header,
+    votes: BTreeMap<AuthorityIndex, Signature>,
+    stake: Stake,
+    certified: bool,
+}
+
+/// A header waiting for its parents or its payload before it can be voted for.
+struct PendingHeader {
+    header: Header,
+    payload_ready: bool,
+}
+
+pub struct Core {
+    me: AuthorityIndex,
+    committee: Committee,
+    keypair: KeyPair,
+    config: CoreConfig,
+    leader: LeaderFn,
+    dag: Dag,
+    /// Mirror of the durable vote record.
+    votes: HashMap<AuthorityIndex, (Round, HeaderDigest)>,
+    /// Headers of others being processed: at most one per (author, round).
+    pending_headers: HashMap<(AuthorityIndex, Round), PendingHeader>,
+    /// Certificates waiting for parents, by digest.
+    pending_certificates: HashMap<CertificateDigest, Certificate>,
+    /// Which pending headers and certificates wait for a missing certificate.
+    waiting_on: HashMap<CertificateDigest, Vec<Waiter>>,
+    /// Headers whose payload was already requested, by round (for GC).
+    payload_requested: BTreeMap<Round, HashSet<HeaderDigest>>,
+    own: Option<OwnHeader>,
+    /// Round of this primary's latest header.
+    round: Round,
+    /// Highest round of any certificate received (a header's round proves nothing: one
+    /// Byzantine author could sign any round).
+    highest_seen: Round,
+    /// Own batches not yet in a header, in the order the workers reported them.
+    batches: VecDeque<(BatchDigest, WorkerId)>,
+    last_proposal_ms: u64,
+    now_ms: u64,
+    outputs: Vec<Output>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Waiter {
+    Header((AuthorityIndex, Round)),
+    Certificate(CertificateDigest),
+}
+
+impl Core {
+    /// A core for a fresh authority (empty store).
+    pub fn new(
+        me: AuthorityIndex,
+        committee: Committee,
+        keypair: KeyPair,
+        config: CoreConfig,
+        leader: LeaderFn,
+    ) -> Self {
+        Self::recover(me, committee, keypair, config, leader, Recovered::default())
+    }
+
+    /// Rebuilds the core from what the primary stored. A header it proposed but did not see
+    /// certified is broadcast again (same header, so no equivocation); it never proposes
+    /// again for a round it already proposed in.
+    pub fn recover(
+        me: AuthorityIndex,
+        committee: Committee,
+        keypair: KeyPair,
+        config: CoreConfig,
+        leader: LeaderFn,
+        recovered: Recovered,
+    ) -> Self {
+        let mut dag = Dag::recover(committee.clone(), recovered.gc_round);
+        let mut certificates = recovered.certificates;
+        certificates.sort_by_key(|c| (c.round(), c.author()));
+        for c in certificates {
+            // Stored certificates were inserted in causal order once; anything that does not
+            // fit any more (parents below a newer GC round count as present) is dropped.
+            let _ = dag.insert(c);
+        }
+        let votes: HashMap<_, _> = recovered.votes.into_iter().collect();
+        let mut core = Self {
+            me,
+            committee,
+            keypair,
+            config,
+            leader,
+            dag,
+            round: votes.get(&me).map_or(0, |(r, _)| *r),
+            votes,
+            highest_seen: 0,
+            pending_headers: HashMap::new(),
+            pending_certificates: HashMap::new(),
+            waiting_on: HashMap::new(),
+            payload_requested: BTreeMap::new(),
+            own: None,
+            batches: VecDeque::new(),
+            last_proposal_ms: 0,
+            now_ms: 0,
+            outputs: Vec::new(),
+        };
+        if let Some(header) = recovered.last_header.filter(|h| h.round == core.round) {
+            let certified = core
+                .dag
+                .certificate_of(header.round, me)
+                .is_some_and(|c| c.header.digest() == header.digest());
+            if !certified && header.round > core.dag.gc_round() {
+                let vote = Vote::new(&header, me, &core.keypair);
+                core.outputs.push(Output::BroadcastHeader(header.clone()));
+                core.own = Some(OwnHeader {
+                    votes: BTreeMap::from([(me, vote.signature)]),
+                    stake: core.committee.stake(me),
+                    header,
+                    certified: false,
+                });
+            }
+        }
+        core
+    }
+
+    pub fn me(&self) -> AuthorityIndex {
+        self.me
+    }
+
+    /// Round and digest of this primary's latest header, if any.
+    pub fn last_header_digest(&self) -> Option<(Round, HeaderDigest)> {
+        self.votes.get(&self.me).copied()
+    }
+
+    pub fn dag(&self) -> &Dag {
+        &self.dag
+    }
+
+    /// Round of this primary's latest header.
+    pub fn round(&self) -> Round {
+        self.round
+    }
+
+    /// The effects produced since the last call, to be carried out in order.
+    pub fn take_outputs(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.outputs)
+    }
+
+    /// When [`Core::tick`] should be called next at the latest (for the header timer).
+    pub fn next_deadline_ms(&self) -> u64 {
+        self.deadline_for(self.round + 1)
+    }
+
+    /// When the header timer for a header of `round` expires.
+    fn deadline_for(&self, round: Round) -> u64 {
+        let mut delay = self.config.max_header_delay_ms;
+        if round % 2 == 0 && (self.leader)(round) == self.me {
+            // The next leader proposes early so its header has time to gather support.
+            delay /= 2;
+        }
+        self.last_proposal_ms + delay
+    }
+
+    /// Number of headers and certificates waiting for something (memory bound checks).
+    pub fn pending_len(&self) -> usize {
+        self.pending_headers.len() + self.pending_certificates.len()
+    }
+
+    /// A clock reading; may propose a header.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.try_propose();
+    }
+
+    /// A batch sealed by one of this authority's workers and stored by a quorum.
+    pub fn add_batch(&mut self, digest: BatchDigest, worker: WorkerId) {
+        self.batches.push_back((digest, worker));
+        self.try_propose();
+    }
+
+    /// Another authority's header, signature already verified.
+    pub fn handle_header(&mut self, header: Header) -> Result<(), CoreError> {
+        let (author, round, digest) = (header.author, header.round, header.digest());
+        self.check_round(round)?;
+        if header.payload.len() > self.config.max_header_num_of_batches {
+            return Err(CoreError::TooManyBatches {
+                count: header.payload.len(),
+                limit: self.config.max_header_num_of_batches,
+            });
+        }
+        match self.votes.get(&author) {
+            Some((voted, voted_digest)) if *voted == round && *voted_digest == digest => {
+                // A retransmission: the vote is already on disk; send it again.
+                let vote = Vote::new(&header, self.me, &self.keypair);
+                self.send_vote(author, vote);
+                return Ok(());
+            }
+            Some((voted, _)) if *voted == round => {
+                return Err(CoreError::Equivocation { author, round })
+            }
+            Some((voted, _)) if *voted > round => {
+                return Err(CoreError::StaleHeader {
+                    author,
+                    round,
+                    voted: *voted,
+                })
+            }
+            _ => {}
+        }
+        if let Some(other) = self.pending_headers.get(&(author, round)) {
+            return if other.header.digest() == digest {
+                Ok(())
+            } else {
+                Err(CoreError::Equivocation { author, round })
+            };
+        }
+        self.pending_headers.insert(
+            (author, round),
+            PendingHeader {
+                header,
+                payload_ready: false,
+            },
+        );
+        self.process_header((author, round))
+    }
+
+    /// The batches of `author`'s header `digest` of `round` are stored locally (the answer to
+    /// a `SyncPayload` with `notify`).
+    pub fn payload_available(
+        &mut self,
+        author: AuthorityIndex,
+        round: Round,
+        digest: HeaderDigest,
+    ) -> Result<(), CoreError> {
+        match self.pending_headers.get_mut(&(author, round)) {
+            Some(p) if p.header.digest() == digest => {
+                p.payload_ready = true;
+                self.process_header((author, round))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A vote for this primary's header, signature already verified.
+    pub fn handle_vote(&mut self, vote: Vote) -> Result<(), CoreError> {
+        let quorum = self.committee.quorum_threshold();
+        let own = match &mut self.own {
+            Some(own) if own.header.digest() == vote.header_digest && vote.origin == self.me => own,
+            _ => return Err(CoreError::UnexpectedVote),
+        };
+        if own.certified || own.votes.contains_key(&vote.author) {
+            return Ok(());
+        }
+        own.votes.insert(vote.author, vote.signature);
+        own.stake += self.committee.stake(vote.author);
+        if own.stake < quorum {
+            return Ok(());
+        }
+        own.certified = true;
+        let votes = own.votes.iter().map(|(a, s)| (*a, *s));
+        let certificate = Certificate::new(&self.committee, own.header.clone(), votes)
+            .expect("votes were counted to quorum stake");
+        self.outputs
+            .push(Output::BroadcastCertificate(certificate.clone()));
+        self.handle_certificate(certificate)
+    }
+
+    /// A certificate, already verified (or formed here).
+    pub fn handle_certificate(&mut self, certificate: Certificate) -> Result<(), CoreError> {
+        let round = certificate.round();
+        if round <= self.dag.gc_round() || self.dag.contains(&certificate.digest()) {
+            return Ok(());
+        }
+        self.check_round(round)?;
+        let header = &certificate.header;
+        if header.author != self.me
+            && self
+                .payload_requested
+                .get(&round)
+                .is_none_or(|s| !s.contains(&header.digest()))
+        {
+            // Certified batches are stored by ≥ validity stake: fetch them for the output,
+            // without waiting for them to insert the certificate.
+            self.request_payload(header.clone(), false);
+        }
+        self.highest_seen = self.highest_seen.max(round);
+        let digest = certificate.digest();
+        self.pending_certificates.insert(digest, certificate);
+        self.process_certificate(digest)
+    }
+
+    /// Consensus committed the leader of `leader_round`: drop what is now below GC.
+    pub fn handle_committed(&mut self, leader_round: Round) {
+        let gc_round = leader_round.saturating_sub(self.config.gc_depth);
+        if gc_round <= self.dag.gc_round() {
+            return;
+        }
+        let certificates = self.dag.garbage_collect(gc_round);
+        self.pending_headers
+            .retain(|(_, round), _| *round > gc_round);
+        self.pending_certificates
+            .retain(|_, c| c.round() > gc_round);
+        let live: HashSet<CertificateDigest> = self.pending_certificates.keys().copied().collect();
+        let headers: HashSet<(AuthorityIndex, Round)> =
+            self.pending_headers.keys().copied().collect();
+        self.waiting_on.retain(|_, waiters| {
+            waiters.retain(|w| match w {
+                Waiter::Header(d) => headers.contains(d),
+                Waiter::Certificate(d) => live.contains(d),
+            });
+            !waiters.is_empty()
+        });
+        self.payload_requested = self.payload_requested.split_off(&(gc_round + 1));
+        self.outputs.push(Output::GarbageCollected {
+            gc_round,
+            certificates,
+        });
+        self.try_propose();
+    }
+
+    fn check_round(&self, round: Round) -> Result<(), CoreError> {
+        let gc_round = self.dag.gc_round();
+        if round <= gc_round {
+            return Err(CoreError::TooOld { round, gc_round });
+        }
+        let highest = self.dag.highest_round();
+        if round > highest + MAX_PENDING_ROUNDS {
+            return Err(CoreError::TooFarAhead { round, highest });
+        }
+        Ok(())
+    }
+
+    /// Moves a pending header on: fetch parents, then payload, then vote.
+    fn process_header(&mut self, slot: (AuthorityIndex, Round)) -> Result<(), CoreError> {
+        let Some(pending) = self.pending_headers.get(&slot) else {
+            return Ok(());
+        };
+        let header = pending.header.clone();
+        let digest = header.digest();
+        match self.dag.check_parents(header.round, &header.parents) {
+            Insert::MissingParents(missing) => {
+                self.wait_for(Waiter::Header(slot), header.author, header.round, missing);
+                Ok(())
+            }
+            Insert::InsufficientParents { stake, needed } => {
+                self.pending_headers.remove(&slot);
+                Err(CoreError::InsufficientParents { stake, needed })
+            }
+            _ if !pending.payload_ready => {
+                self.request_payload(header, true);
+                Ok(())
+            }
+            _ => {
+                self.pending_headers.remove(&slot);
+                let (author, round) = (header.author, header.round);
+                // The record may have moved on while this header waited.
+                if let Some((voted, _)) = self.votes.get(&author) {
+                    if *voted >= round {
+                        return Err(CoreError::StaleHeader {
+                            author,
+                            round,
+                            voted: *voted,
+                        });
+                    }
+                }
+                self.votes.insert(author, (round, digest));
+                self.outputs.push(Output::PersistVote {
+                    author,
+                    round,
+                    digest,
+                });
+                let vote = Vote::new(&header, self.me, &self.keypair);
+                self.send_vote(author, vote);
+                Ok(())
+            }
+        }
+    }
+
+    fn send_vote(&mut self, to: AuthorityIndex, vote: Vote) {
+        self.outputs.push(Output::SendVote { to, vote });
+    }
+
+    fn request_payload(&mut self, header: Header, notify: bool) {
+        let digest = header.digest();
+        let fresh = self
+            .payload_requested
+            .entry(header.round)
+            .or_default()
+            .insert(digest);
+        if !fresh && !notify {
+            return;
+        }
+        self.outputs.push(Output::SyncPayload {
+            header: digest,
+            author: header.author,
+            round: header.round,
+            payload: header.payload,
+            notify,
+        });
+    }
+
+    /// Tries to insert a pending certificate; on success, wakes whatever waited for it.
+    fn process_certificate(&mut self, digest: CertificateDigest) -> Result<(), CoreError> {
+        let Some(certificate) = self.pending_certificates.get(&digest) else {
+            return Ok(());
+        };
+        let (author, round) = (certificate.author(), certificate.round());
+        match self.dag.insert(certificate.clone()) {
+            Insert::Inserted => {
+                let certificate = self
+                    .pending_certificates
+                    .remove(&digest)
+                    .expect("it was just read");
+                self.outputs.push(Output::NewCertificate(certificate));
+                // Wake waiters depth-first through the work list, not by recursion, so a long
+                // chain of certificates arriving in reverse cannot overflow the stack.
+                let mut ready = vec![digest];
+                while let Some(d) = ready.pop() {
+                    for waiter in self.waiting_on.remove(&d).unwrap_or_default() {
+                        match waiter {
+                            Waiter::Header(h) => {
+                                // A bad header found late is the sender's problem, not ours.
+                                let _ = self.process_header(h);
+                            }
+                            Waiter::Certificate(c) => {
+                                if self.insert_pending(c) {
+                                    ready.push(c);
+                                }
+                            }
+                        }
+                    }
+                }
+                self.try_propose();
+                Ok(())
+            }
+            Insert::MissingParents(missing) => {
+                self.wait_for(Waiter::Certificate(digest), author, round, missing);
+                Ok(())
+            }
+            Insert::InsufficientParents { stake, needed } => {
+                self.pending_certificates.remove(&digest);
+                Err(CoreError::InsufficientParents { stake, needed })
+            }
+            Insert::Equivocation(_) => {
+                self.pending_certificates.remove(&digest);
+                Err(CoreError::ConflictingCertificate { author, round })
+            }
+            Insert::Duplicate | Insert::BelowGc => {
+                self.pending_certificates.remove(&digest);
+                Ok(())
+            }
+        }
+    }
+
+    /// Inserts a pending certificate whose parents may now all be present; returns whether it
+    /// joined the DAG (and was announced).
+    fn insert_pending(&mut self, digest: CertificateDigest) -> bool {
+        let Some(certificate) = self.pending_certificates.get(&digest) else {
+            return false;
+        };
+        let (author, round) = (certificate.author(), certificate.round());
+        match self.dag.insert(certificate.clone()) {
+            Insert::Inserted => {
+                let c = self
+                    .pending_certificates
+                    .remove(&digest)
+                    .expect("it was just read");
+                self.outputs.push(Output::NewCertificate(c));
+                true
+            }
+            Insert::MissingParents(missing) => {
+                self.wait_for(Waiter::Certificate(digest), author, round, missing);
+                false
+            }
+            _ => {
+                self.pending_certificates.remove(&digest);
+                false
+            }
+        }
+    }
+
+    /// Registers `waiter` on each missing digest and asks for them: parent by parent when they
+    /// are close, by range when this primary is clearly behind.
+    fn wait_for(
+        &mut self,
+        waiter: Waiter,
+        from: AuthorityIndex,
+        round: Round,
+        missing: Vec<CertificateDigest>,
+    ) {
+        let mut fresh = Vec::new();
+        for d in missing {
+            let list = self.waiting_on.entry(d).or_default();
+            if list.is_empty() {
+                fresh.push(d);
+            }
+            if !list.contains(&waiter) {
+                list.push(waiter);
+            }
+        }
+        let caught_up = self.highest_quorum_round();
+        if round > caught_up + CATCH_UP_DISTANCE {
+            self.outputs.push(Output::FetchRange {
+                from,
+                from_round: caught_up + 1,
+            });
+        } else if !fresh.is_empty() {
+            self.outputs.push(Output::FetchCertificates {
+                from,
+                round,
+                digests: fresh,
+            });
+        }
+    }
+
+    /// The highest round at or above GC whose certificates carry a quorum (or the GC round).
+    fn highest_quorum_round(&self) -> Round {
+        let mut r = self.dag.highest_round();
+        while r > self.dag.gc_round() && !self.dag.has_quorum(r) {
+            r -= 1;
+        }
+        r
+    }
+
+    /// Proposes the next header when its parents are there and either enough batches wait or
+    /// the header timer expired — and, for liveness of the commit rule (design.md), after the
+    /// leader of the parent round is known or the timer expired.
+    fn try_propose(&mut self) {
+        let parent_round = self.highest_quorum_round();
+        // While catching up, headers for rounds the others left long ago would be useless.
+        if parent_round < self.round || parent_round + CATCH_UP_DISTANCE < self.highest_seen {
+            return;
+        }
+        let next = parent_round + 1;
+        let timer_expired = self.now_ms >= self.deadline_for(next);
+        let enough_batches = self.batches.len() >= self.config.header_num_of_batches_threshold;
+        if !(timer_expired || (enough_batches && self.leader_ready(parent_round))) {
+            return;
+        }
+        let parents: Vec<CertificateDigest> = self
+            .dag
+            .round(parent_round)
+            .map(Certificate::digest)
+            .collect();
+        let take = self
+            .batches
+            .len()
+            .min(self.config.max_header_num_of_batches);
+        let payload: Vec<_> = self.batches.drain(..take).collect();
+        let header = Header::new(
+            self.me,
+            next,
+            self.committee.epoch(),
+            payload,
+            parents,
+            &self.keypair,
+        );
+        let digest = header.digest();
+        self.round = next;
+        self.last_proposal_ms = self.now_ms;
+        self.votes.insert(self.me, (next, digest));
+        self.outputs.push(Output::PersistVote {
+            author: self.me,
+            round: next,
+            digest,
+        });
+        self.outputs.push(Output::StoreHeader(header.clone()));
+        self.outputs.push(Output::BroadcastHeader(header.clone()));
+        let vote = Vote::new(&header, self.me, &self.keypair);
+        self.own = Some(OwnHeader {
+            header,
+            votes: BTreeMap::new(),
+            stake: 0,
+            certified: false,
+        });
+        // Our own vote goes through the same path as everyone else's.
+        let _ = self.handle_vote(vote);
+    }
+
+    /// Whether proposing on top of `parent_round` now helps the leader (design.md): after an
+    /// even round, its leader's certificate is there; after an odd round, the parents either
+    /// support the previous leader with validity stake or cannot any more.
+    fn leader_ready(&self, parent_round: Round) -> bool {
+        if parent_round == 0 {
+            return true;
+        }
+        if parent_round % 2 == 0 {
+            let leader = (self.leader)(parent_round);
+            return self.dag.certificate_of(parent_round, leader).is_some();
+        }
+        let leader_round = parent_round - 1;
+        let Some(leader) = self
+            .dag
+            .certificate_of(leader_round, (self.leader)(leader_round))
+            .map(Certificate::digest)
+        else {
+            return true;
+        };
+        let (mut support, mut against) = (0, 0);
+        for c in self.dag.round(parent_round) {
+            if c.header.parents.contains(&leader) {
+                support += self.committee.stake(c.author());
+            } else {
+                against += self.committee.stake(c.author());
+            }
+        }
+        support >= self.committee.validity_threshold()
+            || against >= self.committee.quorum_threshold()
+    }
+}

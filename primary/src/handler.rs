@@ -1,0 +1,177 @@
+//! What the primary's server does with a request: verify it before anything else, then pass
+//! it to the core, or answer a sync request from storage. Messages from this authority's own
+//! workers (the only peer that authenticates with our own key) report stored batches.
+
+use crate::metrics::PrimaryMetrics;
+use crate::runner::CoreInput;
+use crate::PrimaryStores;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use weft_network::{Handler, HandlerError};
+use weft_storage::{Durability, StoreError};
+use weft_types::codec::{decode_message, encode_message, Encode};
+use weft_types::{
+    AuthorityIndex, Certificate, CertificateDigest, CertificatesResponse, Committee,
+    PrimaryMessage, Round, WorkerToPrimary,
+};
+
+/// Largest `WorkerToPrimary` message (a digest and a worker id, with framing).
+const MAX_WORKER_MESSAGE: usize = 128;
+
+pub(crate) struct PrimaryHandler {
+    pub me: AuthorityIndex,
+    pub committee: Arc<Committee>,
+    pub stores: PrimaryStores,
+    pub tx_core: mpsc::Sender<CoreInput>,
+    pub metrics: Arc<PrimaryMetrics>,
+    pub max_message_size: usize,
+    pub max_certificates_per_fetch: usize,
+}
+
+/// A refused request: the label of the message and the reason, for the metric and the peer.
+struct Refusal(&'static str, String, &'static str);
+
+impl PrimaryHandler {
+    async fn handle_request(&self, peer: AuthorityIndex, request: Bytes) -> Result<Bytes, Refusal> {
+        if peer == self.me {
+            return self.from_worker(request).await;
+        }
+        let message: PrimaryMessage = decode_message(request, self.max_message_size)
+            .map_err(|e| Refusal("message", e.to_string(), "malformed"))?;
+        let input = match message {
+            PrimaryMessage::Header(header) => {
+                // Headers travel from their author only: a relayed header is not expected.
+                if header.author != peer {
+                    return Err(Refusal("header", format!("sent by {peer}"), "wrong_sender"));
+                }
+                header
+                    .verify(&self.committee, true)
+                    .map_err(|e| Refusal("header", e.to_string(), e.kind()))?;
+                CoreInput::Header(header)
+            }
+            PrimaryMessage::Vote(vote) => {
+                if vote.author != peer || vote.origin != self.me {
+                    return Err(Refusal("vote", format!("from {peer}"), "wrong_sender"));
+                }
+                vote.verify(&self.committee)
+                    .map_err(|e| Refusal("vote", e.to_string(), e.kind()))?;
+                CoreInput::Vote(vote)
+            }
+            PrimaryMessage::Certificate(certificate) => {
+                certificate
+                    .verify(&self.committee)
+                    .map_err(|e| Refusal("certificate", e.to_string(), e.kind()))?;
+                CoreInput::Certificate(certificate)
+            }
+            PrimaryMessage::CertificatesRequest(digests) => {
+                let found = self
+                    .stores
+                    .certificates
+                    .multi_get(digests.iter())
+                    .map_err(store_failure)?;
+                return Ok(self.answer(found.into_iter().flatten()));
+            }
+            PrimaryMessage::CertificateRange { from_round, limit } => {
+                return self.range(from_round, limit as usize);
+            }
+        };
+        self.tx_core
+            .send(input)
+            .await
+            .map_err(|_| Refusal("message", "shutting down".into(), "shutdown"))?;
+        Ok(Bytes::new())
+    }
+
+    /// Certificates of rounds ≥ `from_round`, in (round, author) order.
+    fn range(&self, from_round: Round, limit: usize) -> Result<Bytes, Refusal> {
+        let limit = limit.min(self.max_certificates_per_fetch);
+        let digests: Vec<CertificateDigest> = self
+            .stores
+            .certificates_by_round
+            .range(
+                &(from_round, AuthorityIndex(0)),
+                &(Round::MAX, AuthorityIndex(0)),
+                limit,
+            )
+            .map_err(store_failure)?
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect();
+        let found = self
+            .stores
+            .certificates
+            .multi_get(digests.iter())
+            .map_err(store_failure)?;
+        Ok(self.answer(found.into_iter().flatten()))
+    }
+
+    /// Encodes as many certificates as fit in one message, in the given order.
+    fn answer(&self, certificates: impl Iterator<Item = Certificate>) -> Bytes {
+        let mut response = CertificatesResponse::default();
+        let mut size = 1 + 4;
+        for c in certificates {
+            size += c.encoded_len();
+            if size > self.max_message_size {
+                break;
+            }
+            response.certificates.push(c);
+        }
+        encode_message(&response)
+    }
+
+    async fn from_worker(&self, request: Bytes) -> Result<Bytes, Refusal> {
+        let message: WorkerToPrimary = decode_message(request, MAX_WORKER_MESSAGE)
+            .map_err(|e| Refusal("worker", e.to_string(), "malformed"))?;
+        let (digest, worker, ours) = match message {
+            WorkerToPrimary::OurBatch { digest, worker_id } => (digest, worker_id, true),
+            WorkerToPrimary::OthersBatch { digest, worker_id } => (digest, worker_id, false),
+        };
+        if worker >= self.committee.num_workers() {
+            return Err(Refusal(
+                "worker",
+                format!("worker {worker}"),
+                "unknown_worker",
+            ));
+        }
+        // Recorded before the core hears of it, so a header carrying it finds it stored.
+        self.stores
+            .payload
+            .insert(&(digest, worker), &0, Durability::Buffered)
+            .map_err(store_failure)?;
+        if ours {
+            self.tx_core
+                .send(CoreInput::OurBatch(digest, worker))
+                .await
+                .map_err(|_| Refusal("worker", "shutting down".into(), "shutdown"))?;
+        }
+        Ok(Bytes::new())
+    }
+}
+
+fn store_failure(e: StoreError) -> Refusal {
+    tracing::error!("primary store read failed: {e}");
+    Refusal("request", "storage failure".into(), "storage")
+}
+
+impl Handler for PrimaryHandler {
+    fn handle(
+        &self,
+        peer: AuthorityIndex,
+        request: Bytes,
+    ) -> BoxFuture<'_, Result<Bytes, HandlerError>> {
+        Box::pin(async move {
+            self.handle_request(peer, request)
+                .await
+                .map_err(|Refusal(message, detail, reason)| {
+                    self.metrics
+                        .rejected
+                        .with_label_values(&[message, reason])
+                        .inc();
+                    tracing::debug!(%peer, "{message} refused ({reason}): {detail}");
+                    HandlerError::new(format!("{message} refused: {reason}"))
+                })
+        })
+    }
+}

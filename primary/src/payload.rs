@@ -1,0 +1,167 @@
+//! Makes the batches of other authorities' headers available locally before this primary votes
+//! for them: it looks them up in the payload record its workers keep up to date, asks the
+//! workers to fetch the missing ones, and tells the core when all are there.
+
+use crate::runner::CoreInput;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::{AbortHandle, JoinHandle, JoinSet};
+use weft_network::{Peer, ReliableSender};
+use weft_storage::Map;
+use weft_types::codec::encode_message;
+use weft_types::{
+    AuthorityIndex, BatchDigest, Committee, HeaderDigest, PrimaryToWorker, Round, WorkerId,
+};
+
+use crate::metrics::PrimaryMetrics;
+
+/// A header whose batches must be stored locally.
+#[derive(Debug)]
+pub struct PayloadRequest {
+    pub header: HeaderDigest,
+    pub author: AuthorityIndex,
+    pub round: Round,
+    pub payload: Vec<(BatchDigest, WorkerId)>,
+    /// Tell the core when they are all stored (it waits to vote).
+    pub notify: bool,
+}
+
+pub(crate) struct PayloadSynchronizer {
+    /// (digest, worker) → round reported, written when a worker reports a stored batch.
+    payload: Map<(BatchDigest, WorkerId), u64>,
+    sender: ReliableSender,
+    /// This authority's workers, by id.
+    workers: BTreeMap<WorkerId, Peer>,
+    rx_core: mpsc::UnboundedReceiver<PayloadRequest>,
+    tx_core: mpsc::Sender<CoreInput>,
+    rx_gc_round: watch::Receiver<Round>,
+    metrics: Arc<PrimaryMetrics>,
+    /// Waits for batches, by the round of their header, so GC can abandon them.
+    waiting: BTreeMap<Round, Vec<AbortHandle>>,
+}
+
+impl PayloadSynchronizer {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn spawn(
+        me: AuthorityIndex,
+        committee: &Committee,
+        payload: Map<(BatchDigest, WorkerId), u64>,
+        sender: ReliableSender,
+        metrics: Arc<PrimaryMetrics>,
+        rx_core: mpsc::UnboundedReceiver<PayloadRequest>,
+        tx_core: mpsc::Sender<CoreInput>,
+        rx_gc_round: watch::Receiver<Round>,
+    ) -> JoinHandle<()> {
+        let workers = committee
+            .authority(me)
+            .map(|a| {
+                a.worker_addresses
+                    .iter()
+                    .map(|(id, addr)| (*id, Peer::new(*addr, a.network_key.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let this = Self {
+            payload,
+            sender,
+            workers,
+            rx_core,
+            tx_core,
+            rx_gc_round,
+            metrics,
+            waiting: BTreeMap::new(),
+        };
+        tokio::spawn(this.run())
+    }
+
+    async fn run(mut self) {
+        let mut tasks = JoinSet::new();
+        loop {
+            tokio::select! {
+                request = self.rx_core.recv() => match request {
+                    Some(request) => {
+                        if let Err(e) = self.handle(request, &mut tasks).await {
+                            tracing::error!("payload store failed: {e}; stopping");
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                Ok(()) = self.rx_gc_round.changed() => {
+                    let gc_round = *self.rx_gc_round.borrow_and_update();
+                    let keep = self.waiting.split_off(&(gc_round + 1));
+                    for handle in std::mem::replace(&mut self.waiting, keep).into_values().flatten() {
+                        handle.abort();
+                    }
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {
+                    self.waiting.retain(|_, handles| {
+                        handles.retain(|h| !h.is_finished());
+                        !handles.is_empty()
+                    });
+                }
+            }
+        }
+        tasks.shutdown().await;
+    }
+
+    async fn handle(
+        &mut self,
+        request: PayloadRequest,
+        tasks: &mut JoinSet<()>,
+    ) -> Result<(), weft_storage::StoreError> {
+        let stored = self.payload.multi_get(request.payload.iter())?;
+        let missing: Vec<(BatchDigest, WorkerId)> = request
+            .payload
+            .iter()
+            .zip(stored)
+            .filter(|(_, s)| s.is_none())
+            .map(|(p, _)| *p)
+            .collect();
+        let available = CoreInput::PayloadAvailable {
+            author: request.author,
+            round: request.round,
+            digest: request.header,
+        };
+        if missing.is_empty() {
+            if request.notify {
+                let _ = self.tx_core.send(available).await;
+            }
+            return Ok(());
+        }
+        self.metrics.payload_syncs.inc();
+        let mut by_worker: HashMap<WorkerId, Vec<BatchDigest>> = HashMap::new();
+        for (digest, worker) in &missing {
+            by_worker.entry(*worker).or_default().push(*digest);
+        }
+        let mut acks = Vec::new();
+        for (worker, digests) in by_worker {
+            let Some(peer) = self.workers.get(&worker) else {
+                continue;
+            };
+            let message = PrimaryToWorker::Synchronize {
+                digests,
+                target: request.author,
+            };
+            acks.push(self.sender.send(peer, encode_message(&message)).await);
+        }
+        let payload = self.payload.clone();
+        let tx_core = self.tx_core.clone();
+        let notify = request.notify;
+        let handle = tasks.spawn(async move {
+            // Keep the requests alive (re-sent until a worker acknowledges) while waiting.
+            let _acks = acks;
+            for key in missing {
+                if payload.notify_read(key).await.is_err() {
+                    return;
+                }
+            }
+            if notify {
+                let _ = tx_core.send(available).await;
+            }
+        });
+        self.waiting.entry(request.round).or_default().push(handle);
+        Ok(())
+    }
+}

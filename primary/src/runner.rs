@@ -1,0 +1,389 @@
+//! The actor around [`Core`]: feeds it verified messages, clock readings and commits, and
+//! carries out its outputs — durable vote records first, then storage, network and the other
+//! actors.
+
+use crate::core::{Core, CoreError, Output};
+use crate::metrics::PrimaryMetrics;
+use crate::payload::PayloadRequest;
+use crate::synchronizer::SyncRequest;
+use crate::PrimaryStores;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use weft_network::{CancelHandler, Peer, ReliableSender};
+use weft_storage::{Durability, StoreError};
+use weft_types::codec::encode_message;
+use weft_types::{
+    AuthorityIndex, BatchDigest, Certificate, Committee, Header, HeaderDigest, PrimaryMessage,
+    PrimaryToWorker, Round, Vote, WorkerId,
+};
+
+/// Verified input for the core, from the network handler, the synchronizers and the workers.
+#[derive(Debug)]
+pub enum CoreInput {
+    Header(Header),
+    Vote(Vote),
+    Certificate(Certificate),
+    OurBatch(BatchDigest, WorkerId),
+    PayloadAvailable {
+        author: AuthorityIndex,
+        round: Round,
+        digest: HeaderDigest,
+    },
+}
+
+impl CoreInput {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Header(_) => "header",
+            Self::Vote(_) => "vote",
+            Self::Certificate(_) => "certificate",
+            Self::OurBatch(..) => "our_batch",
+            Self::PayloadAvailable { .. } => "payload",
+        }
+    }
+}
+
+/// Depth of the channel into the core.
+pub const CORE_CHANNEL_CAPACITY: usize = 10_000;
+
+pub(crate) struct Runner {
+    core: Core,
+    me: AuthorityIndex,
+    stores: PrimaryStores,
+    sender: ReliableSender,
+    /// The other primaries.
+    peers: HashMap<AuthorityIndex, Peer>,
+    /// This authority's workers, by id (they authenticate with this authority's key).
+    workers: BTreeMap<WorkerId, Peer>,
+    metrics: Arc<PrimaryMetrics>,
+    rx_core: mpsc::Receiver<CoreInput>,
+    /// Leader rounds committed by consensus.
+    rx_committed: mpsc::Receiver<Round>,
+    /// Certificates in causal order, for consensus.
+    tx_consensus: mpsc::Sender<Certificate>,
+    tx_synchronizer: mpsc::UnboundedSender<SyncRequest>,
+    tx_payload: mpsc::UnboundedSender<PayloadRequest>,
+    /// The GC round, for the actors that drop per-round work.
+    tx_gc_round: watch::Sender<Round>,
+    /// Unanswered sends by round; dropped (cancelled) once the round is far behind.
+    inflight: BTreeMap<Round, Vec<CancelHandler>>,
+    /// When each own header was proposed, for the certificate latency metric.
+    proposed_at: BTreeMap<Round, Instant>,
+    /// Own headers stored, by round, so they are deleted at GC even if never certified.
+    own_headers: BTreeMap<Round, HeaderDigest>,
+    start: Instant,
+    gc_depth: Round,
+}
+
+#[allow(clippy::too_many_arguments)]
+impl Runner {
+    pub(crate) fn spawn(
+        core: Core,
+        committee: &Committee,
+        stores: PrimaryStores,
+        sender: ReliableSender,
+        gc_depth: Round,
+        metrics: Arc<PrimaryMetrics>,
+        rx_core: mpsc::Receiver<CoreInput>,
+        rx_committed: mpsc::Receiver<Round>,
+        tx_consensus: mpsc::Sender<Certificate>,
+        tx_synchronizer: mpsc::UnboundedSender<SyncRequest>,
+        tx_payload: mpsc::UnboundedSender<PayloadRequest>,
+        tx_gc_round: watch::Sender<Round>,
+    ) -> JoinHandle<()> {
+        let me = core.me();
+        let authority = committee
+            .authority(me)
+            .expect("the core's authority is in the committee");
+        let workers = authority
+            .worker_addresses
+            .iter()
+            .map(|(id, address)| (*id, Peer::new(*address, authority.network_key.clone())))
+            .collect();
+        let peers = committee
+            .authorities()
+            .filter(|(i, _)| *i != me)
+            .map(|(i, a)| (i, Peer::new(a.primary_address, a.network_key.clone())))
+            .collect();
+        let own_headers = core
+            .last_header_digest()
+            .map(|(r, d)| BTreeMap::from([(r, d)]))
+            .unwrap_or_default();
+        let runner = Self {
+            core,
+            me,
+            stores,
+            sender,
+            peers,
+            workers,
+            metrics,
+            rx_core,
+            rx_committed,
+            tx_consensus,
+            tx_synchronizer,
+            tx_payload,
+            tx_gc_round,
+            inflight: BTreeMap::new(),
+            proposed_at: BTreeMap::new(),
+            own_headers,
+            start: Instant::now(),
+            gc_depth,
+        };
+        tokio::spawn(runner.run())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    async fn run(mut self) {
+        // Outputs of recovery (a header to broadcast again) come first.
+        self.core.tick(self.now_ms());
+        if let Err(e) = self.carry_out().await {
+            tracing::error!("primary storage failed: {e}; stopping");
+            return;
+        }
+        loop {
+            let now = self.now_ms();
+            let deadline = self.core.next_deadline_ms();
+            // Without a future deadline the core waits for input; ticking into the past again
+            // would only spin.
+            let timer = self.start + std::time::Duration::from_millis(deadline.max(now + 1));
+            let timer_armed = deadline > now;
+            tokio::select! {
+                input = self.rx_core.recv() => match input {
+                    Some(input) => {
+                        self.core.tick(self.now_ms());
+                        self.handle(input);
+                    }
+                    None => break,
+                },
+                committed = self.rx_committed.recv() => match committed {
+                    Some(round) => self.core.handle_committed(round),
+                    // Consensus stopped: the node is shutting down.
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(timer), if timer_armed => {
+                    self.core.tick(self.now_ms());
+                }
+            }
+            if let Err(e) = self.carry_out().await {
+                tracing::error!("primary storage failed: {e}; stopping");
+                return;
+            }
+        }
+    }
+
+    fn handle(&mut self, input: CoreInput) {
+        let label = input.label();
+        let result = match input {
+            CoreInput::Header(h) => self.core.handle_header(h),
+            CoreInput::Vote(v) => self.core.handle_vote(v),
+            CoreInput::Certificate(c) => self.core.handle_certificate(c),
+            CoreInput::OurBatch(digest, worker) => {
+                self.core.add_batch(digest, worker);
+                Ok(())
+            }
+            CoreInput::PayloadAvailable {
+                author,
+                round,
+                digest,
+            } => self.core.payload_available(author, round, digest),
+        };
+        if let Err(e) = result {
+            self.reject(label, &e);
+        }
+    }
+
+    fn reject(&self, message: &str, e: &CoreError) {
+        self.metrics
+            .rejected
+            .with_label_values(&[message, e.kind()])
+            .inc();
+        if e.is_benign() {
+            tracing::debug!("{message} ignored: {e}");
+        } else {
+            tracing::warn!("{message} rejected: {e}");
+        }
+    }
+
+    /// Carries out the core's outputs in order. A storage error is fatal: continuing could
+    /// send a vote that is not on disk.
+    async fn carry_out(&mut self) -> Result<(), StoreError> {
+        for output in self.core.take_outputs() {
+            match output {
+                Output::PersistVote {
+                    author,
+                    round,
+                    digest,
+                } => self
+                    .stores
+                    .votes
+                    .insert(&author, &(round, digest), Durability::Sync)?,
+                Output::StoreHeader(header) => {
+                    self.stores
+                        .headers
+                        .insert(&header.digest(), &header, Durability::Buffered)?;
+                    self.own_headers.insert(header.round, header.digest());
+                    self.proposed_at.insert(header.round, Instant::now());
+                    self.metrics.headers_proposed.inc();
+                    self.metrics.round.set(header.round as i64);
+                    tracing::debug!(
+                        round = header.round,
+                        batches = header.payload.len(),
+                        "proposed header"
+                    );
+                }
+                Output::BroadcastHeader(header) => {
+                    let round = header.round;
+                    self.broadcast(round, PrimaryMessage::Header(header)).await;
+                }
+                Output::SendVote { to, vote } => {
+                    self.metrics.votes_sent.inc();
+                    if let Some(peer) = self.peers.get(&to).cloned() {
+                        let round = vote.round;
+                        let h = self
+                            .sender
+                            .send(&peer, encode_message(&PrimaryMessage::Vote(vote)))
+                            .await;
+                        self.inflight.entry(round).or_default().push(h);
+                    }
+                }
+                Output::BroadcastCertificate(certificate) => {
+                    let round = certificate.round();
+                    self.metrics.certificates_formed.inc();
+                    if let Some(at) = self.proposed_at.remove(&round) {
+                        self.metrics
+                            .certificate_latency
+                            .observe(at.elapsed().as_secs_f64());
+                    }
+                    self.broadcast(round, PrimaryMessage::Certificate(certificate))
+                        .await;
+                }
+                Output::NewCertificate(certificate) => self.new_certificate(certificate).await?,
+                Output::FetchCertificates {
+                    from,
+                    round,
+                    digests,
+                } => {
+                    let _ = self.tx_synchronizer.send(SyncRequest::Certificates {
+                        from,
+                        round,
+                        digests,
+                    });
+                }
+                Output::FetchRange { from, from_round } => {
+                    let _ = self
+                        .tx_synchronizer
+                        .send(SyncRequest::Range { from, from_round });
+                }
+                Output::SyncPayload {
+                    header,
+                    author,
+                    round,
+                    payload,
+                    notify,
+                } => {
+                    let _ = self.tx_payload.send(PayloadRequest {
+                        header,
+                        author,
+                        round,
+                        payload,
+                        notify,
+                    });
+                }
+                Output::GarbageCollected {
+                    gc_round,
+                    certificates,
+                } => self.garbage_collect(gc_round, certificates).await?,
+            }
+        }
+        self.metrics.pending.set(self.core.pending_len() as i64);
+        self.metrics
+            .dag_certificates
+            .set(self.core.dag().len() as i64);
+        // Unanswered sends of rounds far behind are cancelled: a peer that needs them
+        // catches up by fetching.
+        let keep_from = self.core.round().saturating_sub(self.gc_depth);
+        self.inflight = self.inflight.split_off(&keep_from);
+        self.proposed_at = self.proposed_at.split_off(&keep_from);
+        Ok(())
+    }
+
+    async fn broadcast(&mut self, round: Round, message: PrimaryMessage) {
+        let bytes = encode_message(&message);
+        let peers: Vec<Peer> = self.peers.values().cloned().collect();
+        let handlers = self.sender.broadcast(&peers, bytes).await;
+        self.inflight.entry(round).or_default().extend(handlers);
+    }
+
+    async fn new_certificate(&mut self, certificate: Certificate) -> Result<(), StoreError> {
+        let digest = certificate.digest();
+        let mut batch = self.stores.store.batch();
+        batch
+            .insert(&self.stores.certificates, &digest, &certificate)
+            .insert(
+                &self.stores.certificates_by_round,
+                &(certificate.round(), certificate.author()),
+                &digest,
+            );
+        batch.commit(Durability::Buffered)?;
+        self.metrics.certificates_inserted.inc();
+        self.metrics
+            .dag_round
+            .set(self.core.dag().highest_round() as i64);
+        if certificate.author() == self.me {
+            tracing::debug!(round = certificate.round(), "own certificate");
+        }
+        // Consensus applies backpressure here; if it is gone the node is stopping.
+        let _ = self.tx_consensus.send(certificate).await;
+        Ok(())
+    }
+
+    /// Deletes what is below the GC round from disk and asks the workers to drop its batches.
+    async fn garbage_collect(
+        &mut self,
+        gc_round: Round,
+        certificates: Vec<Certificate>,
+    ) -> Result<(), StoreError> {
+        let s = &self.stores;
+        let mut batch = s.store.batch();
+        let mut by_worker: BTreeMap<WorkerId, Vec<BatchDigest>> = BTreeMap::new();
+        for c in &certificates {
+            batch.remove(&s.certificates, &c.digest());
+            for (digest, worker) in &c.header.payload {
+                batch.remove(&s.payload, &(*digest, *worker));
+                by_worker.entry(*worker).or_default().push(*digest);
+            }
+        }
+        let newer = self.own_headers.split_off(&(gc_round + 1));
+        for digest in std::mem::replace(&mut self.own_headers, newer).into_values() {
+            batch.remove(&s.headers, &digest);
+        }
+        batch.remove_range(
+            &s.certificates_by_round,
+            &(0, AuthorityIndex(0)),
+            &(gc_round + 1, AuthorityIndex(0)),
+        );
+        batch.insert(&s.consensus, &crate::GC_ROUND_KEY.to_string(), &gc_round);
+        batch.commit(Durability::Buffered)?;
+        self.metrics.gc_round.set(gc_round as i64);
+        let _ = self.tx_gc_round.send(gc_round);
+        for (worker, digests) in by_worker {
+            let Some(peer) = self.workers.get(&worker).cloned() else {
+                continue;
+            };
+            for chunk in digests.chunks(weft_types::messages::MAX_DIGESTS_PER_MESSAGE) {
+                let message = PrimaryToWorker::DeleteBatches {
+                    digests: chunk.to_vec(),
+                };
+                let h = self.sender.send(&peer, encode_message(&message)).await;
+                self.inflight.entry(self.core.round()).or_default().push(h);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,312 @@
+//! The primary's state machine on its own: what it votes for, what it refuses, how votes
+//! become certificates, how missing parents are chased, and that a restart never makes it vote
+//! twice for one (author, round). No network, no clock: outputs are inspected directly.
+
+use std::sync::Arc;
+use weft_primary::core::{Core, CoreConfig, CoreError, LeaderFn, Output, Recovered};
+use weft_test_utils::CommitteeFixture;
+use weft_types::{AuthorityIndex, BatchDigest, Certificate, Digest, Round};
+
+fn a(i: u16) -> AuthorityIndex {
+    AuthorityIndex(i)
+}
+
+fn config() -> CoreConfig {
+    CoreConfig {
+        gc_depth: 10,
+        header_num_of_batches_threshold: 2,
+        max_header_num_of_batches: 4,
+        max_header_delay_ms: 100,
+    }
+}
+
+fn leader() -> LeaderFn {
+    Arc::new(|r: Round| AuthorityIndex(((r / 2) % 4) as u16))
+}
+
+fn core(f: &CommitteeFixture, me: AuthorityIndex) -> Core {
+    Core::new(
+        me,
+        f.committee.clone(),
+        f.keys(me).protocol.copy(),
+        config(),
+        leader(),
+    )
+}
+
+/// The positions of the first output matching each predicate.
+fn position(outputs: &[Output], p: impl Fn(&Output) -> bool) -> Option<usize> {
+    outputs.iter().position(p)
+}
+
+#[test]
+fn votes_after_parents_and_payload_and_persists_the_vote_first() {
+    let f = CommitteeFixture::new(4, 1, 1);
+    let genesis = Certificate::genesis(&f.committee);
+    let mut c = core(&f, a(0));
+    let payload = vec![(BatchDigest(Digest::of(b"batch")), 0)];
+    let h = f.header(a(1), 1, &genesis, payload.clone());
+    c.handle_header(h.clone()).unwrap();
+    let out = c.take_outputs();
+    assert!(
+        matches!(&out[..], [Output::SyncPayload { notify: true, payload: p, .. }] if *p == payload),
+        "{out:?}"
+    );
+    // No vote until the payload is there.
+    c.payload_available(a(1), 1, h.digest()).unwrap();
+    let out = c.take_outputs();
+    let persist = position(
+        &out,
+        |o| matches!(o, Output::PersistVote { author, round: 1, .. } if *author == a(1)),
+    );
+    let send = position(
+        &out,
+        |o| matches!(o, Output::SendVote { to, .. } if *to == a(1)),
+    );
+    assert!(persist.is_some() && send.is_some(), "{out:?}");
+    assert!(
+        persist < send,
+        "the vote record is persisted before the vote leaves"
+    );
+    let Some(Output::SendVote { vote, .. }) = send.map(|i| out[i].clone()) else {
+        unreachable!()
+    };
+    assert_eq!(vote.header_digest, h.digest());
+    assert_eq!(vote.verify(&f.committee), Ok(()));
+}
+
+#[test]
+fn refuses_equivocation_too_few_parents_and_stale_rounds() {
+    let f = CommitteeFixture::new(4, 1, 2);
+    let genesis = Certificate::genesis(&f.committee);
+    let mut c = core(&f, a(0));
+    let h = f.header(a(1), 1, &genesis, vec![]);
+    c.handle_header(h.clone()).unwrap();
+    c.payload_available(a(1), 1, h.digest()).unwrap();
+    c.take_outputs();
+    // A second, different header of the same author and round.
+    let twin = f.header(a(1), 1, &genesis[..3], vec![]);
+    assert_eq!(
+        c.handle_header(twin),
+        Err(CoreError::Equivocation {
+            author: a(1),
+            round: 1
+        })
+    );
+    // The same header again is a retransmission: the same vote, sent again, nothing persisted.
+    c.handle_header(h.clone()).unwrap();
+    let out = c.take_outputs();
+    assert!(matches!(&out[..], [Output::SendVote { .. }]), "{out:?}");
+
+    // Parents carrying only f+1 stake.
+    let thin = f.header(a(2), 1, &genesis[..2], vec![]);
+    assert_eq!(
+        c.handle_header(thin),
+        Err(CoreError::InsufficientParents {
+            stake: 2,
+            needed: 3
+        })
+    );
+    // Too many batches.
+    let fat: Vec<_> = (0..5u8)
+        .map(|i| (BatchDigest(Digest::of(&[i])), 0))
+        .collect();
+    let fat = f.header(a(3), 1, &genesis, fat);
+    assert!(matches!(
+        c.handle_header(fat),
+        Err(CoreError::TooManyBatches { count: 5, limit: 4 })
+    ));
+    assert!(
+        !c.take_outputs()
+            .iter()
+            .any(|o| matches!(o, Output::SendVote { .. } | Output::PersistVote { .. })),
+        "no vote for a refused header"
+    );
+}
+
+#[test]
+fn a_restarted_core_never_votes_twice_for_one_round() {
+    let f = CommitteeFixture::new(4, 1, 3);
+    let genesis = Certificate::genesis(&f.committee);
+    let h = f.header(a(2), 1, &genesis, vec![]);
+    let mut c = core(&f, a(0));
+    c.handle_header(h.clone()).unwrap();
+    c.payload_available(a(2), 1, h.digest()).unwrap();
+    let persisted: Vec<_> = c
+        .take_outputs()
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::PersistVote {
+                author,
+                round,
+                digest,
+            } => Some((author, (round, digest))),
+            _ => None,
+        })
+        .collect();
+    // Restart from what was persisted.
+    let mut c = Core::recover(
+        a(0),
+        f.committee.clone(),
+        f.keys(a(0)).protocol.copy(),
+        config(),
+        leader(),
+        Recovered {
+            votes: persisted,
+            ..Default::default()
+        },
+    );
+    let twin = f.header(a(2), 1, &genesis[..3], vec![]);
+    assert_eq!(
+        c.handle_header(twin),
+        Err(CoreError::Equivocation {
+            author: a(2),
+            round: 1
+        })
+    );
+    assert!(!c
+        .take_outputs()
+        .iter()
+        .any(|o| matches!(o, Output::SendVote { .. })));
+}
+
+#[test]
+fn proposes_on_the_timer_and_forms_a_certificate_at_quorum() {
+    let f = CommitteeFixture::new(4, 1, 4);
+    let mut c = core(&f, a(0));
+    c.tick(50);
+    assert!(
+        c.take_outputs().is_empty(),
+        "the header timer has not expired"
+    );
+    c.tick(100);
+    let out = c.take_outputs();
+    let header = out
+        .iter()
+        .find_map(|o| match o {
+            Output::BroadcastHeader(h) => Some(h.clone()),
+            _ => None,
+        })
+        .expect("a header for round 1");
+    assert_eq!((header.round, header.author), (1, a(0)));
+    assert_eq!(header.verify(&f.committee, true), Ok(()));
+    // Own vote + one more is f+1: no certificate yet; a third vote makes the quorum.
+    let votes = f.votes(&header, [a(1), a(2)]);
+    c.handle_vote(votes[0].clone()).unwrap();
+    assert!(!c
+        .take_outputs()
+        .iter()
+        .any(|o| matches!(o, Output::BroadcastCertificate(_))));
+    c.handle_vote(votes[1].clone()).unwrap();
+    let out = c.take_outputs();
+    let cert = out
+        .iter()
+        .find_map(|o| match o {
+            Output::BroadcastCertificate(c) => Some(c.clone()),
+            _ => None,
+        })
+        .expect("a certificate at quorum");
+    assert_eq!(cert.verify(&f.committee), Ok(()));
+    assert_eq!(cert.signer_indices().count(), 3);
+    assert!(out.contains(&Output::NewCertificate(cert)));
+    // A vote for some other header is unexpected.
+    let other = f.header(a(1), 1, &Certificate::genesis(&f.committee), vec![]);
+    assert_eq!(
+        c.handle_vote(f.votes(&other, [a(3)])[0].clone()),
+        Err(CoreError::UnexpectedVote)
+    );
+}
+
+#[test]
+fn enough_batches_propose_before_the_timer() {
+    let f = CommitteeFixture::new(4, 1, 5);
+    let mut c = core(&f, a(0));
+    c.tick(1);
+    c.add_batch(BatchDigest(Digest::of(b"1")), 0);
+    assert!(c.take_outputs().is_empty());
+    c.add_batch(BatchDigest(Digest::of(b"2")), 0);
+    let out = c.take_outputs();
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::BroadcastHeader(h) if h.payload.len() == 2)),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn missing_parents_are_fetched_and_certificates_leave_in_causal_order() {
+    let f = CommitteeFixture::new(4, 1, 6);
+    let rounds = f.dag(2);
+    let mut c = core(&f, a(0));
+    let child = rounds[2][1].clone();
+    c.handle_certificate(child.clone()).unwrap();
+    let out = c.take_outputs();
+    let fetch = out.iter().find_map(|o| match o {
+        Output::FetchCertificates { from, digests, .. } => Some((*from, digests.len())),
+        _ => None,
+    });
+    assert_eq!(fetch, Some((a(1), 4)), "{out:?}");
+    for p in &rounds[1] {
+        c.handle_certificate(p.clone()).unwrap();
+    }
+    let inserted: Vec<(Round, AuthorityIndex)> = c
+        .take_outputs()
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::NewCertificate(c) => Some((c.round(), c.author())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(inserted.len(), 5);
+    assert_eq!(
+        inserted.last(),
+        Some(&(2, a(1))),
+        "the child is released after its parents"
+    );
+}
+
+#[test]
+fn a_certificate_far_ahead_triggers_a_range_fetch() {
+    let f = CommitteeFixture::new(4, 1, 7);
+    let rounds = f.dag(8);
+    let mut c = core(&f, a(0));
+    c.handle_certificate(rounds[8][2].clone()).unwrap();
+    let out = c.take_outputs();
+    assert!(
+        out.contains(&Output::FetchRange {
+            from: a(2),
+            from_round: 1
+        }),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn garbage_collection_follows_commits() {
+    let f = CommitteeFixture::new(4, 1, 8);
+    let rounds = f.dag(30);
+    let mut c = core(&f, a(0));
+    for r in &rounds[1..] {
+        for cert in r {
+            c.handle_certificate(cert.clone()).unwrap();
+        }
+    }
+    c.take_outputs();
+    c.handle_committed(20);
+    let out = c.take_outputs();
+    let dropped = out.iter().find_map(|o| match o {
+        Output::GarbageCollected {
+            gc_round,
+            certificates,
+        } => Some((*gc_round, certificates.len())),
+        _ => None,
+    });
+    // gc_depth 10: rounds 0..=10 go (genesis + 10 rounds of 4).
+    assert_eq!(dropped, Some((10, 44)));
+    assert_eq!(c.dag().gc_round(), 10);
+    assert_eq!(c.dag().len(), 20 * 4);
+    assert!(matches!(
+        c.handle_header(f.header(a(1), 5, &rounds[4], vec![])),
+        Err(CoreError::TooOld { .. })
+    ));
+}
