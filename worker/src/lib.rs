@@ -1,2 +1,337 @@
-//! The worker: client transaction ingress, batch making, batch dissemination to the same-id
-//! workers of other authorities, and batch sync (issue #3). Empty until then.
+//! The Narwhal worker: takes client transactions, seals them into batches, disseminates each
+//! batch to the same-id worker of every other authority, and reports to its primary the batches
+//! a quorum of stake stored (its own) and the batches it stored for others. It also serves and
+//! fetches batches by digest.
+//!
+//! ```text
+//! clients ─TCP─▶ TxReceiver ─tx─▶ BatchMaker ─sealed─▶ QuorumWaiter ─OurBatch─────▶ PrimaryConnector ─▶ primary
+//!                                                        │ ▲ batch / ack                    ▲
+//!                                                        ▼ │                                  │ OthersBatch
+//!                         peer workers ◀───────────▶ server (WorkerHandler) ─Synchronize─▶ Synchronizer
+//! ```
+//!
+//! # Client protocol
+//! Plain TCP on the committee's `transaction_addresses[id]`, no TLS (clients are not committee
+//! members): each transaction is framed by its length as a 4-byte **big-endian** integer. A
+//! frame longer than `max_transaction_size`, or empty, closes the connection (counted in
+//! `weft_worker_transactions_rejected_total{reason="too_large"|"empty"}`). Transactions are
+//! read only while the batch maker has room: a full worker pushes back through TCP.
+//!
+//! # Peer protocol
+//! Mutually authenticated TLS (the `weft-network` crate) on `worker_addresses[id]`, shared by
+//! the other authorities' same-id workers and the own primary, which presents the authority's
+//! network key (the server sees `peer == authority`). Requests are `WorkerMessage` or, from the
+//! own primary only, `PrimaryToWorker`; the two families have disjoint tag bytes
+//! (`weft_types::is_primary_to_worker`). `Batch` and `PrimaryToWorker` requests are answered
+//! with an empty acknowledgement, `BatchRequest` with a `BatchResponse`; a refused request gets
+//! an error response and counts in `weft_worker_requests_rejected_total{reason}`. Reports to the
+//! primary are `encode_message(&WorkerToPrimary)` requests to its `primary_address`, decoded
+//! there with `decode_message::<WorkerToPrimary>`.
+//!
+//! # Benchmark log
+//! When a batch is sealed, the worker logs at INFO with target `weft::bench`, one line
+//! ```text
+//! Batch {digest} contains {bytes} B
+//! ```
+//! where `{digest}` is the batch digest's full hex `Display` and `{bytes}` the length of the
+//! batch's encoding (`Batch::seal()` bytes), then for each *sample* transaction in it
+//! ```text
+//! Batch {digest} contains sample tx {id}
+//! ```
+//! A sample transaction is one whose first byte is `0`; bytes 1..9 are its id, a big-endian
+//! `u64` (clients start their other transactions with `1`).
+
+mod batch;
+mod batch_maker;
+mod error;
+mod handler;
+mod ingress;
+mod metrics;
+mod primary_connector;
+mod quorum_waiter;
+mod synchronizer;
+
+pub use batch::{validate_batch, BatchBuilder, SealedBatch, SAMPLE_TX_MARKER};
+pub use batch_maker::BENCH_LOG_TARGET;
+pub use error::{RequestError, WorkerError};
+pub use ingress::MAX_CLIENT_CONNECTIONS;
+pub use metrics::WorkerMetrics;
+pub use quorum_waiter::{MAX_BATCHES_AWAITING_QUORUM, MAX_DELIVERIES_PER_PEER};
+pub use synchronizer::MAX_SYNC_ATTEMPTS;
+
+use batch_maker::BatchMaker;
+use bytes::Bytes;
+use handler::WorkerHandler;
+use ingress::TxReceiver;
+use primary_connector::PrimaryConnector;
+use quorum_waiter::QuorumWaiter;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use synchronizer::{SyncConfig, Synchronizer};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use weft_config::Parameters;
+use weft_network::{NetworkConfig, NetworkMetrics, Peer, ReliableSender, Server, ServerHandle};
+use weft_storage::{Column, Durability, Map, Store, StoreError};
+use weft_types::messages::MAX_BATCH_REQUEST;
+use weft_types::{AuthorityIndex, BatchDigest, Committee, KeyPair, WorkerId};
+
+/// Transactions between the client connections and the batch maker.
+pub const TRANSACTION_CHANNEL_CAPACITY: usize = 10_000;
+/// Sealed batches between the batch maker and the quorum waiter (which bounds its own backlog).
+pub const SEALED_BATCH_CHANNEL_CAPACITY: usize = 4;
+/// Reports on their way to the primary connector.
+pub const REPORT_CHANNEL_CAPACITY: usize = 1_000;
+/// Synchronize requests on their way from the server to the synchronizer.
+pub const SYNC_CHANNEL_CAPACITY: usize = 100;
+
+/// Namespace for [`Worker::spawn`].
+pub struct Worker;
+
+impl Worker {
+    /// Starts worker `id` of `authority`: binds its client and peer addresses from `committee`,
+    /// registers its metrics and the network metrics in `registry`, and runs until the handle
+    /// is shut down or dropped. `network_keypair` is the authority's network key (shared with
+    /// its primary). Must be called within a Tokio runtime.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn spawn(
+        authority: AuthorityIndex,
+        id: WorkerId,
+        committee: Arc<Committee>,
+        parameters: Parameters,
+        network_keypair: KeyPair,
+        store: Store,
+        registry: &prometheus::Registry,
+    ) -> Result<WorkerHandle, WorkerError> {
+        let network_metrics = Arc::new(NetworkMetrics::new(registry)?);
+        Self::spawn_with_network_metrics(
+            authority,
+            id,
+            committee,
+            parameters,
+            network_keypair,
+            store,
+            registry,
+            network_metrics,
+        )
+        .await
+    }
+
+    /// [`Worker::spawn`] for a process whose network metrics already exist (network metric
+    /// names are fixed, so a registry holds them once): the primary and the workers of one
+    /// node share them.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn spawn_with_network_metrics(
+        authority: AuthorityIndex,
+        id: WorkerId,
+        committee: Arc<Committee>,
+        parameters: Parameters,
+        network_keypair: KeyPair,
+        store: Store,
+        registry: &prometheus::Registry,
+        network_metrics: Arc<NetworkMetrics>,
+    ) -> Result<WorkerHandle, WorkerError> {
+        parameters.validate()?;
+        let own = committee
+            .authority(authority)
+            .ok_or(WorkerError::UnknownAuthority(authority))?;
+        let worker_address = *own
+            .worker_addresses
+            .get(&id)
+            .ok_or(WorkerError::UnknownWorker(id))?;
+        let transaction_address = *own
+            .transaction_addresses
+            .get(&id)
+            .ok_or(WorkerError::UnknownWorker(id))?;
+        let primary = Peer::new(own.primary_address, own.network_key.clone());
+        let peers: Vec<(AuthorityIndex, Peer)> = committee
+            .authorities()
+            .filter(|(index, _)| *index != authority)
+            .filter_map(|(index, a)| {
+                let address = *a.worker_addresses.get(&id)?;
+                Some((index, Peer::new(address, a.network_key.clone())))
+            })
+            .collect();
+        let metrics = Arc::new(WorkerMetrics::new(registry, id)?);
+        let network_config = NetworkConfig {
+            max_message_size: parameters.max_message_size,
+            ..NetworkConfig::default()
+        };
+        let sender = || {
+            ReliableSender::new(
+                &network_keypair,
+                network_config.clone(),
+                network_metrics.clone(),
+            )
+        };
+        let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
+        let listener = TcpListener::bind(transaction_address).await?;
+        let transaction_address = listener.local_addr()?;
+
+        let (tx_batch_maker, rx_ingress) = mpsc::channel(TRANSACTION_CHANNEL_CAPACITY);
+        let (tx_quorum_waiter, rx_batch_maker) = mpsc::channel(SEALED_BATCH_CHANNEL_CAPACITY);
+        let (tx_primary, rx_worker) = mpsc::channel(REPORT_CHANNEL_CAPACITY);
+        let (tx_synchronizer, rx_handler) = mpsc::channel(SYNC_CHANNEL_CAPACITY);
+        let shutdown = CancellationToken::new();
+        let mut handle = WorkerHandle {
+            shutdown: shutdown.clone(),
+            server: None,
+            tasks: Vec::new(),
+            metrics: metrics.clone(),
+            transaction_address,
+            worker_address,
+        };
+        handle.tasks.push(PrimaryConnector::spawn(
+            primary,
+            sender()?,
+            rx_worker,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+        handle.tasks.push(QuorumWaiter::spawn(
+            authority,
+            id,
+            &committee,
+            peers.clone(),
+            sender()?,
+            batches.clone(),
+            rx_batch_maker,
+            tx_primary.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+        let batch_overhead = 4 + parameters.max_transaction_size + 4096;
+        let sync_config = SyncConfig {
+            retry_delay: parameters.sync_retry_delay(),
+            retry_nodes: parameters.sync_retry_nodes,
+            digests_per_request: (parameters.max_message_size
+                / (parameters.batch_size + batch_overhead))
+                .clamp(1, MAX_BATCH_REQUEST),
+            max_transaction_size: parameters.max_transaction_size,
+            max_message_size: parameters.max_message_size,
+        };
+        handle.tasks.push(Synchronizer::spawn(
+            id,
+            peers,
+            sender()?,
+            batches.clone(),
+            sync_config,
+            rx_handler,
+            tx_primary.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+        handle.tasks.push(BatchMaker::spawn(
+            parameters.batch_size,
+            parameters.max_batch_delay(),
+            parameters.max_transaction_size,
+            rx_ingress,
+            tx_quorum_waiter,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+        let handler = WorkerHandler {
+            authority,
+            worker_id: id,
+            max_transaction_size: parameters.max_transaction_size,
+            max_message_size: parameters.max_message_size,
+            store,
+            batches,
+            tx_primary,
+            tx_synchronizer,
+            metrics: metrics.clone(),
+        };
+        // On failure, dropping the handle stops the actors started so far.
+        let server = Server::spawn(
+            worker_address,
+            committee.clone(),
+            &network_keypair,
+            Arc::new(handler),
+            network_config,
+            network_metrics,
+        )
+        .await?;
+        handle.worker_address = server.local_address();
+        handle.server = Some(server);
+        handle.tasks.push(TxReceiver::spawn(
+            listener,
+            parameters.max_transaction_size,
+            tx_batch_maker,
+            metrics,
+            shutdown,
+        ));
+        tracing::info!(%authority, id, %worker_address, %transaction_address, "worker started");
+        Ok(handle)
+    }
+}
+
+/// A running worker. Dropping it stops every task; [`WorkerHandle::shutdown`] also waits for
+/// them to finish.
+pub struct WorkerHandle {
+    shutdown: CancellationToken,
+    server: Option<ServerHandle>,
+    tasks: Vec<JoinHandle<()>>,
+    metrics: Arc<WorkerMetrics>,
+    transaction_address: SocketAddr,
+    worker_address: SocketAddr,
+}
+
+impl WorkerHandle {
+    /// Stops accepting clients and peers, stops every actor (in-flight deliveries and reports
+    /// are dropped), and returns once all of them are done. The store is left to its owner.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = task.await;
+        }
+    }
+
+    pub fn metrics(&self) -> &WorkerMetrics {
+        &self.metrics
+    }
+
+    /// Where clients connect (the real port if the committee said port 0).
+    pub fn transaction_address(&self) -> SocketAddr {
+        self.transaction_address
+    }
+
+    /// Where peer workers and the own primary connect.
+    pub fn worker_address(&self) -> SocketAddr {
+        self.worker_address
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Runs a blocking store operation off the runtime's threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, RequestError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => {
+            tracing::error!("storage failure: {e}");
+            Err(RequestError::Store)
+        }
+        Err(_) => Err(RequestError::ShuttingDown),
+    }
+}
+
+/// Stores a batch as the bytes that were received and hashed.
+async fn store_batch(
+    batches: &Map<BatchDigest, Bytes>,
+    digest: BatchDigest,
+    batch: Bytes,
+) -> Result<(), RequestError> {
+    let batches = batches.clone();
+    blocking(move || batches.insert(&digest, &batch, Durability::Buffered)).await
+}

@@ -1,0 +1,137 @@
+//! What the worker's server does with each request, from peer workers and the own primary.
+
+use crate::batch::validate_batch;
+use crate::error::RequestError;
+use crate::metrics::WorkerMetrics;
+use crate::synchronizer::SyncRequest;
+use crate::{blocking, store_batch};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use weft_network::{Handler, HandlerError};
+use weft_storage::{Durability, Map, Store};
+use weft_types::codec::{decode_message, encode_message};
+use weft_types::{
+    messages::is_primary_to_worker, AuthorityIndex, BatchDigest, BatchResponse, PrimaryToWorker,
+    WorkerId, WorkerMessage, WorkerToPrimary,
+};
+
+/// Serves the worker's address. Peers (any committee member) may send `WorkerMessage`s; only the
+/// own primary (`peer == authority`: it shares the authority's network key) may also send
+/// `PrimaryToWorker`. The two are told apart by their tag byte (`is_primary_to_worker`).
+pub struct WorkerHandler {
+    pub authority: AuthorityIndex,
+    pub worker_id: WorkerId,
+    pub max_transaction_size: usize,
+    /// Largest request decoded, and largest response built.
+    pub max_message_size: usize,
+    pub store: Store,
+    pub batches: Map<BatchDigest, Bytes>,
+    pub tx_primary: mpsc::Sender<WorkerToPrimary>,
+    pub tx_synchronizer: mpsc::Sender<SyncRequest>,
+    pub metrics: Arc<WorkerMetrics>,
+}
+
+impl Handler for WorkerHandler {
+    fn handle(
+        &self,
+        peer: AuthorityIndex,
+        request: Bytes,
+    ) -> BoxFuture<'_, Result<Bytes, HandlerError>> {
+        Box::pin(async move {
+            self.serve(peer, request).await.map_err(|e| {
+                self.metrics
+                    .requests_rejected
+                    .with_label_values(&[e.kind()])
+                    .inc();
+                match e {
+                    RequestError::Store | RequestError::ShuttingDown => {
+                        tracing::debug!(%peer, "request not served: {e}")
+                    }
+                    _ => tracing::warn!(%peer, "request refused: {e}"),
+                }
+                HandlerError::new(e)
+            })
+        })
+    }
+}
+
+impl WorkerHandler {
+    async fn serve(&self, peer: AuthorityIndex, request: Bytes) -> Result<Bytes, RequestError> {
+        if is_primary_to_worker(&request) {
+            if peer != self.authority {
+                return Err(RequestError::NotOwnPrimary(peer));
+            }
+            let message =
+                decode_message(request, self.max_message_size).map_err(RequestError::Decode)?;
+            return self.serve_primary(message).await;
+        }
+        match decode_message(request, self.max_message_size).map_err(RequestError::Decode)? {
+            WorkerMessage::Batch(batch) => self.receive_batch(batch).await,
+            WorkerMessage::BatchRequest(digests) => self.serve_batch_request(digests).await,
+        }
+    }
+
+    async fn serve_primary(&self, message: PrimaryToWorker) -> Result<Bytes, RequestError> {
+        match message {
+            PrimaryToWorker::Synchronize { digests, target } => {
+                // Acknowledged at once; the synchronizer reports each batch when it has it.
+                self.tx_synchronizer
+                    .send(SyncRequest { digests, target })
+                    .await
+                    .map_err(|_| RequestError::ShuttingDown)?;
+            }
+            PrimaryToWorker::DeleteBatches { digests } => {
+                let (store, batches) = (self.store.clone(), self.batches.clone());
+                let count = digests.len() as u64;
+                blocking(move || {
+                    let mut write = store.batch();
+                    for digest in &digests {
+                        write.remove(&batches, digest);
+                    }
+                    write.commit(Durability::Buffered)
+                })
+                .await?;
+                self.metrics.batches_deleted.inc_by(count);
+            }
+        }
+        Ok(Bytes::new())
+    }
+
+    /// Stores a batch broadcast by another authority's worker and reports it to the primary.
+    async fn receive_batch(&self, batch: Bytes) -> Result<Bytes, RequestError> {
+        validate_batch(&batch, self.max_transaction_size)?;
+        let digest = BatchDigest::of_encoded(&batch);
+        store_batch(&self.batches, digest, batch).await?;
+        self.metrics.batches_received.inc();
+        let report = WorkerToPrimary::OthersBatch {
+            digest,
+            worker_id: self.worker_id,
+        };
+        self.tx_primary
+            .send(report)
+            .await
+            .map_err(|_| RequestError::ShuttingDown)?;
+        Ok(Bytes::new())
+    }
+
+    /// Answers with the stored batches among `digests`, leaving out unknown ones and any that
+    /// would take the response past `max_message_size` (the requester asks again for those).
+    async fn serve_batch_request(&self, digests: Vec<BatchDigest>) -> Result<Bytes, RequestError> {
+        let batches = self.batches.clone();
+        let found = blocking(move || batches.multi_get(&digests)).await?;
+        // Version byte and element count.
+        let mut size = 1 + 4;
+        let batches = found
+            .into_iter()
+            .flatten()
+            .take_while(|batch| {
+                size += 4 + batch.len();
+                size <= self.max_message_size
+            })
+            .collect();
+        self.metrics.batch_requests_served.inc();
+        Ok(encode_message(&BatchResponse { batches }))
+    }
+}

@@ -1,0 +1,317 @@
+//! Workers of a 4-authority committee over real loopback TLS, each primary replaced by a server
+//! that records the reports it receives.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use weft_network::NetworkError;
+use weft_storage::Durability;
+use weft_types::codec::decode_message;
+use weft_types::{Batch, BatchDigest, PrimaryToWorker, WorkerMessage, WorkerToPrimary};
+
+fn transactions(rng: &mut StdRng, count: usize, size: usize) -> Vec<Bytes> {
+    (0..count)
+        .map(|_| {
+            let mut tx = vec![1u8; size];
+            rng.fill(&mut tx[1..]);
+            Bytes::from(tx)
+        })
+        .collect()
+}
+
+fn our_batch(report: WorkerToPrimary) -> BatchDigest {
+    match report {
+        WorkerToPrimary::OurBatch { digest, worker_id } => {
+            assert_eq!(worker_id, 0);
+            digest
+        }
+        other => panic!("expected OurBatch, got {other:?}"),
+    }
+}
+
+fn others_batch(report: WorkerToPrimary) -> BatchDigest {
+    match report {
+        WorkerToPrimary::OthersBatch { digest, worker_id } => {
+            assert_eq!(worker_id, 0);
+            digest
+        }
+        other => panic!("expected OthersBatch, got {other:?}"),
+    }
+}
+
+fn stored_transactions(cluster: &Cluster, i: usize, digest: &BatchDigest) -> Vec<Bytes> {
+    let stored = cluster
+        .batches(i)
+        .get(digest)
+        .unwrap()
+        .expect("batch stored");
+    assert_eq!(BatchDigest::of_encoded(&stored), *digest);
+    decode_message::<Batch>(stored, usize::MAX)
+        .unwrap()
+        .transactions
+}
+
+/// Proves: transactions a client sends to authority 0's worker are sealed (by size) into one
+/// batch, reported `OurBatch` to primary 0 and `OthersBatch` to primaries 1..3, and stored by
+/// every worker as a batch decoding to exactly the transactions sent, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_transactions_become_a_batch_stored_everywhere() {
+    let mut rng = StdRng::seed_from_u64(1);
+    // 10 transactions of 100 B take the encoding from 5 to 1045 bytes: the 10th seals it.
+    let mut cluster = Cluster::new(11, parameters(1_000, 3_600_000)).await;
+    cluster.start_all().await;
+    let txs = transactions(&mut rng, 10, 100);
+    let _client = send_transactions(cluster.transaction_address(0), &txs).await;
+
+    let digest = our_batch(cluster.next_report(0).await);
+    for i in 1..4 {
+        assert_eq!(others_batch(cluster.next_report(i).await), digest);
+    }
+    for i in 0..4 {
+        assert_eq!(stored_transactions(&cluster, i, &digest), txs, "worker {i}");
+    }
+    let metrics = cluster.worker(0).metrics();
+    assert_eq!(metrics.batches_sealed.with_label_values(&["size"]).get(), 1);
+    assert_eq!(
+        metrics.batches_sealed.with_label_values(&["timeout"]).get(),
+        0
+    );
+    assert_eq!(metrics.transactions_received.get(), 10);
+    assert_eq!(cluster.worker(1).metrics().batches_received.get(), 1);
+}
+
+/// Proves: a batch below `batch_size` is sealed when `max_batch_delay` expires, and is then
+/// disseminated like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_batch_is_sealed_after_the_delay() {
+    let mut cluster = Cluster::new(12, parameters(500_000, 50)).await;
+    cluster.start_all().await;
+    // One transaction, so that no timer tick can split it from another.
+    let tx = Bytes::from_static(b"\x01lonely transaction");
+    let _client =
+        send_transactions(cluster.transaction_address(2), std::slice::from_ref(&tx)).await;
+
+    let digest = our_batch(cluster.next_report(2).await);
+    assert_eq!(stored_transactions(&cluster, 2, &digest), vec![tx]);
+    let metrics = cluster.worker(2).metrics();
+    assert_eq!(
+        metrics.batches_sealed.with_label_values(&["timeout"]).get(),
+        1
+    );
+    assert_eq!(metrics.batches_sealed.with_label_values(&["size"]).get(), 0);
+    assert_eq!(others_batch(cluster.next_report(0).await), digest);
+}
+
+/// Proves: a frame above `max_transaction_size`, or an empty one, closes the client's
+/// connection and is counted; nothing of it reaches a batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_or_empty_transactions_close_the_connection() {
+    let mut cluster = Cluster::new(13, parameters(1_000, 3_600_000)).await;
+    cluster.start_worker(0).await;
+    let limit = cluster.parameters.max_transaction_size as u32;
+    for (header, reason) in [(limit + 1, "too_large"), (0, "empty")] {
+        let mut client = guarded(tokio::net::TcpStream::connect(
+            cluster.transaction_address(0),
+        ))
+        .await
+        .unwrap();
+        client.write_all(&header.to_be_bytes()).await.unwrap();
+        // The worker closes the connection: the read ends (EOF or reset), it never hangs.
+        let mut buf = [0u8; 16];
+        let read = guarded(client.read(&mut buf)).await;
+        assert!(matches!(read, Ok(0) | Err(_)), "{reason}: {read:?}");
+        let metrics = cluster.worker(0).metrics();
+        assert_eq!(
+            metrics
+                .transactions_rejected
+                .with_label_values(&[reason])
+                .get(),
+            1
+        );
+    }
+    assert_eq!(cluster.worker(0).metrics().transactions_received.get(), 0);
+}
+
+/// Proves: a peer's batch that is not a well-formed `Batch` within the limits is refused with
+/// an error response, counted by reason, not stored and not reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_peer_batches_are_rejected_and_not_stored() {
+    let mut cluster = Cluster::new(14, parameters(1_000, 3_600_000)).await;
+    cluster.start_worker(0).await;
+    let limit = cluster.parameters.max_transaction_size;
+    let (_, mut truncated) = Batch::new(vec![Bytes::from(vec![1u8; 50])]).seal();
+    truncated.truncate(truncated.len() - 1);
+    let (_, oversized) = Batch::new(vec![Bytes::from(vec![1u8; limit + 1])]).seal();
+    for (batch, reason) in [
+        (truncated, "malformed_batch"),
+        (Bytes::from_static(b"\x09garbage"), "malformed_batch"),
+        (oversized, "transaction_too_large"),
+    ] {
+        let digest = BatchDigest::of_encoded(&batch);
+        let response = cluster.request(1, 0, &WorkerMessage::Batch(batch)).await;
+        assert!(matches!(response, Err(NetworkError::Remote(_))), "{reason}");
+        assert!(!cluster.batches(0).contains(&digest).unwrap(), "{reason}");
+    }
+    let rejected = &cluster.worker(0).metrics().requests_rejected;
+    assert_eq!(rejected.with_label_values(&["malformed_batch"]).get(), 2);
+    assert_eq!(
+        rejected.with_label_values(&["transaction_too_large"]).get(),
+        1
+    );
+    assert_eq!(cluster.worker(0).metrics().batches_received.get(), 0);
+    assert!(cluster.no_report(0));
+}
+
+/// Proves: with authority 3's worker down, the other three (a quorum) still get authority 0's
+/// batch reported `OurBatch`; once worker 3 is up, its primary's `Synchronize` makes it fetch
+/// the batch from worker 0, check it, store it and report it `OthersBatch`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_without_one_worker_then_the_synchronizer_fetches_the_batch() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut cluster = Cluster::new(15, parameters(1_000, 3_600_000)).await;
+    for i in 0..3 {
+        cluster.start_worker(i).await;
+    }
+    let txs = transactions(&mut rng, 10, 100);
+    let _client = send_transactions(cluster.transaction_address(0), &txs).await;
+    let digest = our_batch(cluster.next_report(0).await);
+    assert!(!cluster.batches(3).contains(&digest).unwrap());
+
+    // Restart worker 0 so that no broadcast delivery to worker 3 is still pending: the batch
+    // can only reach worker 3 through its synchronizer.
+    cluster.stop_worker(0).await;
+    cluster.start_worker(0).await;
+    cluster.start_worker(3).await;
+    let sync = PrimaryToWorker::Synchronize {
+        digests: vec![digest, digest],
+        target: a(0),
+    };
+    // Acknowledged at once, before the batch is fetched.
+    assert_eq!(cluster.request(3, 3, &sync).await.unwrap(), Bytes::new());
+    assert_eq!(others_batch(cluster.next_report(3).await), digest);
+    assert_eq!(stored_transactions(&cluster, 3, &digest), txs);
+    let metrics = cluster.worker(3).metrics();
+    assert_eq!(metrics.sync_batches_fetched.get(), 1);
+    assert_eq!(metrics.sync_requests_sent.get(), 1);
+    assert_eq!(metrics.batches_received.get(), 0);
+    assert_eq!(cluster.worker(0).metrics().batch_requests_served.get(), 1);
+
+    // A batch already stored is reported at once, without a request.
+    assert_eq!(cluster.request(3, 3, &sync).await.unwrap(), Bytes::new());
+    assert_eq!(others_batch(cluster.next_report(3).await), digest);
+    assert_eq!(cluster.worker(3).metrics().sync_requests_sent.get(), 1);
+}
+
+/// Proves: when the target of a `Synchronize` is down, the worker asks other authorities
+/// after `sync_retry_delay` and gets the batch from them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_synchronizer_retries_other_authorities_when_the_target_is_down() {
+    let mut rng = StdRng::seed_from_u64(6);
+    let mut cluster = Cluster::new(16, parameters(1_000, 3_600_000)).await;
+    cluster.parameters.sync_retry_delay_ms = 200;
+    cluster.parameters.sync_retry_nodes = 1;
+    for i in 0..3 {
+        cluster.start_worker(i).await;
+    }
+    let txs = transactions(&mut rng, 10, 100);
+    let _client = send_transactions(cluster.transaction_address(0), &txs).await;
+    let digest = our_batch(cluster.next_report(0).await);
+    for i in 1..3 {
+        assert_eq!(others_batch(cluster.next_report(i).await), digest);
+    }
+    cluster.stop_worker(0).await;
+    cluster.start_worker(3).await;
+    let sync = PrimaryToWorker::Synchronize {
+        digests: vec![digest],
+        target: a(0),
+    };
+    cluster.request(3, 3, &sync).await.unwrap();
+    assert_eq!(others_batch(cluster.next_report(3).await), digest);
+    assert_eq!(stored_transactions(&cluster, 3, &digest), txs);
+    let metrics = cluster.worker(3).metrics();
+    assert_eq!(metrics.sync_batches_fetched.get(), 1);
+    assert!(
+        metrics.sync_requests_sent.get() >= 2,
+        "asked the target, then another"
+    );
+}
+
+/// Proves: `DeleteBatches` from the own primary removes exactly the named batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_batches_removes_them_from_the_store() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut cluster = Cluster::new(17, parameters(1_000, 3_600_000)).await;
+    cluster.start_worker(1).await;
+    let digests: Vec<BatchDigest> = (0..3)
+        .map(|_| {
+            let (digest, sealed) = Batch::new(transactions(&mut rng, 3, 20)).seal();
+            cluster
+                .batches(1)
+                .insert(&digest, &sealed, Durability::Buffered)
+                .unwrap();
+            digest
+        })
+        .collect();
+    let delete = PrimaryToWorker::DeleteBatches {
+        digests: digests[..2].to_vec(),
+    };
+    assert_eq!(cluster.request(1, 1, &delete).await.unwrap(), Bytes::new());
+    let batches = cluster.batches(1);
+    assert!(!batches.contains(&digests[0]).unwrap());
+    assert!(!batches.contains(&digests[1]).unwrap());
+    assert!(batches.contains(&digests[2]).unwrap());
+    assert_eq!(cluster.worker(1).metrics().batches_deleted.get(), 2);
+}
+
+/// Proves: a `PrimaryToWorker` message from another authority is refused and counted, and
+/// has no effect; the same request from the own primary is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn primary_messages_from_other_authorities_are_refused() {
+    let mut rng = StdRng::seed_from_u64(8);
+    let mut cluster = Cluster::new(18, parameters(1_000, 3_600_000)).await;
+    cluster.start_worker(0).await;
+    let (digest, sealed) = Batch::new(transactions(&mut rng, 2, 20)).seal();
+    cluster
+        .batches(0)
+        .insert(&digest, &sealed, Durability::Buffered)
+        .unwrap();
+    let delete = PrimaryToWorker::DeleteBatches {
+        digests: vec![digest],
+    };
+    let refused = cluster.request(2, 0, &delete).await;
+    assert!(matches!(refused, Err(NetworkError::Remote(_))));
+    let sync = PrimaryToWorker::Synchronize {
+        digests: vec![digest],
+        target: a(1),
+    };
+    assert!(matches!(
+        cluster.request(1, 0, &sync).await,
+        Err(NetworkError::Remote(_))
+    ));
+    let metrics = cluster.worker(0).metrics();
+    assert_eq!(
+        metrics
+            .requests_rejected
+            .with_label_values(&["not_own_primary"])
+            .get(),
+        2
+    );
+    assert!(cluster.batches(0).contains(&digest).unwrap());
+    assert!(
+        cluster.no_report(0),
+        "the refused Synchronize reported nothing"
+    );
+
+    // Peers may read batches, though.
+    let response = cluster
+        .request(2, 0, &WorkerMessage::BatchRequest(vec![digest]))
+        .await
+        .unwrap();
+    let response: weft_types::BatchResponse = decode_message(response, usize::MAX).unwrap();
+    assert_eq!(response.batches, vec![sealed]);
+    assert_eq!(cluster.request(0, 0, &delete).await.unwrap(), Bytes::new());
+    assert!(!cluster.batches(0).contains(&digest).unwrap());
+}
