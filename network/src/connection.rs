@@ -89,7 +89,9 @@ impl PeerTask {
                         self.drop_all(&mut unanswered, &mut rx);
                         continue;
                     }
-                    tokio::time::sleep(backoff.next_delay()).await;
+                    if !Self::backoff(backoff.next_delay(), &mut unanswered, &mut rx).await {
+                        return;
+                    }
                     continue;
                 }
             };
@@ -114,9 +116,36 @@ impl PeerTask {
                 // A connection that failed before answering anything is treated like a failed
                 // dial, so a peer that accepts and immediately closes is not hammered.
                 Mode::Reliable if !outcome.answered_any && !unanswered.is_empty() => {
-                    tokio::time::sleep(backoff.next_delay()).await;
+                    if !Self::backoff(backoff.next_delay(), &mut unanswered, &mut rx).await {
+                        return;
+                    }
                 }
                 Mode::Reliable => {}
+            }
+        }
+    }
+
+    /// Waits out a reconnection delay while still taking requests off the channel, dropping
+    /// the cancelled ones: callers of a peer that is down for long must neither block on a
+    /// full channel nor keep requests they gave up on. Returns false if the channel closed.
+    async fn backoff(delay: Duration, unanswered: &mut VecDeque<Request>, rx: &mut Queue) -> bool {
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return true,
+                request = rx.recv() => match request {
+                    Some(request) => {
+                        if !request.is_cancelled() {
+                            unanswered.push_back(request);
+                        }
+                        // Amortised: drop what callers cancelled once the backlog doubles.
+                        if unanswered.len().is_power_of_two() {
+                            unanswered.retain(|r| !r.is_cancelled());
+                        }
+                    }
+                    None => return false,
+                },
             }
         }
     }

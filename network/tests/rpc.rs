@@ -238,3 +238,31 @@ async fn shutdown_closes_the_listener() {
     guarded(server.shutdown()).await;
     assert!(tokio::net::TcpStream::connect(address).await.is_err());
 }
+
+/// A peer that stays down must not block its callers once they give up on their requests:
+/// while reconnecting, the sender keeps draining its queue and drops cancelled requests, so
+/// far more than a channel's worth of sends complete at once. One request kept alive is still
+/// delivered when the peer comes up.
+#[tokio::test]
+async fn cancelled_requests_to_a_dead_peer_never_block_the_caller() {
+    let fixture = fixture();
+    let sender = reliable_sender(&fixture, 1);
+    let address = free_address();
+    let dead = Peer::new(address, fixture.keys[0].network.public());
+    let kept = sender.send(&dead, Bytes::from_static(b"kept")).await;
+    let sends = async {
+        for _ in 0..3 * SENDER_CHANNEL_CAPACITY {
+            drop(sender.send(&dead, Bytes::from_static(b"dropped")).await);
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), sends)
+        .await
+        .expect("sends to a dead peer do not block once cancelled");
+    let (echo, mut seen) = Echo::new();
+    let _server = serve_default_at(&fixture, 0, address, echo).await;
+    assert_eq!(guarded(kept).await.unwrap(), Bytes::from_static(b"re:kept"));
+    assert_eq!(
+        seen.recv().await.unwrap(),
+        (a(1), Bytes::from_static(b"kept"))
+    );
+}
