@@ -1,2 +1,26 @@
-//! Posts the ordered stream to Ethereum L1 and reads forced-inclusion transactions back
-//! (issue #6). Empty until then.
+//! Posts the ordered stream to an Ethereum L1 inbox contract and reads it back (issue #6).
+//!
+//! - [`source`]: the input, committed sub-DAGs in order ([`OrderedSource`]).
+//! - [`batch`]: frames with positions, zstd, cut to a target size.
+//! - [`inbox`]: the contract's bindings; [`l1`]: RPC, signing, fees; [`reader`]: batches back.
+//! - [`poster`]: the posting actor; [`cursor`]: its persisted cursor; [`rotation`]: who posts.
+//! - [`verify`]: the verifier behind `weft l1 verify`.
+//! - [`anvil`]: a local L1 for tests and the `measure` example.
+
+pub mod anvil;
+pub mod batch;
+pub mod cursor;
+pub mod inbox;
+pub mod l1;
+pub mod metrics;
+pub mod poster;
+pub mod reader;
+pub mod rotation;
+pub mod source;
+pub mod verify;
+
+pub use batch::{BatchLimits, BuiltBatch, Frame, Position};
+pub use l1::deploy_inbox;
+pub use poster::{PostMode, Poster, PosterConfig, PosterHandle, PosterStatus};
+pub use source::{MemorySource, OrderedSource, OrderedSubDag, SourceError};
+pub use verify::{read_inbox, verify, Inconsistency, VerifyReport};

@@ -1,0 +1,373 @@
+//! Batches: the ordered stream cut into L1-sized pieces.
+//!
+//! A batch is `version ‖ codec ‖ compressed(frames)`. A frame is a run of one sub-DAG's
+//! transactions with its position, so a sub-DAG may span batches and empty sub-DAGs still
+//! show (the reader checks that positions are contiguous):
+//! `sub_dag u64 ‖ total u32 ‖ first u32 ‖ count u32 ‖ count × (len u32 ‖ bytes)`, little-endian.
+//!
+//! zstd was picked over brotli on signed EIP-1559 transfers and ERC-20 calls (see
+//! `examples/measure.rs` and the crate README section in the report): similar ratio, far less CPU.
+
+use crate::source::{OrderedSource, SourceError};
+use bytes::Bytes;
+
+pub const BATCH_VERSION: u8 = 0;
+pub const CODEC_ZSTD: u8 = 1;
+const ZSTD_LEVEL: i32 = 9;
+/// Bounds what a batch read from L1 may expand to; a batch is built far below it.
+pub const MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
+const FRAME_HEADER_BYTES: usize = 8 + 4 + 4 + 4;
+/// Sub-DAGs read from the source per call while filling a batch.
+const READ_CHUNK: usize = 64;
+
+/// A transaction's place in the ordered stream: `(sub-DAG index, index within it)`.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub struct Position {
+    pub sub_dag: u64,
+    pub tx: u32,
+}
+
+/// A run of one sub-DAG's transactions: `transactions` are its `first..first + len` of `total`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub sub_dag: u64,
+    pub total: u32,
+    pub first: u32,
+    pub transactions: Vec<Bytes>,
+}
+
+impl Frame {
+    /// The position right after this frame's last transaction.
+    pub fn end(&self) -> Position {
+        let next = self.first as u64 + self.transactions.len() as u64;
+        if next >= self.total as u64 {
+            Position {
+                sub_dag: self.sub_dag + 1,
+                tx: 0,
+            }
+        } else {
+            Position {
+                sub_dag: self.sub_dag,
+                tx: next as u32,
+            }
+        }
+    }
+}
+
+/// Size limits of one batch.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchLimits {
+    /// The encoded (compressed) size a batch is filled up to.
+    pub target_bytes: usize,
+}
+
+/// A batch ready to post, covering positions `start..end`.
+#[derive(Clone, Debug)]
+pub struct BuiltBatch {
+    pub data: Vec<u8>,
+    pub start: Position,
+    pub end: Position,
+    pub transactions: usize,
+    pub raw_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BatchError {
+    #[error("batch too short")]
+    Truncated,
+    #[error("unknown batch version {0}")]
+    Version(u8),
+    #[error("unknown batch codec {0}")]
+    Codec(u8),
+    #[error("decompression failed: {0}")]
+    Decompress(String),
+    #[error(
+        "frame of sub-DAG {sub_dag} is inconsistent (first {first}, count {count}, total {total})"
+    )]
+    Frame {
+        sub_dag: u64,
+        first: u32,
+        count: u32,
+        total: u32,
+    },
+    #[error("transaction at {0:?} alone exceeds the batch target size")]
+    TransactionTooLarge(Position),
+    #[error("source: {0}")]
+    Source(String),
+}
+
+impl From<SourceError> for BatchError {
+    fn from(e: SourceError) -> Self {
+        BatchError::Source(e.to_string())
+    }
+}
+
+/// Serialises frames (uncompressed).
+pub fn encode_frames(frames: &[Frame]) -> Vec<u8> {
+    let size: usize = frames
+        .iter()
+        .map(|f| FRAME_HEADER_BYTES + f.transactions.iter().map(|t| 4 + t.len()).sum::<usize>())
+        .sum();
+    let mut out = Vec::with_capacity(size);
+    for f in frames {
+        out.extend_from_slice(&f.sub_dag.to_le_bytes());
+        out.extend_from_slice(&f.total.to_le_bytes());
+        out.extend_from_slice(&f.first.to_le_bytes());
+        out.extend_from_slice(&(f.transactions.len() as u32).to_le_bytes());
+        for t in &f.transactions {
+            out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+            out.extend_from_slice(t);
+        }
+    }
+    out
+}
+
+fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], BatchError> {
+    if input.len() < n {
+        return Err(BatchError::Truncated);
+    }
+    let (head, rest) = input.split_at(n);
+    *input = rest;
+    Ok(head)
+}
+
+fn take_u32(input: &mut &[u8]) -> Result<u32, BatchError> {
+    let b = take(input, 4)?;
+    Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn take_u64(input: &mut &[u8]) -> Result<u64, BatchError> {
+    let b = take(input, 8)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(b);
+    Ok(u64::from_le_bytes(a))
+}
+
+/// Parses frames; every length is checked against the remaining input before use.
+pub fn decode_frames(raw: &Bytes) -> Result<Vec<Frame>, BatchError> {
+    let mut input: &[u8] = raw;
+    let mut frames = Vec::new();
+    while !input.is_empty() {
+        let sub_dag = take_u64(&mut input)?;
+        let total = take_u32(&mut input)?;
+        let first = take_u32(&mut input)?;
+        let count = take_u32(&mut input)?;
+        if first as u64 + count as u64 > total as u64 || (count == 0 && total != 0) {
+            return Err(BatchError::Frame {
+                sub_dag,
+                first,
+                count,
+                total,
+            });
+        }
+        let mut transactions = Vec::with_capacity((count as usize).min(input.len() / 4));
+        for _ in 0..count {
+            let len = take_u32(&mut input)? as usize;
+            let start = raw.len() - input.len();
+            take(&mut input, len)?;
+            transactions.push(raw.slice(start..start + len));
+        }
+        frames.push(Frame {
+            sub_dag,
+            total,
+            first,
+            transactions,
+        });
+    }
+    Ok(frames)
+}
+
+/// `version ‖ codec ‖ zstd(frames)`.
+pub fn encode_batch(frames: &[Frame]) -> Vec<u8> {
+    compress(&encode_frames(frames))
+}
+
+fn compress(raw: &[u8]) -> Vec<u8> {
+    let mut out = vec![BATCH_VERSION, CODEC_ZSTD];
+    // Compressing an in-memory buffer cannot fail at a valid level.
+    match zstd::bulk::compress(raw, ZSTD_LEVEL) {
+        Ok(c) => out.extend_from_slice(&c),
+        Err(_) => unreachable!("zstd bulk compression of a buffer at a valid level"),
+    }
+    out
+}
+
+/// Decompresses (bounded by `MAX_DECOMPRESSED_BYTES`) and parses a batch read from L1.
+pub fn decode_batch(data: &[u8]) -> Result<Vec<Frame>, BatchError> {
+    if data.len() < 2 {
+        return Err(BatchError::Truncated);
+    }
+    if data[0] != BATCH_VERSION {
+        return Err(BatchError::Version(data[0]));
+    }
+    if data[1] != CODEC_ZSTD {
+        return Err(BatchError::Codec(data[1]));
+    }
+    let raw = zstd::bulk::decompress(&data[2..], MAX_DECOMPRESSED_BYTES)
+        .map_err(|e| BatchError::Decompress(e.to_string()))?;
+    decode_frames(&Bytes::from(raw))
+}
+
+/// Fills a batch from `start` with what `source` has now, up to `limits.target_bytes` encoded.
+/// Returns `None` when nothing from `start` on holds a transaction yet (empty sub-DAGs alone
+/// are not worth an L1 transaction; they ride along with the next batch).
+pub fn build_batch(
+    source: &dyn OrderedSource,
+    start: Position,
+    limits: BatchLimits,
+) -> Result<Option<BuiltBatch>, BatchError> {
+    // zstd rarely shrinks signed transactions by more than this; reading further only to cut
+    // it off again would waste work.
+    const MAX_EXPECTED_RATIO: usize = 4;
+    let raw_cap = limits.target_bytes.saturating_mul(MAX_EXPECTED_RATIO);
+    let mut frames: Vec<Frame> = Vec::new();
+    let mut raw_bytes = 0usize;
+    let mut next = start;
+    'fill: while raw_bytes < raw_cap {
+        let sub_dags = source.read(next.sub_dag, READ_CHUNK)?;
+        if sub_dags.is_empty() {
+            break;
+        }
+        for sd in sub_dags {
+            let total = sd.transactions.len() as u32;
+            let first = if sd.index == start.sub_dag {
+                start.tx.min(total)
+            } else {
+                0
+            };
+            let mut frame = Frame {
+                sub_dag: sd.index,
+                total,
+                first,
+                transactions: Vec::new(),
+            };
+            raw_bytes += FRAME_HEADER_BYTES;
+            for tx in sd.transactions.into_iter().skip(first as usize) {
+                if raw_bytes >= raw_cap {
+                    if !frame.transactions.is_empty() {
+                        frames.push(frame);
+                    }
+                    break 'fill;
+                }
+                raw_bytes += 4 + tx.len();
+                frame.transactions.push(tx);
+            }
+            next = frame.end();
+            frames.push(frame);
+        }
+    }
+    if frames.iter().all(|f| f.transactions.is_empty()) {
+        return Ok(None);
+    }
+    // Cut until it fits; each cut aims a little below the target so this ends in few rounds.
+    loop {
+        let raw = encode_frames(&frames);
+        let data = compress(&raw);
+        if data.len() <= limits.target_bytes {
+            let transactions = frames.iter().map(|f| f.transactions.len()).sum();
+            let end = frames.last().map(Frame::end).unwrap_or(start);
+            return Ok(Some(BuiltBatch {
+                data,
+                start,
+                end,
+                transactions,
+                raw_bytes: raw.len(),
+            }));
+        }
+        let count: usize = frames.iter().map(|f| f.transactions.len()).sum();
+        if count <= 1 {
+            return Err(BatchError::TransactionTooLarge(start));
+        }
+        let keep = ((count as u128 * limits.target_bytes as u128 * 9) / (data.len() as u128 * 10))
+            .clamp(1, count as u128 - 1) as usize;
+        truncate_to(&mut frames, keep);
+    }
+}
+
+/// Keeps the first `keep` transactions (and the empty frames before them).
+fn truncate_to(frames: &mut Vec<Frame>, keep: usize) {
+    let mut left = keep;
+    let mut cut = frames.len();
+    for (i, f) in frames.iter_mut().enumerate() {
+        if left == 0 {
+            cut = i;
+            break;
+        }
+        if f.transactions.len() >= left {
+            f.transactions.truncate(left);
+            cut = i + 1;
+            // Trailing empty frames of later sub-DAGs would claim those sub-DAGs are done.
+            break;
+        }
+        left -= f.transactions.len();
+    }
+    frames.truncate(cut);
+}
+
+/// Rebuilds the ordered stream from frames read in batch order, checking that each frame
+/// starts exactly where the previous one ended.
+#[derive(Debug, Default)]
+pub struct StreamAssembler {
+    next: Position,
+    partial: Option<crate::source::OrderedSubDag>,
+    partial_total: u32,
+    complete: Vec<crate::source::OrderedSubDag>,
+}
+
+impl StreamAssembler {
+    /// The position the next frame must start at.
+    pub fn next(&self) -> Position {
+        self.next
+    }
+
+    /// Appends a frame; on a gap, overlap or changed total, returns the expected position.
+    pub fn push(&mut self, frame: Frame) -> Result<(), Position> {
+        let at = Position {
+            sub_dag: frame.sub_dag,
+            tx: frame.first,
+        };
+        if at != self.next || (self.partial.is_some() && frame.total != self.partial_total) {
+            return Err(self.next);
+        }
+        self.partial_total = frame.total;
+        let end = frame.end();
+        let sub_dag = self
+            .partial
+            .get_or_insert_with(|| crate::source::OrderedSubDag {
+                index: frame.sub_dag,
+                transactions: Vec::with_capacity(frame.total as usize),
+            });
+        sub_dag.transactions.extend(frame.transactions);
+        if end.sub_dag != frame.sub_dag {
+            if let Some(done) = self.partial.take() {
+                self.complete.push(done);
+            }
+        }
+        self.next = end;
+        Ok(())
+    }
+
+    /// The sub-DAGs completed so far (a sub-DAG still being continued is left out).
+    pub fn complete(&self) -> &[crate::source::OrderedSubDag] {
+        &self.complete
+    }
+
+    pub fn into_complete(self) -> Vec<crate::source::OrderedSubDag> {
+        self.complete
+    }
+}
+
+#[cfg(test)]
+#[path = "batch_tests.rs"]
+mod tests;

@@ -1,0 +1,157 @@
+use super::*;
+use crate::source::MemorySource;
+use rand::{rngs::StdRng, Rng, RngCore, SeedableRng};
+
+fn random_stream(seed: u64, sub_dags: usize) -> MemorySource {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let source = MemorySource::new();
+    for _ in 0..sub_dags {
+        // Some sub-DAGs are empty, like those of leaders whose sub-DAG carried no batch.
+        let n = if rng.gen_bool(0.2) {
+            0
+        } else {
+            rng.gen_range(1..40)
+        };
+        let txs = (0..n)
+            .map(|_| {
+                let mut tx = vec![0u8; rng.gen_range(100..300)];
+                // Half-random bytes so compression neither fails nor trivialises the cut.
+                rng.fill_bytes(&mut tx[..50]);
+                Bytes::from(tx)
+            })
+            .collect();
+        source.push(txs);
+    }
+    source.push(vec![Bytes::from_static(b"last")]);
+    source
+}
+
+/// Builds batches until the source is consumed; returns them in order.
+fn drain(source: &MemorySource, limits: BatchLimits) -> Vec<BuiltBatch> {
+    let mut next = Position::default();
+    let mut out = Vec::new();
+    while let Some(b) = build_batch(source, next, limits).unwrap() {
+        assert_eq!(b.start, next);
+        assert!(
+            b.data.len() <= limits.target_bytes,
+            "{} > target",
+            b.data.len()
+        );
+        next = b.end;
+        out.push(b);
+    }
+    out
+}
+
+#[test]
+fn batches_respect_target_and_reassemble_to_the_stream() {
+    let source = random_stream(7, 200);
+    let batches = drain(
+        &source,
+        BatchLimits {
+            target_bytes: 4_000,
+        },
+    );
+    assert!(batches.len() > 10, "the stream must be split");
+    let mut asm = StreamAssembler::default();
+    for b in &batches {
+        for f in decode_batch(&b.data).unwrap() {
+            asm.push(f).unwrap();
+        }
+    }
+    assert_eq!(asm.into_complete(), source.all());
+}
+
+#[test]
+fn one_large_batch_when_the_target_allows() {
+    let source = random_stream(8, 20);
+    let batches = drain(
+        &source,
+        BatchLimits {
+            target_bytes: 1 << 20,
+        },
+    );
+    assert_eq!(batches.len(), 1);
+    let total: usize = source.all().iter().map(|s| s.transactions.len()).sum();
+    assert_eq!(batches[0].transactions, total);
+}
+
+#[test]
+fn nothing_to_post_without_a_transaction() {
+    let source = MemorySource::new();
+    source.push(vec![]);
+    source.push(vec![]);
+    let limits = BatchLimits { target_bytes: 1000 };
+    assert!(build_batch(&source, Position::default(), limits)
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn an_oversized_transaction_is_an_error() {
+    let source = MemorySource::new();
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut tx = vec![0u8; 5000];
+    rng.fill_bytes(&mut tx);
+    source.push(vec![Bytes::from(tx)]);
+    let limits = BatchLimits { target_bytes: 1000 };
+    assert_eq!(
+        build_batch(&source, Position::default(), limits).unwrap_err(),
+        BatchError::TransactionTooLarge(Position::default())
+    );
+}
+
+#[test]
+fn assembler_rejects_gaps_overlaps_and_changed_totals() {
+    let frame = |sub_dag, total, first, n: usize| Frame {
+        sub_dag,
+        total,
+        first,
+        transactions: vec![Bytes::from_static(b"x"); n],
+    };
+    let mut asm = StreamAssembler::default();
+    asm.push(frame(0, 3, 0, 2)).unwrap();
+    assert_eq!(
+        asm.push(frame(0, 3, 1, 2)),
+        Err(Position { sub_dag: 0, tx: 2 })
+    );
+    assert_eq!(
+        asm.push(frame(0, 4, 2, 1)),
+        Err(Position { sub_dag: 0, tx: 2 })
+    );
+    asm.push(frame(0, 3, 2, 1)).unwrap();
+    assert_eq!(
+        asm.push(frame(2, 1, 0, 1)),
+        Err(Position { sub_dag: 1, tx: 0 })
+    );
+    asm.push(frame(1, 0, 0, 0)).unwrap();
+    assert_eq!(asm.complete().len(), 2);
+}
+
+#[test]
+fn decoding_garbage_fails_without_panicking() {
+    let mut rng = StdRng::seed_from_u64(3);
+    for len in 0..200 {
+        let mut data = vec![0u8; len];
+        rng.fill_bytes(&mut data);
+        let _ = decode_batch(&data);
+        let _ = decode_frames(&Bytes::from(data));
+    }
+    // A valid batch with every truncation.
+    let source = random_stream(4, 5);
+    let b = build_batch(
+        &source,
+        Position::default(),
+        BatchLimits {
+            target_bytes: 1 << 20,
+        },
+    )
+    .unwrap()
+    .unwrap();
+    let raw = zstd::bulk::decompress(&b.data[2..], MAX_DECOMPRESSED_BYTES).unwrap();
+    for cut in 0..raw.len() {
+        let _ = decode_frames(&Bytes::copy_from_slice(&raw[..cut]));
+    }
+    assert_eq!(decode_batch(&[9, 1]).unwrap_err(), BatchError::Version(9));
+    assert_eq!(decode_batch(&[0, 7]).unwrap_err(), BatchError::Codec(7));
+}

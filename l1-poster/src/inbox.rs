@@ -1,0 +1,13 @@
+//! The inbox contract: Rust bindings generated from the committed artifact
+//! (`contracts/Inbox.json`, rebuilt by `contracts/build.sh`), so the ABI has one source.
+
+alloy::sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    Inbox,
+    "contracts/Inbox.json"
+);
+
+pub use Inbox::{BatchPosted, ForceIncluded, InboxErrors};
+
+/// The committed artifact, for the test that checks it against the source.
+pub const ARTIFACT_JSON: &str = include_str!("../contracts/Inbox.json");
