@@ -1,1 +1,21 @@
-//! Bullshark over the certified DAG, as a pure state machine (issue #4). Empty until then.
+//! Bullshark over the certified DAG, as a pure, deterministic state machine: verified
+//! certificates in (in causal order), committed sub-DAGs out. No I/O, clock, randomness or
+//! async runtime; the node around it persists [`ConsensusState`] with each commit's output.
+//!
+//! The rules, as weft runs them, are in the team's design notes ("Bullshark, as weft runs
+//! it"): leaders on even rounds chosen by a [`LeaderSchedule`]; the leader of round r commits
+//! when certificates of round r+1 with validity stake reference it; earlier leaders it reaches
+//! are committed first, oldest first; each leader yields its not-yet-committed causal history.
+
+mod bullshark;
+mod dag;
+mod error;
+pub mod schedule;
+mod state;
+
+pub use bullshark::Bullshark;
+pub use error::ConsensusError;
+pub use schedule::{
+    LeaderSchedule, LeaderScheduleKind, Reputation, ReputationState, RoundRobin, ScheduleState,
+};
+pub use state::{CommittedSubDag, ConsensusState, MAX_STATE_BYTES, STATE_VERSION};

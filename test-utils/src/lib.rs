@@ -26,7 +26,12 @@ impl CommitteeFixture {
     /// every one of them at once), for tests that start real servers. Tests running in parallel
     /// in one process get disjoint ranges.
     pub fn with_free_ports(authorities: usize, workers: u32, seed: u64) -> Self {
-        Self::with_base_port(authorities, workers, free_base_port(authorities, workers), seed)
+        Self::with_base_port(
+            authorities,
+            workers,
+            free_base_port(authorities, workers),
+            seed,
+        )
     }
 
     pub fn with_base_port(authorities: usize, workers: u32, base_port: u16, seed: u64) -> Self {
@@ -198,16 +203,20 @@ impl CommitteeFixture {
 }
 
 /// A random causal (topological) order of the certificates of rounds ≥ 1 in `dag`: each
-/// certificate comes after all its parents. A drawn certificate of a `slow` authority is redrawn
-/// three times in four, so those tend to arrive late. Deterministic in `rng`.
+/// certificate comes after all its parents. A certificate for which `late` holds is delivered
+/// only when nothing else is ready (as late as causality allows), which lets later rounds and
+/// their commits overtake it. Deterministic in `rng`.
 pub fn causal_order(
     dag: &[Vec<Certificate>],
-    slow: &[AuthorityIndex],
+    late: impl Fn(&Certificate) -> bool,
     rng: &mut StdRng,
 ) -> Vec<Certificate> {
     let all: Vec<&Certificate> = dag.iter().flatten().filter(|c| c.round() > 0).collect();
-    let position: HashMap<CertificateDigest, usize> =
-        all.iter().enumerate().map(|(i, c)| (c.digest(), i)).collect();
+    let position: HashMap<CertificateDigest, usize> = all
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.digest(), i))
+        .collect();
     let mut waiting_for = vec![0usize; all.len()];
     let mut children = vec![Vec::new(); all.len()];
     for (i, c) in all.iter().enumerate() {
@@ -218,19 +227,27 @@ pub fn causal_order(
             }
         }
     }
-    let mut ready: Vec<usize> = (0..all.len()).filter(|i| waiting_for[*i] == 0).collect();
+    let (mut ready, mut ready_late): (Vec<usize>, Vec<usize>) = (0..all.len())
+        .filter(|i| waiting_for[*i] == 0)
+        .partition(|i| !late(all[*i]));
     let mut out = Vec::with_capacity(all.len());
-    while !ready.is_empty() {
-        let mut pick = rng.gen_range(0..ready.len());
-        if slow.contains(&all[ready[pick]].author()) && !rng.gen_bool(0.25) {
-            pick = rng.gen_range(0..ready.len());
-        }
-        let i = ready.swap_remove(pick);
+    loop {
+        let i = if !ready.is_empty() {
+            ready.swap_remove(rng.gen_range(0..ready.len()))
+        } else if !ready_late.is_empty() {
+            ready_late.swap_remove(rng.gen_range(0..ready_late.len()))
+        } else {
+            break;
+        };
         out.push(all[i].clone());
         for &child in &children[i] {
             waiting_for[child] -= 1;
             if waiting_for[child] == 0 {
-                ready.push(child);
+                if late(all[child]) {
+                    ready_late.push(child);
+                } else {
+                    ready.push(child);
+                }
             }
         }
     }

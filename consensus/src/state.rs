@@ -1,0 +1,160 @@
+//! What consensus outputs ([`CommittedSubDag`]) and what it needs persisted to resume after a
+//! restart ([`ConsensusState`]), with their canonical encodings.
+
+use crate::error::ConsensusError;
+use crate::schedule::{LeaderSchedule, ScheduleState};
+use bytes::{BufMut, Bytes, BytesMut};
+use weft_types::codec::{
+    decode_message, encode_message, put_vec, vec_len, Decode, DecodeError, Encode, Reader,
+};
+use weft_types::{Certificate, CertificateDigest, Committee, Round};
+
+/// Version byte in front of an encoded [`ConsensusState`]; bumped when its layout changes so a
+/// node never misreads a state written by another version.
+pub const STATE_VERSION: u8 = 1;
+
+/// Upper bound on an encoded [`ConsensusState`] for the largest committee, for
+/// [`ConsensusState::from_bytes`].
+pub const MAX_STATE_BYTES: usize =
+    1 + 1 + 8 + 8 + (4 + 8 * Committee::MAX_AUTHORITIES) + ScheduleState::MAX_ENCODED_LEN;
+
+/// One committed leader and the part of its causal history that no earlier sub-DAG ordered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommittedSubDag {
+    /// Position in the committed sequence: 0 for the first sub-DAG, then +1 per sub-DAG.
+    pub index: u64,
+    /// Round of the leader (always even).
+    pub leader_round: Round,
+    /// Digest of the leader's certificate, the last of `certificates`.
+    pub leader: CertificateDigest,
+    /// Sorted by (round, author); each certificate appears in exactly one sub-DAG, ever.
+    pub certificates: Vec<Certificate>,
+}
+
+impl CommittedSubDag {
+    /// The leader's certificate (the highest round of the sub-DAG, so it sorts last).
+    pub fn leader_certificate(&self) -> Option<&Certificate> {
+        self.certificates.last()
+    }
+}
+
+impl Encode for CommittedSubDag {
+    fn encode(&self, out: &mut BytesMut) {
+        out.put_u64_le(self.index);
+        out.put_u64_le(self.leader_round);
+        self.leader.encode(out);
+        put_vec(out, &self.certificates);
+    }
+    fn encoded_len(&self) -> usize {
+        8 + 8 + self.leader.encoded_len() + vec_len(&self.certificates)
+    }
+}
+
+impl Decode for CommittedSubDag {
+    const MIN_ENCODED_LEN: usize = 8 + 8 + CertificateDigest::MIN_ENCODED_LEN + 4;
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        let sub_dag = Self {
+            index: r.u64("sub_dag.index")?,
+            leader_round: r.u64("sub_dag.leader_round")?,
+            leader: CertificateDigest::decode(r)?,
+            certificates: r.vec("sub_dag.certificates")?,
+        };
+        match sub_dag.certificates.last() {
+            Some(leader) if leader.round() == sub_dag.leader_round => Ok(sub_dag),
+            _ => Err(DecodeError::InvalidValue("sub_dag.certificates")),
+        }
+    }
+}
+
+/// Everything consensus needs to resume where it stopped. The node persists it in the same
+/// atomic write as the sub-DAGs that produced it (see [`crate::Bullshark::state`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsensusState {
+    /// Highest committed round of each authority, indexed by `AuthorityIndex`.
+    pub last_committed: Vec<Round>,
+    /// Round of the last committed leader; 0 before the first commit.
+    pub last_committed_leader_round: Round,
+    /// Index the next committed sub-DAG gets.
+    pub next_sub_dag_index: u64,
+    pub schedule: ScheduleState,
+}
+
+impl ConsensusState {
+    /// The state before anything is committed.
+    pub fn genesis(committee: &Committee, schedule: &dyn LeaderSchedule) -> Self {
+        Self {
+            last_committed: vec![0; committee.size()],
+            last_committed_leader_round: 0,
+            next_sub_dag_index: 0,
+            schedule: schedule.state(),
+        }
+    }
+
+    /// The versioned encoding to persist.
+    pub fn to_bytes(&self) -> Bytes {
+        encode_message(self)
+    }
+
+    /// Decodes a persisted state; rejects unknown versions, oversized or inconsistent input.
+    pub fn from_bytes(bytes: Bytes) -> Result<Self, DecodeError> {
+        decode_message(bytes, MAX_STATE_BYTES)
+    }
+
+    /// Checks what decoding cannot: that the state belongs to this committee.
+    pub(crate) fn check(&self, committee: &Committee) -> Result<(), ConsensusError> {
+        if self.last_committed.len() != committee.size() {
+            return Err(ConsensusError::InvalidState(
+                "last_committed must have one round per authority",
+            ));
+        }
+        if self
+            .last_committed
+            .iter()
+            .any(|r| *r > self.last_committed_leader_round)
+        {
+            return Err(ConsensusError::InvalidState(
+                "an authority's last committed round is above the last leader round",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Encode for ConsensusState {
+    fn encode(&self, out: &mut BytesMut) {
+        out.put_u8(STATE_VERSION);
+        out.put_u64_le(self.last_committed_leader_round);
+        out.put_u64_le(self.next_sub_dag_index);
+        put_vec(out, &self.last_committed);
+        self.schedule.encode(out);
+    }
+    fn encoded_len(&self) -> usize {
+        1 + 8 + 8 + vec_len(&self.last_committed) + self.schedule.encoded_len()
+    }
+}
+
+impl Decode for ConsensusState {
+    const MIN_ENCODED_LEN: usize = 1 + 8 + 8 + 4 + ScheduleState::MIN_ENCODED_LEN;
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        let version = r.u8("consensus_state.version")?;
+        if version != STATE_VERSION {
+            return Err(DecodeError::UnsupportedVersion(version));
+        }
+        let last_committed_leader_round = r.u64("consensus_state.last_committed_leader_round")?;
+        let next_sub_dag_index = r.u64("consensus_state.next_sub_dag_index")?;
+        let last_committed: Vec<Round> = r.vec("consensus_state.last_committed")?;
+        if last_committed.len() > Committee::MAX_AUTHORITIES
+            || last_committed
+                .iter()
+                .any(|round| *round > last_committed_leader_round)
+        {
+            return Err(DecodeError::InvalidValue("consensus_state.last_committed"));
+        }
+        Ok(Self {
+            last_committed,
+            last_committed_leader_round,
+            next_sub_dag_index,
+            schedule: ScheduleState::decode(r)?,
+        })
+    }
+}
