@@ -11,6 +11,7 @@ use weft_network::NetworkError;
 use weft_storage::Durability;
 use weft_types::codec::decode_message;
 use weft_types::{Batch, BatchDigest, PrimaryToWorker, WorkerMessage, WorkerToPrimary};
+use weft_worker::{MAX_BATCHES_AWAITING_QUORUM, MAX_DELIVERIES_PER_PEER};
 
 fn transactions(rng: &mut StdRng, count: usize, size: usize) -> Vec<Bytes> {
     (0..count)
@@ -250,6 +251,33 @@ async fn quorum_without_one_worker_then_the_synchronizer_fetches_the_batch() {
     assert_eq!(cluster.request(3, 3, &sync).await.unwrap(), Bytes::new());
     assert_eq!(others_batch(cluster.next_report(3).await), digest);
     assert_eq!(cluster.worker(3).metrics().sync_requests_sent.get(), 1);
+}
+
+/// Proves: a dead peer does not hold dissemination up and costs bounded memory: with worker 3
+/// down, 100 batches all reach a quorum, while at most `MAX_DELIVERIES_PER_PEER` deliveries to
+/// worker 3 are outstanding (the others skipped it once they had their quorum).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_peer_holds_a_bounded_number_of_deliveries() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let mut cluster = Cluster::new(20, parameters(1_000, 3_600_000)).await;
+    for i in 0..3 {
+        cluster.start_worker(i).await;
+    }
+    let batches = 100;
+    assert!(batches > MAX_DELIVERIES_PER_PEER + MAX_BATCHES_AWAITING_QUORUM);
+    let txs = transactions(&mut rng, 10 * batches, 100);
+    let _client = send_transactions(cluster.transaction_address(0), &txs).await;
+    for _ in 0..batches {
+        our_batch(cluster.next_report(0).await);
+    }
+    // Every quorum needed workers 1 and 2, so all their deliveries were answered: what is
+    // left is worker 3's share.
+    let metrics = cluster.worker(0).metrics();
+    assert_eq!(
+        metrics.deliveries_in_flight.get(),
+        MAX_DELIVERIES_PER_PEER as i64
+    );
+    assert_eq!(metrics.batches_awaiting_quorum.get(), 0);
 }
 
 /// Proves: when the target of a `Synchronize` is down, the worker asks other authorities
