@@ -36,27 +36,27 @@ struct Refusal(&'static str, String, &'static str);
 impl PrimaryHandler {
     async fn handle_request(&self, peer: AuthorityIndex, request: Bytes) -> Result<Bytes, Refusal> {
         if peer == self.me {
-            return self.from_worker(request).await;
+            return self.worker_report(request).await;
         }
         let message: PrimaryMessage = decode_message(request, self.max_message_size)
             .map_err(|e| Refusal("message", e.to_string(), "malformed"))?;
         let input = match message {
             PrimaryMessage::Header(header) => {
+                header
+                    .verify(&self.committee, true)
+                    .map_err(|e| Refusal("header", e.to_string(), e.kind()))?;
                 // Headers travel from their author only: a relayed header is not expected.
                 if header.author != peer {
                     return Err(Refusal("header", format!("sent by {peer}"), "wrong_sender"));
                 }
-                header
-                    .verify(&self.committee, true)
-                    .map_err(|e| Refusal("header", e.to_string(), e.kind()))?;
                 CoreInput::Header(header)
             }
             PrimaryMessage::Vote(vote) => {
+                vote.verify(&self.committee)
+                    .map_err(|e| Refusal("vote", e.to_string(), e.kind()))?;
                 if vote.author != peer || vote.origin != self.me {
                     return Err(Refusal("vote", format!("from {peer}"), "wrong_sender"));
                 }
-                vote.verify(&self.committee)
-                    .map_err(|e| Refusal("vote", e.to_string(), e.kind()))?;
                 CoreInput::Vote(vote)
             }
             PrimaryMessage::Certificate(certificate) => {
@@ -121,7 +121,7 @@ impl PrimaryHandler {
         encode_message(&response)
     }
 
-    async fn from_worker(&self, request: Bytes) -> Result<Bytes, Refusal> {
+    async fn worker_report(&self, request: Bytes) -> Result<Bytes, Refusal> {
         let message: WorkerToPrimary = decode_message(request, MAX_WORKER_MESSAGE)
             .map_err(|e| Refusal("worker", e.to_string(), "malformed"))?;
         let (digest, worker, ours) = match message {

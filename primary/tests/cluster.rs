@@ -19,9 +19,9 @@ async fn start_all(
     commit_lag: Option<Round>,
 ) -> Vec<Node> {
     let mut nodes = Vec::new();
-    for i in 0..f.committee.size() {
+    for (i, dir) in dirs.iter().enumerate() {
         let p = parameters(delay_ms, gc_depth);
-        nodes.push(start(f, i as u16, dirs[i].path(), p, commit_lag).await);
+        nodes.push(start(f, i as u16, dir.path(), p, commit_lag).await);
     }
     nodes
 }
