@@ -17,12 +17,18 @@ pub const BENCH_LOG_TARGET: &str = "weft::bench";
 /// `batch_size` bytes, or `max_batch_delay` after the previous seal, whichever comes first
 /// (a timer that finds the batch empty just restarts).
 pub struct BatchMaker {
+    /// Seal once the batch's encoding reaches this many bytes.
     batch_size: usize,
+    /// Seal a non-empty batch this long after the previous seal.
     max_batch_delay: Duration,
+    /// The batch being filled, already in its wire encoding.
     builder: BatchBuilder,
+    /// Client transactions.
     rx_ingress: mpsc::Receiver<Bytes>,
+    /// Sealed batches; waiting on it is the backpressure of dissemination.
     tx_quorum_waiter: mpsc::Sender<SealedBatch>,
     metrics: Arc<WorkerMetrics>,
+    /// Cancelled when the worker stops.
     shutdown: CancellationToken,
 }
 

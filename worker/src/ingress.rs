@@ -21,11 +21,14 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// is read only while the batch maker's channel has room, so a full worker pushes back on its
 /// clients through TCP flow control instead of buffering.
 pub struct TxReceiver {
+    /// Bound to the committee's `transaction_addresses[id]`.
     listener: TcpListener,
     /// Largest transaction accepted; a larger (or empty) frame closes its connection.
     max_transaction_size: usize,
+    /// Every connection's transactions, in the order each connection sent them.
     tx_batch_maker: mpsc::Sender<Bytes>,
     metrics: Arc<WorkerMetrics>,
+    /// Cancelled when the worker stops; closes the listener and every connection.
     shutdown: CancellationToken,
 }
 

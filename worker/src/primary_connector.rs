@@ -19,10 +19,14 @@ const _: () = assert!(MAX_REPORTS_IN_FLIGHT < SENDER_CHANNEL_CAPACITY);
 /// Sends every `WorkerToPrimary` report to the own primary with a reliable sender, keeping each
 /// request alive until the primary answers it (dropping it would cancel it).
 pub struct PrimaryConnector {
+    /// The own primary's address and the authority's network key.
     primary: Peer,
+    /// Used for reports only.
     sender: ReliableSender,
+    /// Reports of the quorum waiter, the server and the synchronizer.
     rx_worker: mpsc::Receiver<WorkerToPrimary>,
     metrics: Arc<WorkerMetrics>,
+    /// Cancelled when the worker stops; unacknowledged reports are then dropped.
     shutdown: CancellationToken,
 }
 

@@ -41,11 +41,13 @@ type Delivery = (u64, Target, bool);
 /// An own batch that has not reached a quorum yet.
 struct Pending {
     digest: BatchDigest,
+    /// The `WorkerMessage::Batch` encoding, shared by every delivery.
     message: Bytes,
     /// Stake of the targets that acknowledged storing it, own stake included once stored.
     stake: Stake,
     /// Targets that have not answered (sent, or waiting for a delivery slot).
     unanswered: usize,
+    /// For the quorum latency histogram.
     sealed_at: Instant,
 }
 
@@ -53,6 +55,7 @@ struct Pending {
 struct PeerState {
     stake: Stake,
     peer: Peer,
+    /// Deliveries sent and not answered, at most MAX_DELIVERIES_PER_PEER.
     in_flight: usize,
     /// Pending batches waiting for a delivery slot, oldest first.
     waiting: VecDeque<u64>,
@@ -70,17 +73,26 @@ struct PeerState {
 /// peer, which is only drained while that peer is reachable.
 pub struct QuorumWaiter {
     worker_id: WorkerId,
+    /// Stake counted once the own store holds a batch.
     own_stake: Stake,
+    /// `committee.quorum_threshold()`.
     quorum: Stake,
+    /// The same-id workers of the other authorities.
     peers: Vec<PeerState>,
+    /// Used for batch deliveries only, so its queue to a peer holds only those.
     sender: ReliableSender,
+    /// Where own batches are stored.
     batches: Map<BatchDigest, Bytes>,
+    /// Batches short of a quorum, by sequence number (at most MAX_BATCHES_AWAITING_QUORUM).
     pending: HashMap<u64, Pending>,
     next_sequence: u64,
+    /// Every outstanding delivery, to peers and to the own store.
     deliveries: FuturesUnordered<BoxFuture<'static, Delivery>>,
     rx_batch_maker: mpsc::Receiver<SealedBatch>,
+    /// `OurBatch` reports.
     tx_primary: mpsc::Sender<WorkerToPrimary>,
     metrics: Arc<WorkerMetrics>,
+    /// Cancelled when the worker stops; outstanding deliveries are then dropped.
     shutdown: CancellationToken,
 }
 

@@ -55,16 +55,23 @@ pub struct Synchronizer {
     worker_id: WorkerId,
     /// The same-id workers of the other authorities, by authority index.
     peers: Vec<(AuthorityIndex, Peer)>,
+    /// Used for batch requests only.
     sender: ReliableSender,
+    /// Where fetched batches are stored.
     batches: Map<BatchDigest, Bytes>,
     config: SyncConfig,
     /// Digests being fetched, with the request rounds made for each.
     fetching: HashMap<BatchDigest, u32>,
+    /// Batch requests awaiting their response (each with a timeout).
     requests: FuturesUnordered<BoxFuture<'static, Answer>>,
+    /// Timers: each yields its digests when their retry delay has passed.
     retries: FuturesUnordered<BoxFuture<'static, Vec<BatchDigest>>>,
+    /// The own primary's `Synchronize` requests, from the server.
     rx_handler: mpsc::Receiver<SyncRequest>,
+    /// `OthersBatch` reports.
     tx_primary: mpsc::Sender<WorkerToPrimary>,
     metrics: Arc<WorkerMetrics>,
+    /// Cancelled when the worker stops.
     shutdown: CancellationToken,
 }
 
