@@ -55,7 +55,7 @@ async fn main() {
     }
     let sent = txs.div_ceil(CHUNK) * CHUNK;
     let mut done = [0u64; 4];
-    for i in 0..4 {
+    for (i, done) in done.iter_mut().enumerate() {
         loop {
             let metrics = cluster.worker(i).metrics();
             let sealed = metrics.batches_sealed.with_label_values(&["size"]).get()
@@ -63,12 +63,12 @@ async fn main() {
             // Every transaction is in a sealed batch (5 bytes of batch header each), and every
             // sealed batch reached its quorum.
             let sealed_txs = (metrics.bytes_sealed.get() - 5 * sealed) as usize / (4 + TX_SIZE);
-            if sealed_txs == sent && done[i] == sealed {
+            if sealed_txs == sent && *done == sealed {
                 break;
             }
-            match tokio::time::timeout(Duration::from_millis(20), cluster.next_report(i)).await {
-                Ok(WorkerToPrimary::OurBatch { .. }) => done[i] += 1,
-                Ok(_) | Err(_) => {}
+            let report = tokio::time::timeout(Duration::from_millis(20), cluster.next_report(i));
+            if let Ok(WorkerToPrimary::OurBatch { .. }) = report.await {
+                *done += 1;
             }
         }
     }
