@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+pub use weft_consensus::LeaderScheduleKind;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -30,6 +31,11 @@ pub struct Parameters {
     pub max_message_size: usize,
     /// Depth of the bounded channels between actors.
     pub channel_capacity: usize,
+    /// How consensus picks the leader of each even round; the same on every authority.
+    pub leader_schedule: LeaderScheduleKind,
+    /// Committed sub-DAGs kept in the committed log for readers (stream API, L1 poster);
+    /// older entries are deleted. Independent of the DAG's `gc_depth`.
+    pub committed_log_retention: u64,
 }
 
 impl Default for Parameters {
@@ -47,6 +53,8 @@ impl Default for Parameters {
             max_transaction_size: 128 * 1024,
             max_message_size: 4 * 1024 * 1024,
             channel_capacity: 1_000,
+            leader_schedule: LeaderScheduleKind::RoundRobin,
+            committed_log_retention: 100_000,
         }
     }
 }
@@ -74,7 +82,7 @@ impl Parameters {
 
     pub fn validate(&self) -> Result<(), ParameterError> {
         let fail = |field: &'static str, reason: String| Err(ParameterError { field, reason });
-        let positive: [(&'static str, u64); 9] = [
+        let positive: [(&'static str, u64); 10] = [
             (
                 "header_num_of_batches_threshold",
                 self.header_num_of_batches_threshold as u64,
@@ -90,6 +98,7 @@ impl Parameters {
             ("batch_size", self.batch_size as u64),
             ("max_batch_delay_ms", self.max_batch_delay_ms),
             ("channel_capacity", self.channel_capacity as u64),
+            ("committed_log_retention", self.committed_log_retention),
         ];
         for (field, value) in positive {
             if value == 0 {
@@ -119,6 +128,15 @@ impl Parameters {
                 format!(
                     "must be at least batch_size + max_transaction_size + 4096 = {largest_batch}"
                 ),
+            );
+        }
+        if let LeaderScheduleKind::Reputation {
+            commits_per_update: 0,
+        } = self.leader_schedule
+        {
+            return fail(
+                "leader_schedule",
+                "reputation.commits_per_update must be greater than 0".into(),
             );
         }
         if self.max_message_size > 1 << 30 {

@@ -38,6 +38,11 @@ enum Command {
         #[command(subcommand)]
         command: NodeCommand,
     },
+    /// Run one of an authority's workers as its own process.
+    Worker {
+        #[command(subcommand)]
+        command: WorkerCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -66,8 +71,16 @@ enum CommitteeCommand {
 
 #[derive(Subcommand)]
 enum NodeCommand {
-    /// Runs an authority's primary and workers until SIGINT or SIGTERM.
-    Run(run::RunArgs),
+    /// Runs an authority's primary, consensus and (unless --external-workers) its workers
+    /// until SIGINT or SIGTERM.
+    Run(run::NodeRunArgs),
+}
+
+#[derive(Subcommand)]
+enum WorkerCommand {
+    /// Runs worker --id of an authority until SIGINT or SIGTERM (with `node run
+    /// --external-workers` for the primary).
+    Run(run::WorkerRunArgs),
 }
 
 fn main() -> Result<()> {
@@ -87,6 +100,9 @@ fn main() -> Result<()> {
         } => generate::committee(authorities, workers, base_port, &out_dir),
         Command::Node {
             command: NodeCommand::Run(args),
-        } => run::run(args),
+        } => run::node(args),
+        Command::Worker {
+            command: WorkerCommand::Run(args),
+        } => run::worker(args),
     }
 }

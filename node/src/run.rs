@@ -1,20 +1,15 @@
-//! `weft node run`: loads an authority's files, opens its store, brings up its authenticated
-//! endpoints and keeps a live view of its links to the rest of the committee until SIGINT or
-//! SIGTERM, then flushes storage.
+//! `weft node run` and `weft worker run`: load an authority's files, open its store, run it
+//! until SIGINT or SIGTERM, then flush storage.
 
 use anyhow::{bail, Context, Result};
-use bytes::Bytes;
-use futures::future::BoxFuture;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tracing::{info, warn};
-use weft_config::{load_committee, load_keys, load_parameters, Parameters};
-use weft_network::{
-    Handler, HandlerError, NetworkConfig, NetworkMetrics, Peer, ReliableSender, Server,
-};
+use std::time::Duration;
+use tracing::info;
+use weft_config::{load_committee, load_keys, load_parameters, Keys, Parameters};
+use weft_node::{Node, NodeArgs};
 use weft_storage::Store;
-use weft_types::{AuthorityIndex, Committee};
+use weft_types::{AuthorityIndex, Committee, WorkerId};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -26,35 +21,40 @@ pub struct RunArgs {
     /// Parameters file; defaults apply when omitted.
     #[arg(long)]
     parameters: Option<PathBuf>,
-    /// Directory of the authority's RocksDB store (created if missing).
+    /// Directory of the RocksDB store (created if missing).
     #[arg(long)]
     store: PathBuf,
-    /// Seconds between link reports in the log.
+    /// Seconds between status lines in the log.
     #[arg(long, default_value_t = 5)]
     report_every: u64,
 }
 
-/// How often each peer link is probed.
-const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+#[derive(clap::Args)]
+pub struct NodeRunArgs {
+    #[command(flatten)]
+    common: RunArgs,
+    /// The workers run as separate processes (`weft worker run`), not in this one.
+    #[arg(long)]
+    external_workers: bool,
+}
 
-/// Answers link probes: echoes the probe and appends this authority's index.
-struct ProbeHandler {
+#[derive(clap::Args)]
+pub struct WorkerRunArgs {
+    #[command(flatten)]
+    common: RunArgs,
+    /// Which of the authority's workers this process is.
+    #[arg(long)]
+    id: WorkerId,
+}
+
+struct Loaded {
+    committee: Arc<Committee>,
+    keys: Keys,
+    parameters: Parameters,
     me: AuthorityIndex,
 }
 
-impl Handler for ProbeHandler {
-    fn handle(
-        &self,
-        _peer: AuthorityIndex,
-        request: Bytes,
-    ) -> BoxFuture<'_, Result<Bytes, HandlerError>> {
-        let mut reply = request.to_vec();
-        reply.extend_from_slice(&self.me.0.to_le_bytes());
-        Box::pin(async move { Ok(Bytes::from(reply)) })
-    }
-}
-
-pub fn run(args: RunArgs) -> Result<()> {
+fn load(args: &RunArgs) -> Result<Loaded> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -77,137 +77,110 @@ pub fn run(args: RunArgs) -> Result<()> {
         })?;
     let authority = committee
         .authority(me)
-        .context("index from the committee")?
-        .clone();
+        .context("index from the committee")?;
     if authority.network_key != keys.network.public() {
         bail!(
             "{}: network key does not match the committee's entry for this authority",
             args.keys.display()
         );
     }
+    Ok(Loaded {
+        committee,
+        keys,
+        parameters,
+        me,
+    })
+}
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let store = Store::open(&args.store)
-            .with_context(|| format!("opening store {}", args.store.display()))?;
-        let registry = prometheus::Registry::new();
-        let metrics = Arc::new(NetworkMetrics::new(&registry)?);
-        let config = NetworkConfig {
-            max_message_size: parameters.max_message_size,
-            ..NetworkConfig::default()
-        };
-        let handler: Arc<dyn Handler> = Arc::new(ProbeHandler { me });
-        let endpoints = std::iter::once(authority.primary_address)
-            .chain(authority.worker_addresses.values().copied());
-        let mut servers = Vec::new();
-        for address in endpoints {
-            let server = Server::spawn(
-                address,
-                committee.clone(),
-                &keys.network,
-                handler.clone(),
-                config.clone(),
-                metrics.clone(),
-            )
-            .await
-            .with_context(|| format!("listening on {address}"))?;
-            servers.push(server);
-        }
+        .build()?)
+}
+
+fn open_store(args: &RunArgs) -> Result<Store> {
+    Store::open(&args.store).with_context(|| format!("opening store {}", args.store.display()))
+}
+
+pub fn node(args: NodeRunArgs) -> Result<()> {
+    let loaded = load(&args.common)?;
+    runtime()?.block_on(async move {
+        let store = open_store(&args.common)?;
+        let node = Node::spawn(NodeArgs {
+            keys: loaded.keys,
+            committee: loaded.committee.clone(),
+            parameters: loaded.parameters,
+            store,
+            with_workers: !args.external_workers,
+        })
+        .await?;
         info!(
-            authority = %me,
-            primary = %authority.primary_address,
-            workers = authority.worker_addresses.len(),
-            store = %args.store.display(),
+            authority = %loaded.me,
+            workers = loaded.committee.num_workers(),
+            external_workers = args.external_workers,
+            store = %args.common.store.display(),
             "node started"
         );
-
-        let sender = ReliableSender::new(&keys.network, config, metrics)?;
-        let monitor = tokio::spawn(monitor_links(
-            committee.clone(),
-            me,
-            sender,
-            Duration::from_secs(args.report_every),
-        ));
-
+        let every = Duration::from_secs(args.common.report_every.max(1));
+        let status = tokio::spawn(report(node.metrics.clone(), node.log.clone(), every));
         shutdown_signal().await?;
         info!("shutting down");
-        monitor.abort();
-        for s in servers {
-            s.shutdown().await;
-        }
+        status.abort();
+        node.shutdown().await?;
+        info!("store flushed; bye");
+        Ok(())
+    })
+}
+
+pub fn worker(args: WorkerRunArgs) -> Result<()> {
+    let loaded = load(&args.common)?;
+    if args.id >= loaded.committee.num_workers() {
+        bail!(
+            "--id {} is not a worker of this committee (it has {})",
+            args.id,
+            loaded.committee.num_workers()
+        );
+    }
+    runtime()?.block_on(async move {
+        let store = open_store(&args.common)?;
+        let registry = prometheus::Registry::new();
+        let worker = weft_worker::Worker::spawn(
+            loaded.me,
+            args.id,
+            loaded.committee,
+            loaded.parameters,
+            loaded.keys.network,
+            store.clone(),
+            &registry,
+        )
+        .await?;
+        info!(authority = %loaded.me, id = args.id, "worker started");
+        shutdown_signal().await?;
+        info!("shutting down");
+        worker.shutdown().await;
         store.sync().context("flushing the store")?;
         info!("store flushed; bye");
         Ok(())
     })
 }
 
-/// Probes every peer's primary each second and logs a summary of the links.
-async fn monitor_links(
-    committee: Arc<Committee>,
-    me: AuthorityIndex,
-    sender: ReliableSender,
-    report_every: Duration,
+/// Logs a status line every `every`.
+async fn report(
+    metrics: Arc<weft_primary::PrimaryMetrics>,
+    log: weft_node::CommittedLog,
+    every: Duration,
 ) {
-    let peers: Vec<(AuthorityIndex, Peer)> = committee
-        .authorities()
-        .filter(|(i, _)| *i != me)
-        .map(|(i, a)| (i, Peer::new(a.primary_address, a.network_key.clone())))
-        .collect();
-    let mut last_report = Instant::now();
-    let mut probe = tokio::time::interval(PROBE_INTERVAL);
-    let mut nonce: u64 = 0;
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
     loop {
-        probe.tick().await;
-        nonce += 1;
-        // Probe all peers at once, so one dead peer does not delay the others' probes.
-        let probes = peers.iter().map(|(index, peer)| {
-            let sender = &sender;
-            async move {
-                let started = Instant::now();
-                let request = Bytes::copy_from_slice(&nonce.to_le_bytes());
-                let reply =
-                    tokio::time::timeout(PROBE_INTERVAL, sender.send(peer, request.clone()).await)
-                        .await;
-                match reply {
-                    Ok(Ok(r))
-                        if r.len() == 10
-                            && r[..8] == request[..]
-                            && r[8..] == index.0.to_le_bytes() =>
-                    {
-                        Some(started.elapsed())
-                    }
-                    Ok(Ok(_)) => {
-                        warn!(peer = %index, "peer answered a probe with the wrong content");
-                        None
-                    }
-                    Ok(Err(e)) => {
-                        warn!(peer = %index, error = %e, "probe failed");
-                        None
-                    }
-                    Err(_) => None,
-                }
-            }
-        });
-        let mut rtts: Vec<Duration> = futures::future::join_all(probes)
-            .await
-            .into_iter()
-            .flatten()
-            .collect();
-        if last_report.elapsed() >= report_every {
-            last_report = Instant::now();
-            rtts.sort();
-            let median = rtts
-                .get(rtts.len() / 2)
-                .map(|d| format!("{:.2}ms", d.as_secs_f64() * 1e3));
-            info!(
-                up = rtts.len(),
-                peers = peers.len(),
-                median_rtt = median.as_deref().unwrap_or("-"),
-                "links"
-            );
-        }
+        tick.tick().await;
+        info!(
+            round = metrics.round.get(),
+            dag_round = metrics.dag_round.get(),
+            gc_round = metrics.gc_round.get(),
+            committed_sub_dags = log.next_index(),
+            "status"
+        );
     }
 }
 

@@ -56,7 +56,7 @@ fn start_node(dir: &Path, i: usize) -> Child {
 }
 
 #[test]
-fn local_committee_links_up_and_shuts_down_cleanly() {
+fn local_committee_commits_and_shuts_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let base = free_base_port(12);
     let out = weft(&[
@@ -82,14 +82,20 @@ fn local_committee_links_up_and_shuts_down_cleanly() {
     for (i, n) in nodes.iter_mut().enumerate() {
         lines(n, i, tx.clone());
     }
-    // Every node reports all three peers reachable over authenticated links.
-    let mut linked = [false; 4];
-    while !linked.iter().all(|l| *l) {
+    // Every node reports that consensus committed sub-DAGs: the four authenticated each
+    // other, built the DAG together and ordered it.
+    let mut committing = [false; 4];
+    while !committing.iter().all(|c| *c) {
         let (i, line) = rx
             .recv_timeout(Duration::from_secs(120))
             .expect("nodes keep logging");
-        if line.contains("links") && line.contains("up=3") {
-            linked[i] = true;
+        let committed = line
+            .split("committed_sub_dags=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok());
+        if line.contains("status") && committed.is_some_and(|n| n > 0) {
+            committing[i] = true;
         }
     }
     for n in &nodes {

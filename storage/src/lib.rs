@@ -61,10 +61,13 @@ pub enum Column {
     /// (batch digest, worker id) → round it was reported in: batches a primary knows are
     /// stored by its own workers, so headers carrying them can be voted for.
     Payload,
+    /// Sub-DAG index → its ordered batches: the node's committed log, kept for a configured
+    /// number of sub-DAGs regardless of the DAG's garbage collection.
+    CommittedLog,
 }
 
 impl Column {
-    pub const ALL: [Column; 7] = [
+    pub const ALL: [Column; 8] = [
         Column::Batches,
         Column::Headers,
         Column::Certificates,
@@ -72,6 +75,7 @@ impl Column {
         Column::Votes,
         Column::Consensus,
         Column::Payload,
+        Column::CommittedLog,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +87,7 @@ impl Column {
             Column::Votes => "votes",
             Column::Consensus => "consensus",
             Column::Payload => "payload",
+            Column::CommittedLog => "committed_log",
         }
     }
 }
@@ -339,6 +344,27 @@ impl<K: Key, V: Value> Map<K, V> {
             ));
         }
         Ok(out)
+    }
+
+    /// The entry with the largest key, if any.
+    pub fn last(&self) -> StoreResult<Option<(K, V)>> {
+        let cf = self.store.cf(self.column);
+        match self
+            .store
+            .inner
+            .db
+            .iterator_cf(cf, IteratorMode::End)
+            .next()
+        {
+            Some(item) => {
+                let (k, v) = item?;
+                Ok(Some((
+                    self.decode_key(&k)?,
+                    self.decode(Bytes::from(v.into_vec()))?,
+                )))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Every entry, in key order.

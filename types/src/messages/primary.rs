@@ -19,7 +19,10 @@ pub enum PrimaryMessage {
     CertificatesRequest(Vec<CertificateDigest>),
     /// Certificates of rounds ≥ `from_round` in (round, author) order, at most `limit` of them
     /// (the server may send fewer): how a primary that fell behind catches up.
-    CertificateRange { from_round: Round, limit: u32 },
+    CertificateRange {
+        from_round: Round,
+        limit: u32,
+    },
 }
 
 const TAG_HEADER: u8 = 0;

@@ -1,0 +1,114 @@
+//! The committed log: sub-DAG index → the batches it ordered, in order. Written by the
+//! executor in the same atomic write as the consensus state that produced it, so after any
+//! crash the log and consensus agree: nothing is output twice and nothing is skipped.
+//!
+//! Transaction `(sub_dag_index, tx_index)` is the `tx_index`-th transaction of the entry,
+//! counting through its batches in order.
+
+use bytes::{Bytes, BytesMut};
+use std::sync::Arc;
+use tokio::sync::watch;
+use weft_storage::{Column, Map, Store, StoreResult};
+use weft_types::codec::{decode_message, put_vec, vec_len, Decode, DecodeError, Encode, Reader};
+use weft_types::{Batch, Round, Transaction};
+
+/// One committed sub-DAG as the log keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommittedEntry {
+    pub index: u64,
+    pub leader_round: Round,
+    /// Each batch as its wire encoding (`Batch::seal()` bytes), in output order.
+    pub batches: Vec<Bytes>,
+}
+
+impl CommittedEntry {
+    /// The ordered transactions, sliced out of the batches without copying.
+    pub fn transactions(&self) -> Result<Vec<Transaction>, DecodeError> {
+        let mut out = Vec::new();
+        for b in &self.batches {
+            let batch: Batch = decode_message(b.clone(), usize::MAX)?;
+            out.extend(batch.transactions);
+        }
+        Ok(out)
+    }
+}
+
+impl Encode for CommittedEntry {
+    fn encode(&self, out: &mut BytesMut) {
+        self.index.encode(out);
+        self.leader_round.encode(out);
+        put_vec(out, &self.batches);
+    }
+    fn encoded_len(&self) -> usize {
+        16 + vec_len(&self.batches)
+    }
+}
+
+impl Decode for CommittedEntry {
+    const MIN_ENCODED_LEN: usize = 20;
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(Self {
+            index: r.u64("entry.index")?,
+            leader_round: r.u64("entry.leader_round")?,
+            batches: r.vec("entry.batches")?,
+        })
+    }
+}
+
+weft_storage::stored_as_message!(CommittedEntry);
+
+/// Reads the committed log; cheap to clone.
+#[derive(Clone)]
+pub struct CommittedLog {
+    entries: Map<u64, CommittedEntry>,
+    /// Index the next entry will get (= number of sub-DAGs committed so far).
+    next: Arc<watch::Sender<u64>>,
+}
+
+impl CommittedLog {
+    pub fn open(store: &Store) -> StoreResult<Self> {
+        let entries: Map<u64, CommittedEntry> = store.map(Column::CommittedLog);
+        let next = entries
+            .last()?
+            .map_or(0, |(index, _): (u64, CommittedEntry)| index + 1);
+        Ok(Self {
+            entries,
+            next: Arc::new(watch::channel(next).0),
+        })
+    }
+
+    pub(crate) fn map(&self) -> &Map<u64, CommittedEntry> {
+        &self.entries
+    }
+
+    /// Called after entry `index` is durable.
+    pub(crate) fn advance(&self, index: u64) {
+        self.next.send_if_modified(|n| {
+            let moved = index + 1 > *n;
+            *n = (*n).max(index + 1);
+            moved
+        });
+    }
+
+    /// Index the next committed sub-DAG will get.
+    pub fn next_index(&self) -> u64 {
+        *self.next.borrow()
+    }
+
+    /// Up to `max` retained entries from `from` on, in order. Entries older than the
+    /// retention are gone: the first returned may then be later than `from`.
+    pub fn read(&self, from: u64, max: usize) -> StoreResult<Vec<CommittedEntry>> {
+        Ok(self
+            .entries
+            .range(&from, &u64::MAX, max)?
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect())
+    }
+
+    /// Waits until entry `index` is committed.
+    pub async fn wait_for(&self, index: u64) {
+        let mut rx = self.next.subscribe();
+        let _ = rx.wait_for(|next| *next > index).await;
+    }
+}

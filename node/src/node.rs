@@ -1,0 +1,205 @@
+//! One authority in one process: its primary, (optionally) its workers, consensus and the
+//! executor that writes the committed log, all sharing one store and one metrics registry.
+
+use crate::log::CommittedLog;
+use crate::ordering::{self, ConsensusActor, Executor, SharedSchedule};
+use anyhow::{Context, Result};
+use parking_lot::Mutex;
+use prometheus::Registry;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use weft_config::{Keys, Parameters};
+use weft_consensus::{Bullshark, ConsensusState};
+use weft_network::{NetworkConfig, NetworkMetrics, ReliableSender};
+use weft_primary::{Primary, PrimaryArgs, PrimaryHandle, PrimaryMetrics, PrimaryStores};
+use weft_storage::Store;
+use weft_types::{AuthorityIndex, Certificate, Committee, Round};
+use weft_worker::{Worker, WorkerHandle};
+
+/// Certificates on their way from the primary to consensus.
+pub const CONSENSUS_CHANNEL_CAPACITY: usize = 10_000;
+
+pub struct NodeArgs {
+    pub keys: Keys,
+    pub committee: Arc<Committee>,
+    pub parameters: Parameters,
+    pub store: Store,
+    /// Run this authority's workers in this process (else they run as `weft worker run`).
+    pub with_workers: bool,
+}
+
+/// A running authority.
+pub struct NodeHandle {
+    pub authority: AuthorityIndex,
+    pub log: CommittedLog,
+    pub registry: Registry,
+    pub metrics: Arc<PrimaryMetrics>,
+    pub store: Store,
+    primary: PrimaryHandle,
+    workers: Vec<WorkerHandle>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl NodeHandle {
+    /// Stops every actor, then fsyncs the store.
+    pub async fn shutdown(self) -> Result<()> {
+        for w in self.workers {
+            w.shutdown().await;
+        }
+        self.primary.shutdown().await;
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.store.sync().context("flushing the store")
+    }
+}
+
+pub struct Node;
+
+impl Node {
+    /// Recovers the authority's state from its store and starts it.
+    pub async fn spawn(args: NodeArgs) -> Result<NodeHandle> {
+        let NodeArgs {
+            keys,
+            committee,
+            parameters,
+            store,
+            with_workers,
+        } = args;
+        let me = committee
+            .index_of_protocol_key(&keys.protocol.public())
+            .context("the protocol key is not in the committee")?;
+        let registry = Registry::new();
+        let network_metrics = Arc::new(NetworkMetrics::new(&registry)?);
+        let primary_metrics = Arc::new(PrimaryMetrics::new(&registry)?);
+
+        // Consensus first: it decides the leader schedule the proposer waits on.
+        let schedule = parameters.leader_schedule.build(&committee)?;
+        let state = match ordering::load_state(&store)? {
+            Some(state) => state,
+            None => ConsensusState::genesis(&committee, schedule.as_ref()),
+        };
+        let gc_round = state
+            .last_committed_leader_round
+            .saturating_sub(parameters.gc_depth);
+        let stores = PrimaryStores::new(&store);
+        let certificates = stored_certificates(&stores, gc_round)?;
+        let (bullshark, recovered) = Bullshark::recover(
+            (*committee).clone(),
+            parameters.gc_depth,
+            schedule,
+            state,
+            certificates,
+        )?;
+        let shared: SharedSchedule =
+            Arc::new(Mutex::new(parameters.leader_schedule.build(&committee)?));
+        let restored = shared.lock().restore(&bullshark.state().schedule);
+        if let Err(e) = restored {
+            anyhow::bail!("restoring the leader schedule: {e}");
+        }
+        let leader = {
+            let shared = shared.clone();
+            Arc::new(move |r: Round| shared.lock().leader(r))
+        };
+        let log = CommittedLog::open(&store)?;
+        tracing::info!(
+            authority = %me,
+            next_sub_dag = log.next_index(),
+            last_committed_leader_round = bullshark.last_committed_leader_round(),
+            "consensus recovered"
+        );
+
+        let (tx_consensus, rx_consensus) = mpsc::channel::<Certificate>(CONSENSUS_CHANNEL_CAPACITY);
+        let (tx_executor, rx_executor) = mpsc::channel(ordering::EXECUTOR_CHANNEL_CAPACITY);
+        let (tx_committed, rx_committed) = mpsc::channel(ordering::EXECUTOR_CHANNEL_CAPACITY);
+        let sender = ReliableSender::new(
+            &keys.network,
+            NetworkConfig {
+                max_message_size: parameters.max_message_size,
+                ..NetworkConfig::default()
+            },
+            network_metrics.clone(),
+        )?;
+        let mut tasks = vec![
+            Executor::spawn(
+                store.clone(),
+                log.clone(),
+                &committee,
+                me,
+                &parameters,
+                sender,
+                rx_executor,
+                tx_committed,
+            ),
+            ConsensusActor::spawn(bullshark, recovered, shared, rx_consensus, tx_executor),
+        ];
+
+        let mut workers = Vec::new();
+        if with_workers {
+            for id in 0..committee.num_workers() {
+                let w = Worker::spawn_with_network_metrics(
+                    me,
+                    id,
+                    committee.clone(),
+                    parameters.clone(),
+                    keys.network.copy(),
+                    store.clone(),
+                    &registry,
+                    network_metrics.clone(),
+                )
+                .await
+                .with_context(|| format!("starting worker {id}"))?;
+                workers.push(w);
+            }
+        }
+        let primary = Primary::spawn(PrimaryArgs {
+            authority: me,
+            committee: committee.clone(),
+            parameters,
+            protocol_keypair: keys.protocol,
+            network_keypair: keys.network,
+            store: store.clone(),
+            leader,
+            metrics: primary_metrics.clone(),
+            network_metrics,
+            tx_consensus,
+            rx_committed,
+        })
+        .await?;
+        tasks.shrink_to_fit();
+        Ok(NodeHandle {
+            authority: me,
+            log,
+            registry,
+            metrics: primary_metrics,
+            store,
+            primary,
+            workers,
+            tasks,
+        })
+    }
+}
+
+/// Every stored certificate above `gc_round`.
+fn stored_certificates(stores: &PrimaryStores, gc_round: Round) -> Result<Vec<Certificate>> {
+    let digests: Vec<_> = stores
+        .certificates_by_round
+        .range(
+            &(gc_round + 1, AuthorityIndex(0)),
+            &(Round::MAX, AuthorityIndex(0)),
+            usize::MAX,
+        )?
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect();
+    Ok(stores
+        .certificates
+        .multi_get(digests.iter())?
+        .into_iter()
+        .flatten()
+        .collect())
+}
