@@ -4,10 +4,10 @@
 
 mod common;
 
-use common::{check_against_oracle, consensus, feed, rotating, sequence, Sequence};
+use common::{check_against_oracle, consensus, feed, sequence, Rotating, Sequence};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::collections::HashSet;
-use weft_consensus::LeaderScheduleKind;
+use weft_consensus::{Bullshark, ConsensusState, LeaderSchedule, LeaderScheduleKind};
 use weft_test_utils::{causal_order, CommitteeFixture, DagShape};
 use weft_types::{AuthorityIndex, Certificate, CertificateDigest, Round};
 
@@ -47,11 +47,20 @@ fn run(case: &Case) -> Sequence {
     let mut rng = StdRng::seed_from_u64(case.seed);
     let dag = f.random_dag(&shape, &mut rng);
 
+    let schedule = || -> Box<dyn LeaderSchedule> {
+        match case.schedule {
+            Schedule::Kind(kind) => kind.build(&f.committee).unwrap(),
+            Schedule::Rotating => Box::new(Rotating {
+                size: case.authorities as u64,
+                commits: 0,
+            }),
+        }
+    };
     let run_order = |order: &[Certificate]| {
-        let mut consensus = match case.schedule {
-            Schedule::Kind(kind) => consensus(&f.committee, case.gc_depth, kind),
-            Schedule::Rotating => rotating(&f.committee, case.gc_depth),
-        };
+        let schedule = schedule();
+        let state = ConsensusState::genesis(&f.committee, schedule.as_ref());
+        let mut consensus =
+            Bullshark::new(f.committee.clone(), case.gc_depth, schedule, state).unwrap();
         feed(&mut consensus, order)
     };
     // Each order holds back a random set of certificates (and, in half of the orders, every
@@ -70,6 +79,24 @@ fn run(case: &Case) -> Sequence {
     let first = run_order(&random_order(&mut rng));
     check_against_oracle(&f.committee, &dag, &first, case.gc_depth);
     let expected = sequence(&first);
+    // All at once: a restart with every certificate stored and nothing committed yet commits
+    // the whole DAG from its highest anchor down, in the longest chains there can be.
+    let schedule_at_once = schedule();
+    let genesis = ConsensusState::genesis(&f.committee, schedule_at_once.as_ref());
+    let all = dag.iter().flatten().cloned();
+    let (_, at_once) = Bullshark::recover(
+        f.committee.clone(),
+        case.gc_depth,
+        schedule_at_once,
+        genesis,
+        all,
+    )
+    .unwrap();
+    assert!(
+        sequence(&at_once) == expected,
+        "seed {}: all at once",
+        case.seed
+    );
     for i in 1..ORDERS {
         let order = random_order(&mut rng);
         let got = sequence(&run_order(&order));
