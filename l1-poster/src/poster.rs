@@ -13,7 +13,7 @@ use crate::cursor::{self, Cursor, CursorError};
 use crate::inbox::{BatchPosted, Inbox, InboxErrors};
 use crate::l1::{FeePolicy, Fees, InboxHead, L1Error, Outgoing, Signer, L1};
 use crate::metrics::PosterMetrics;
-use crate::reader::{batch_data, batch_events, ReadError};
+use crate::reader::{batch_data, batch_events, PostedBatch, ReadError};
 use crate::rotation::Rotation;
 use crate::source::OrderedSource;
 use alloy::eips::eip4844::builder::{SidecarBuilder, SimpleCoder};
@@ -120,6 +120,8 @@ impl PosterError {
 /// What the poster has seen, published after every step.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PosterStatus {
+    /// The L1 block this status was read at.
+    pub l1_block: u64,
     /// The inbox head at the latest block read.
     pub inbox_next_sequence: u64,
     /// Where the batch after that head starts.
@@ -279,6 +281,8 @@ impl Poster {
         let block = self.l1.head_block().await?;
         if self.in_flight.is_some() {
             if let Some(next) = self.follow_in_flight(block).await? {
+                // Published after the decision for `block`, so a watcher knows it was made.
+                self.tx_status.send_modify(|s| s.l1_block = block);
                 return Ok(next);
             }
         }
@@ -295,6 +299,7 @@ impl Poster {
         let start = self.known_after(&head).await?.end;
         self.confirm(block).await?;
         self.tx_status.send_replace(PosterStatus {
+            l1_block: block,
             inbox_next_sequence: head.next_sequence,
             next_position: start,
             confirmed: self.cursor,
@@ -458,10 +463,15 @@ impl Poster {
         }
         let sequence = head.next_sequence - 1;
         let to = self.l1.head_block().await?;
-        let events = batch_events(&self.l1, self.cursor.l1_block, to).await?;
+        let wanted = |e: &&PostedBatch| e.sequence == sequence && e.commitment == head.commitment;
+        let mut events = batch_events(&self.l1, self.cursor.l1_block, to).await?;
+        if !events.iter().any(|e| wanted(&e)) && self.cursor.l1_block > 0 {
+            // A reorg deeper than the confirmation depth went below the cursor: look further.
+            events = batch_events(&self.l1, 0, to).await?;
+        }
         let ev = events
             .iter()
-            .find(|e| e.sequence == sequence && e.commitment == head.commitment)
+            .find(wanted)
             .ok_or(PosterError::MissingBatch(sequence))?;
         let (data, _) = batch_data(&self.l1, ev).await?;
         let frames =
