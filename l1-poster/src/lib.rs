@@ -10,6 +10,7 @@
 pub mod anvil;
 pub mod batch;
 pub mod cursor;
+pub mod forced;
 pub mod inbox;
 pub mod l1;
 pub mod metrics;
