@@ -1,0 +1,65 @@
+"""Benchmark and node parameters, and where the binaries are."""
+
+import os
+import subprocess
+from dataclasses import dataclass
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BENCH_DIR = os.path.join(REPO, 'benchmark')
+RESULTS_DIR = os.path.join(BENCH_DIR, 'results')
+WORK_DIR = os.path.join(REPO, '.weft', 'bench')
+
+# The setup of the issue's throughput target (and of Narwhal's published local runs):
+# 100 ms header and batch delays, 500 KB batches.
+NODE_PARAMETERS = {
+    'header_num_of_batches_threshold': 32,
+    'max_header_num_of_batches': 1000,
+    'max_header_delay_ms': 100,
+    'gc_depth': 50,
+    'sync_retry_delay_ms': 10_000,
+    'sync_retry_nodes': 3,
+    'batch_size': 500_000,
+    'max_batch_delay_ms': 100,
+}
+
+
+class BenchError(Exception):
+    pass
+
+
+@dataclass
+class BenchParameters:
+    nodes: int = 4
+    workers: int = 1
+    faults: int = 0
+    rate: int = 50_000
+    tx_size: int = 512
+    duration: int = 30
+    sample_share: float = 0.0
+
+    def validate(self):
+        if self.nodes < 1 or self.workers < 1:
+            raise BenchError('need at least one authority and one worker')
+        if not 0 <= self.faults < self.nodes:
+            raise BenchError('faults must be in 0..nodes-1')
+        if self.rate < 1 or self.duration < 1 or self.tx_size < 9:
+            raise BenchError('rate and duration must be positive, tx size at least 9 B')
+        return self
+
+
+def binaries(profile='release', build=True):
+    """Paths of `weft` and `weft-client` for a cargo profile, built first if asked."""
+    if build:
+        argv = ['cargo', 'build', '-p', 'weft-node', '-p', 'weft-benchmark']
+        if profile == 'release':
+            argv.append('--release')
+        r = subprocess.run(argv, cwd=REPO)
+        if r.returncode != 0:
+            raise BenchError('cargo build failed')
+    target = os.environ.get('CARGO_TARGET_DIR', os.path.join(REPO, 'target'))
+    folder = os.path.join(target, 'debug' if profile == 'dev' else profile)
+    weft, client = os.path.join(folder, 'weft'), os.path.join(folder, 'weft-client')
+    for b in (weft, client):
+        if not os.access(b, os.X_OK):
+            raise BenchError(f'{b} is missing: build it first')
+    return weft, client

@@ -1,0 +1,239 @@
+"""One benchmark run on processes this machine starts: generate the committee, start the nodes
+and clients, report progress, let the pipeline drain, stop the nodes, parse the logs.
+
+Where the processes run is the launcher's business: `LocalLauncher` starts them directly,
+`wan.NetnsLauncher` inside one network namespace per authority.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+from .config import BenchError
+from .logs import LogParser, summary
+from .progress import Progress
+
+# Seconds between progress lines.
+PROGRESS_EVERY = 5
+# Clients wait for every node's port; a debug build on a loaded box can take this long to open.
+STARTUP_GRACE = 120
+# After the clients stop, how long to wait for every sample to be committed by every node.
+DRAIN_TIMEOUT = 30
+# How long a node may take to flush its store after SIGTERM before it is killed.
+STOP_TIMEOUT = 30
+POLL = 0.25
+
+
+class LocalLauncher:
+    """Runs every process directly on this machine."""
+
+    def host(self, _slot):
+        return '127.0.0.1'
+
+    def popen(self, _slot, argv, log_path):
+        log = open(log_path, 'wb')
+        try:
+            return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=bench_env())
+        finally:
+            log.close()
+
+
+def bench_env():
+    env = dict(os.environ)
+    env.setdefault('RUST_LOG', 'info')
+    env['NO_COLOR'] = '1'
+    return env
+
+
+def free_base_port(count, start=20000, end=60000):
+    """A base port such that `count` consecutive loopback ports are free now (another run may
+    take them later; the committee file names them, so a clash shows as a bind error)."""
+    seed = (os.getpid() * 7919 + int(time.time())) % (end - start - count)
+    base = start + seed
+    for _ in range(200):
+        if all(port_free(p) for p in range(base, base + count)):
+            return base
+        base = start + (base - start + count * 3) % (end - start - count)
+    raise BenchError(f'no {count} consecutive free ports')
+
+
+def port_free(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(('127.0.0.1', port))
+            return True
+        except OSError:
+            return False
+
+
+def generate(weft, workdir, bench, node_params, host_of, base_port=None):
+    """Committee, keys and parameters under `workdir`. Returns (parameters, committee, order):
+    `order[i]` is the committee index of the authority whose keys are `keys-<i>.json`.
+    `host_of(i)` is the IP the authority with key file i listens on; ports start at
+    `base_port`, or at a free loopback range when not given."""
+    n, w = bench.nodes, bench.workers
+    base = base_port or free_base_port(n * (1 + 2 * w))
+    run([weft, 'committee', 'new', '--authorities', str(n), '--workers', str(w),
+         '--base-port', str(base), '--out-dir', workdir])
+    params_path = os.path.join(workdir, 'parameters.json')
+    with open(params_path) as f:
+        params = json.load(f)
+    params.update(node_params)
+    with open(params_path, 'w') as f:
+        json.dump(params, f, indent=2)
+    committee_path = os.path.join(workdir, 'committee.json')
+    with open(committee_path) as f:
+        committee = json.load(f)
+    index = {a['protocol_key']: k for k, a in enumerate(committee['authorities'])}
+    order = []
+    for i in range(n):
+        with open(os.path.join(workdir, f'keys-{i}.json')) as f:
+            order.append(index[json.load(f)['protocol_public_key']])
+    for i, k in enumerate(order):
+        a = committee['authorities'][k]
+        host = host_of(i)
+        a['primary_address'] = rehost(a['primary_address'], host)
+        for field in ('worker_addresses', 'transaction_addresses'):
+            a[field] = {wid: rehost(addr, host) for wid, addr in a[field].items()}
+    with open(committee_path, 'w') as f:
+        json.dump(committee, f, indent=2)
+    return params, committee, order
+
+
+def rehost(address, host):
+    return f'{host}:{address.rsplit(":", 1)[1]}'
+
+
+def run(argv):
+    r = subprocess.run(argv, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BenchError(f'{" ".join(map(str, argv))} failed: {r.stderr.strip()}')
+    return r.stdout
+
+
+def tail(path, n=8):
+    try:
+        with open(path, 'rb') as f:
+            return b''.join(f.readlines()[-n:]).decode('utf-8', 'replace')
+    except OSError:
+        return ''
+
+
+class Cluster:
+    """The processes of one run; `stop()` ends every one of them, always."""
+
+    def __init__(self, launcher):
+        self.launcher = launcher
+        self.nodes = []    # (slot, Popen, log path)
+        self.clients = []  # (slot, Popen, log path)
+
+    def start_node(self, slot, argv, log):
+        self.nodes.append((slot, self.launcher.popen(slot, argv, log), log))
+
+    def start_client(self, slot, argv, log):
+        self.clients.append((slot, self.launcher.popen(slot, argv, log), log))
+
+    def check_nodes(self):
+        for slot, p, log in self.nodes:
+            if p.poll() is not None:
+                raise BenchError(f'node {slot} exited with {p.returncode}:\n{tail(log)}')
+
+    def stop(self):
+        for _, p, _ in self.clients + self.nodes:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.time() + STOP_TIMEOUT
+        for _, p, _ in self.clients + self.nodes:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, extra=None,
+                  echo=print):
+    """Runs one benchmark point and returns (config, results, summary text)."""
+    os.makedirs(os.path.join(workdir, 'logs'), exist_ok=True)
+    params, committee, order = generate(weft, workdir, bench, node_params, launcher.host)
+    alive = list(range(bench.nodes - bench.faults))
+    tx_addrs = [addr for i in alive
+                for addr in committee['authorities'][order[i]]['transaction_addresses'].values()]
+    per_client = max(1, bench.rate // len(tx_addrs))
+    node_logs = [os.path.join(workdir, 'logs', f'node-{i}.log') for i in alive]
+    client_logs = []
+    cluster = Cluster(launcher)
+    try:
+        for i in alive:
+            cluster.start_node(i, [weft, 'node', 'run',
+                                   '--keys', os.path.join(workdir, f'keys-{i}.json'),
+                                   '--committee', os.path.join(workdir, 'committee.json'),
+                                   '--parameters', os.path.join(workdir, 'parameters.json'),
+                                   '--store', os.path.join(workdir, f'store-{i}'),
+                                   '--report-every', '2'], node_logs[i])
+        client_id = 0
+        for i in alive:
+            for addr in committee['authorities'][order[i]]['transaction_addresses'].values():
+                log = os.path.join(workdir, 'logs', f'client-{client_id}.log')
+                client_logs.append(log)
+                cluster.start_client(i, [client, '--target', addr, '--size', str(bench.tx_size),
+                                         '--rate', str(per_client),
+                                         '--duration', str(bench.duration),
+                                         '--nodes', ','.join(tx_addrs),
+                                         '--sample-share', str(bench.sample_share),
+                                         '--client-id', str(client_id)], log)
+                client_id += 1
+        echo(f'{mode}: {bench.nodes} authorities x {bench.workers} workers, {bench.faults} '
+             f'crashed, {bench.rate:,} tx/s of {bench.tx_size} B for {bench.duration} s '
+             f'(logs in {workdir}/logs)')
+        progress = Progress(node_logs, client_logs)
+        began = time.time()
+        next_line = began + PROGRESS_EVERY
+        deadline = began + bench.duration + STARTUP_GRACE
+        while any(p.poll() is None for _, p, _ in cluster.clients):
+            cluster.check_nodes()
+            if time.time() > deadline:
+                raise BenchError('clients did not finish in time')
+            if time.time() >= next_line:
+                echo(progress.line(time.time() - began))
+                next_line += PROGRESS_EVERY
+            time.sleep(POLL)
+        for slot, p, log in cluster.clients:
+            if p.returncode != 0:
+                raise BenchError(f'client of node {slot} failed ({p.returncode}):\n{tail(log)}')
+        drain_end = time.time() + DRAIN_TIMEOUT
+        while progress.pending_samples() > 0 and time.time() < drain_end:
+            cluster.check_nodes()
+            time.sleep(POLL)
+        echo(progress.line(time.time() - began) + ' (clients done)')
+    finally:
+        cluster.stop()
+    for i, log in zip(alive, node_logs):
+        if 'store flushed' not in tail(log, 3):
+            echo(f'warning: node {i} did not report a clean shutdown')
+    texts = [read(p) for p in node_logs]
+    results = LogParser([read(p) for p in client_logs], texts, bench.tx_size).results()
+    config = {'mode': mode, 'nodes': bench.nodes, 'workers': bench.workers,
+              'faults': bench.faults, 'rate': bench.rate, 'tx_size': bench.tx_size,
+              'duration': bench.duration, 'parameters': params, 'time': time.time()}
+    config.update(extra or {})
+    return config, results, summary(config, results)
+
+
+def read(path):
+    with open(path, encoding='utf-8', errors='replace') as f:
+        return f.read()
+
+
+def save(results_dir, config, results, text):
+    """Appends the summary to `results/bench.txt` and the record to `results/results.jsonl`
+    (what `plot` reads)."""
+    os.makedirs(results_dir, exist_ok=True)
+    with open(os.path.join(results_dir, 'bench.txt'), 'a') as f:
+        f.write(text)
+    with open(os.path.join(results_dir, 'results.jsonl'), 'a') as f:
+        f.write(json.dumps({'config': config, 'results': results}) + '\n')

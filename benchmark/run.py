@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""The benchmark without Fabric: `python3 benchmark/run.py {local,wan,remote,plot} ...`.
+The fab tasks (`benchmark/fabfile.py`) call the same functions."""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from benchmark.config import (NODE_PARAMETERS, RESULTS_DIR, BenchError,  # noqa: E402
+                              BenchParameters, binaries)
+from benchmark.runner import save  # noqa: E402
+
+# Exit status of a `wan` run that could not build namespaces here (tests read it as "skipped").
+SKIPPED = 3
+
+
+def bench_args(p):
+    p.add_argument('--nodes', type=int, default=4)
+    p.add_argument('--workers', type=int, default=1)
+    p.add_argument('--faults', type=int, default=0)
+    p.add_argument('--rate', type=int, nargs='+', default=[50_000],
+                   help='input rates in tx/s; one run (or --runs) per rate')
+    p.add_argument('--tx-size', type=int, default=512)
+    p.add_argument('--duration', type=int, default=30)
+    p.add_argument('--runs', type=int, default=1)
+    p.add_argument('--sample-share', type=float, default=0.0)
+    p.add_argument('--header-delay', type=int, default=NODE_PARAMETERS['max_header_delay_ms'])
+    p.add_argument('--batch-delay', type=int, default=NODE_PARAMETERS['max_batch_delay_ms'])
+    p.add_argument('--batch-size', type=int, default=NODE_PARAMETERS['batch_size'])
+    p.add_argument('--profile', choices=['release', 'dev'], default='release')
+    p.add_argument('--no-build', action='store_true', help='use the binaries already built')
+    p.add_argument('--bin-dir', default=None,
+                   help='directory holding weft and weft-client (implies --no-build)')
+    p.add_argument('--results', default=RESULTS_DIR, help='directory of the results files')
+    p.add_argument('--workdir', default=None)
+
+
+def points(a):
+    for rate in a.rate:
+        for _ in range(a.runs):
+            yield BenchParameters(a.nodes, a.workers, a.faults, rate, a.tx_size, a.duration,
+                                  a.sample_share).validate()
+
+
+def node_params(a):
+    return dict(NODE_PARAMETERS, max_header_delay_ms=a.header_delay,
+                max_batch_delay_ms=a.batch_delay, batch_size=a.batch_size)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    sub = parser.add_subparsers(dest='task', required=True)
+    bench_args(sub.add_parser('local', help='everything on this machine'))
+    wan = sub.add_parser('wan', help='one network namespace per authority, tc netem delays')
+    bench_args(wan)
+    wan.add_argument('--delay', type=int, default=None,
+                     help='uniform one-way delay in ms (default: the 5-region matrix)')
+    wan.add_argument('--jitter', type=int, default=0)
+    wan.add_argument('--loss', type=float, default=0.0)
+    remote = sub.add_parser('remote', help='SSH hosts from a settings file')
+    bench_args(remote)
+    remote.add_argument('--settings', default=os.path.join(os.path.dirname(__file__),
+                                                           'remote.json'))
+    plot = sub.add_parser('plot', help='PNG figures from the results')
+    plot.add_argument('--results', default=RESULTS_DIR)
+    plot.add_argument('--mode', default=None, help='only local, wan or remote runs')
+    a = parser.parse_args(argv)
+    try:
+        return run(a)
+    except BenchError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+
+
+def run(a):
+    if a.task == 'plot':
+        from benchmark.plot import plot
+        for path in plot(os.path.join(a.results, 'results.jsonl'), a.results, a.mode):
+            print(f'wrote {path}')
+        return 0
+    if a.task == 'wan':
+        from benchmark.wan import probe
+        why = probe(netem=a.delay != 0)
+        if why:
+            print(f'SKIPPED wan benchmark: {why}')
+            return SKIPPED
+    if a.bin_dir:
+        weft, client = (os.path.join(a.bin_dir, b) for b in ('weft', 'weft-client'))
+    else:
+        weft, client = binaries(a.profile, build=not a.no_build)
+    for bench in points(a):
+        if a.task == 'local':
+            from benchmark.local import local
+            out = local(bench, node_params(a), weft, client, a.workdir)
+        elif a.task == 'wan':
+            from benchmark.wan import wan
+            out = wan(bench, node_params(a), weft, client, delay_ms=a.delay,
+                      jitter_ms=a.jitter, loss_pct=a.loss, workdir=a.workdir)
+        else:
+            from benchmark.remote import load_settings, remote
+            out = remote(bench, node_params(a), weft, client, load_settings(a.settings),
+                         a.workdir)
+        config, results, text = out
+        print(text, end='')
+        save(a.results, config, results, text)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

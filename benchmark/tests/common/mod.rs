@@ -1,0 +1,87 @@
+//! Runs the Python harness (`benchmark/run.py`) from Rust tests, on the binaries of the profile
+//! the tests were built with (never a release build: CI has 2 cores).
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Exit status of `run.py wan` when namespaces or netem cannot be used here.
+pub const SKIPPED: i32 = 3;
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the benchmark crate sits in the workspace")
+        .to_path_buf()
+}
+
+/// The directory holding this profile's `weft-client` and `weft`; builds `weft` (a no-op when
+/// `cargo test --workspace` already did) because it belongs to another package.
+pub fn bin_dir() -> PathBuf {
+    let client = Path::new(env!("CARGO_BIN_EXE_weft-client"));
+    let dir = client
+        .parent()
+        .expect("binaries live in a directory")
+        .to_path_buf();
+    let profile = match dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev".to_string(),
+        Some(other) => other.to_string(),
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-p", "weft-node", "--profile", &profile])
+        .current_dir(workspace_root())
+        .status()
+        .expect("running cargo build");
+    assert!(status.success(), "cargo build -p weft-node failed");
+    assert!(
+        dir.join("weft").exists(),
+        "no weft binary in {}",
+        dir.display()
+    );
+    dir
+}
+
+/// `python3 benchmark/run.py <args> --bin-dir .. --results <results> --workdir <results>/work`.
+pub fn run_py(args: &[&str], results: &Path) -> Output {
+    let bin = bin_dir();
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.extend([
+        "--bin-dir".into(),
+        bin.display().to_string(),
+        "--results".into(),
+        results.display().to_string(),
+        "--workdir".into(),
+        results.join("work").display().to_string(),
+    ]);
+    let out = Command::new("python3")
+        .arg(workspace_root().join("benchmark/run.py"))
+        .args(&all)
+        .output()
+        .expect("python3 is required (ops/setup installs it)");
+    eprintln!(
+        "run.py {}\n{}\n{}",
+        all.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The last record of `<results>/results.jsonl`: `{"config": .., "results": ..}`.
+pub fn last_result(results: &Path) -> Value {
+    let text = std::fs::read_to_string(results.join("results.jsonl")).expect("results file");
+    let line = text.lines().last().expect("one result");
+    serde_json::from_str(line).expect("a JSON record")
+}
+
+pub fn f(v: &Value, path: &[&str]) -> f64 {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_f64()
+        .unwrap_or_else(|| panic!("{path:?} is not a number in {v}"))
+}

@@ -1,0 +1,16 @@
+//! The Python log parser's unit tests (`tests/test_logs.py`), run from `cargo test`.
+
+mod common;
+
+#[test]
+fn python_log_parser_unit_tests_pass() {
+    let dir = common::workspace_root().join("benchmark");
+    let out = std::process::Command::new("python3")
+        .args(["-m", "unittest", "-v", "tests/test_logs.py"])
+        .current_dir(&dir)
+        .output()
+        .expect("python3 is required (ops/setup installs it)");
+    let log = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{log}");
+    assert!(out.status.success(), "parser unit tests failed");
+}

@@ -1,0 +1,82 @@
+"""The log parser on hand-written logs: Narwhal's metric definitions and the exactly-once check.
+Run by `cargo test -p weft-benchmark` (tests/parser.rs) with python3 -m unittest."""
+
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmark.logs import LogParser, percentile, summary, timestamp  # noqa: E402
+
+T0 = '2026-11-23T10:00:0'
+
+
+def line(second, msg, target='weft::bench'):
+    return f'{T0}{second}Z  INFO {target}: {msg}'
+
+
+def client(*samples, start='0.000000'):
+    return '\n'.join([line(start, 'Start sending transactions size 100 rate 10')] +
+                     [line(t, f'Sending sample transaction {i}') for i, t in samples])
+
+
+def node(sealed=(), samples=(), commits=()):
+    out = [line(t, f'Batch {d} contains {b} B') for d, b, t in sealed]
+    out += [line(t, f'Batch {d} contains sample tx {i}') for d, i, t in samples]
+    out += [line(t, f'Committed batch {d}') for d, t in commits]
+    out += [line(t, f'Committed sub-dag {k} leader round {2 * k + 2} certificates 4 '
+                    f'batches 1 transactions 10') for k, (_, t) in enumerate(commits)]
+    return '\n'.join(out)
+
+
+class ParserTest(unittest.TestCase):
+    def test_timestamps_keep_microseconds(self):
+        self.assertAlmostEqual(timestamp('1970-01-01T00:00:01.250000Z'), 1.25)
+        self.assertEqual(timestamp('1970-01-01T00:01:00Z'), 60.0)
+
+    def test_metrics_follow_narwhal_definitions(self):
+        # Batch aa sealed at 1 s, committed at 2 s (and 3 s by the second node); 1000 B of
+        # 100 B transactions. Sample 7 sent at 0.5 s sits in aa.
+        n0 = node([('aa', 1000, '1.000000')], [('aa', 7, '1.000000')], [('aa', '2.000000')])
+        n1 = node([], [], [('aa', '3.000000')])
+        r = LogParser([client((7, '0.500000'))], [n0, n1], 100).results()
+        self.assertAlmostEqual(r['consensus_latency']['mean'], 1.0)  # earliest commit
+        self.assertAlmostEqual(r['end_to_end_latency']['mean'], 1.5)
+        self.assertAlmostEqual(r['consensus_tps'], 10.0)  # 10 txs over sealed -> last commit
+        self.assertAlmostEqual(r['end_to_end_tps'], 5.0)  # 10 txs over client start -> commit
+        self.assertEqual((r['samples_sent'], r['samples_missing'], r['samples_duplicated']),
+                         (1, 0, 0))
+        self.assertIn('End-to-end TPS: 5 tx/s', summary(
+            {'mode': 'local', 'faults': 0, 'nodes': 2, 'workers': 1, 'rate': 10,
+             'tx_size': 100, 'duration': 1, 'parameters': {}}, r))
+
+    def test_a_sample_one_node_never_committed_is_missing(self):
+        n0 = node([('aa', 100, '1.000000')], [('aa', 1, '1.000000')], [('aa', '2.000000')])
+        n1 = node()
+        r = LogParser([client((1, '0.500000'))], [n0, n1], 100).results()
+        self.assertEqual(r['samples_missing'], 1)
+        self.assertEqual(r['missing_examples'], [1])
+
+    def test_a_sample_committed_twice_or_in_two_batches_is_duplicated(self):
+        twice = node([('aa', 100, '1.000000')], [('aa', 1, '1.000000')],
+                     [('aa', '2.000000'), ('aa', '3.000000')])
+        r = LogParser([client((1, '0.500000'))], [twice], 100).results()
+        self.assertEqual(r['samples_duplicated'], 1)
+        two_batches = node([('aa', 100, '1.000000'), ('bb', 100, '1.000000')],
+                           [('aa', 1, '1.000000'), ('bb', 1, '1.000000')],
+                           [('aa', '2.000000'), ('bb', '2.000000')])
+        r = LogParser([client((1, '0.500000'))], [two_batches], 100).results()
+        self.assertEqual(r['samples_duplicated'], 1)
+
+    def test_commit_gap_and_percentiles(self):
+        n0 = node([('aa', 100, '1.000000'), ('bb', 100, '1.000000')], [],
+                  [('aa', '2.000000'), ('bb', '5.000000')])
+        r = LogParser([client()], [n0], 100).results()
+        self.assertAlmostEqual(r['commit_gap_max'], 3.0)
+        self.assertEqual(percentile(list(range(1, 101)), 99), 99)
+        self.assertEqual(percentile([3, 1, 2], 50), 2)
+
+
+if __name__ == '__main__':
+    unittest.main()
