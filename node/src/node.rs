@@ -44,6 +44,18 @@ pub struct NodeHandle {
 impl NodeHandle {
     /// Stops every actor, then fsyncs the store.
     pub async fn shutdown(self) -> Result<()> {
+        let store = self.store.clone();
+        self.stop().await;
+        store.sync().context("flushing the store")
+    }
+
+    /// Stops every actor at whatever point it is, without flushing: what survives is what a
+    /// `kill -9` would leave (every write is in RocksDB's WAL before it returns).
+    pub async fn kill(self) {
+        self.stop().await;
+    }
+
+    async fn stop(self) {
         for w in self.workers {
             w.shutdown().await;
         }
@@ -54,7 +66,6 @@ impl NodeHandle {
         for t in self.tasks {
             let _ = t.await;
         }
-        self.store.sync().context("flushing the store")
     }
 }
 
@@ -70,6 +81,7 @@ impl Node {
             store,
             with_workers,
         } = args;
+        parameters.validate()?;
         let me = committee
             .index_of_protocol_key(&keys.protocol.public())
             .context("the protocol key is not in the committee")?;

@@ -13,11 +13,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use weft_consensus::{Bullshark, CommittedSubDag, ConsensusState, LeaderSchedule};
 use weft_network::{Peer, ReliableSender};
+use weft_primary::CommitNotice;
 use weft_storage::{Column, Durability, Map, Store, StoreError};
 use weft_types::codec::{decode_message, encode_message};
-use weft_types::{
-    BatchDigest, BatchResponse, Certificate, Committee, Round, WorkerId, WorkerMessage,
-};
+use weft_types::{BatchDigest, BatchResponse, Certificate, Committee, WorkerId, WorkerMessage};
 
 /// Key of the persisted [`ConsensusState`] in the consensus column.
 pub const STATE_KEY: &str = "bullshark_state";
@@ -124,8 +123,9 @@ pub struct Executor {
     retry: Duration,
     max_message_size: usize,
     rx_consensus: mpsc::Receiver<(CommittedSubDag, Option<ConsensusState>)>,
-    /// Leader rounds whose output is durable: the primary may garbage-collect below them.
-    tx_primary: mpsc::Sender<Round>,
+    /// Sub-DAGs whose output is durable: the primary may garbage-collect below them.
+    tx_primary: mpsc::Sender<CommitNotice>,
+    me: weft_types::AuthorityIndex,
 }
 
 impl Executor {
@@ -138,7 +138,7 @@ impl Executor {
         parameters: &weft_config::Parameters,
         sender: ReliableSender,
         rx_consensus: mpsc::Receiver<(CommittedSubDag, Option<ConsensusState>)>,
-        tx_primary: mpsc::Sender<Round>,
+        tx_primary: mpsc::Sender<CommitNotice>,
     ) -> JoinHandle<()> {
         let workers = committee
             .authority(me)
@@ -161,6 +161,7 @@ impl Executor {
             max_message_size: parameters.max_message_size,
             rx_consensus,
             tx_primary,
+            me,
         };
         tokio::spawn(executor.run())
     }
@@ -220,7 +221,16 @@ impl Executor {
             sub_dag.certificates.len(),
             entry.batches.len(),
         );
-        let _ = self.tx_primary.send(sub_dag.leader_round).await;
+        let notice = CommitNotice {
+            leader_round: sub_dag.leader_round,
+            own_rounds: sub_dag
+                .certificates
+                .iter()
+                .filter(|c| c.author() == self.me)
+                .map(Certificate::round)
+                .collect(),
+        };
+        let _ = self.tx_primary.send(notice).await;
         Ok(())
     }
 

@@ -193,6 +193,9 @@ pub struct Core {
     highest_seen: Round,
     /// Own batches not yet in a header, in the order the workers reported them.
     batches: VecDeque<(BatchDigest, WorkerId)>,
+    /// Payloads of own certificates that consensus has not reported committed yet. One that
+    /// can no longer be committed goes back into `batches`, so no batch is ever lost.
+    uncommitted_own: BTreeMap<Round, Vec<(BatchDigest, WorkerId)>>,
     last_proposal_ms: u64,
     now_ms: u64,
     outputs: Vec<Output>,
@@ -252,6 +255,7 @@ impl Core {
             payload_requested: BTreeMap::new(),
             own: None,
             batches: VecDeque::new(),
+            uncommitted_own: BTreeMap::new(),
             last_proposal_ms: 0,
             now_ms: 0,
             outputs: Vec::new(),
@@ -409,6 +413,10 @@ impl Core {
             return Ok(());
         }
         own.certified = true;
+        if !own.header.payload.is_empty() {
+            self.uncommitted_own
+                .insert(own.header.round, own.header.payload.clone());
+        }
         let votes = own.votes.iter().map(|(a, s)| (*a, *s));
         let certificate = Certificate::new(&self.committee, own.header.clone(), votes)
             .expect("votes were counted to quorum stake");
@@ -441,12 +449,37 @@ impl Core {
         self.process_certificate(digest)
     }
 
+    /// Consensus output this primary's certificates of `rounds`. An own certificate of an
+    /// earlier round that was not output never will be (consensus skips any certificate at or
+    /// below its author's last committed round), so its batches are proposed again.
+    pub fn own_certificates_committed(&mut self, rounds: &[Round]) {
+        for r in rounds {
+            self.uncommitted_own.remove(r);
+        }
+        if let Some(highest) = rounds.iter().max() {
+            let newer = self.uncommitted_own.split_off(highest);
+            let orphans = std::mem::replace(&mut self.uncommitted_own, newer);
+            self.requeue(orphans.into_values().flatten().collect());
+        }
+    }
+
+    /// Puts batches back at the front of the queue, ahead of newer ones.
+    fn requeue(&mut self, payload: Vec<(BatchDigest, WorkerId)>) {
+        for p in payload.into_iter().rev() {
+            self.batches.push_front(p);
+        }
+    }
+
     /// Consensus committed the leader of `leader_round`: drop what is now below GC.
     pub fn handle_committed(&mut self, leader_round: Round) {
         let gc_round = leader_round.saturating_sub(self.config.gc_depth);
         if gc_round <= self.dag.gc_round() {
             return;
         }
+        // Below GC nothing is output any more: own batches still waiting there are re-proposed.
+        let newer = self.uncommitted_own.split_off(&(gc_round + 1));
+        let orphans = std::mem::replace(&mut self.uncommitted_own, newer);
+        self.requeue(orphans.into_values().flatten().collect());
         let certificates = self.dag.garbage_collect(gc_round);
         self.pending_headers
             .retain(|(_, round), _| *round > gc_round);
@@ -688,6 +721,11 @@ impl Core {
         let enough_batches = self.batches.len() >= self.config.header_num_of_batches_threshold;
         if !(timer_expired || (enough_batches && self.leader_ready(parent_round))) {
             return;
+        }
+        // A header of ours that was not certified is abandoned: it never will be (only we
+        // could assemble its certificate), so its batches go into this one.
+        if let Some(abandoned) = self.own.take().filter(|o| !o.certified) {
+            self.requeue(abandoned.header.payload);
         }
         let parents: Vec<CertificateDigest> = self
             .dag

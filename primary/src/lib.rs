@@ -39,6 +39,14 @@ use weft_types::{
     KeyPair, Round, WorkerId,
 };
 
+/// What the node tells the primary after each committed sub-DAG is durably output.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CommitNotice {
+    pub leader_round: Round,
+    /// Rounds of this authority's certificates in the sub-DAG.
+    pub own_rounds: Vec<Round>,
+}
+
 /// Key of the primary's GC round in the consensus column.
 pub const GC_ROUND_KEY: &str = "primary_gc_round";
 
@@ -128,8 +136,9 @@ pub struct PrimaryArgs {
     pub network_metrics: Arc<NetworkMetrics>,
     /// Certificates, in causal order, for consensus.
     pub tx_consensus: mpsc::Sender<Certificate>,
-    /// Leader rounds consensus committed; drives garbage collection.
-    pub rx_committed: mpsc::Receiver<Round>,
+    /// Sub-DAGs consensus committed and the node output; drives garbage collection and the
+    /// re-proposal of own batches whose certificates can no longer be committed.
+    pub rx_committed: mpsc::Receiver<CommitNotice>,
 }
 
 /// A running primary. Dropping it stops serving; [`PrimaryHandle::shutdown`] waits for that.

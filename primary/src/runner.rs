@@ -6,7 +6,7 @@ use crate::core::{Core, CoreError, Output};
 use crate::metrics::PrimaryMetrics;
 use crate::payload::PayloadRequest;
 use crate::synchronizer::SyncRequest;
-use crate::PrimaryStores;
+use crate::{CommitNotice, PrimaryStores};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
@@ -60,8 +60,8 @@ pub(crate) struct Runner {
     workers: BTreeMap<WorkerId, Peer>,
     metrics: Arc<PrimaryMetrics>,
     rx_core: mpsc::Receiver<CoreInput>,
-    /// Leader rounds committed by consensus.
-    rx_committed: mpsc::Receiver<Round>,
+    /// Sub-DAGs committed by consensus and output.
+    rx_committed: mpsc::Receiver<CommitNotice>,
     /// Certificates in causal order, for consensus.
     tx_consensus: mpsc::Sender<Certificate>,
     tx_synchronizer: mpsc::UnboundedSender<SyncRequest>,
@@ -88,7 +88,7 @@ impl Runner {
         gc_depth: Round,
         metrics: Arc<PrimaryMetrics>,
         rx_core: mpsc::Receiver<CoreInput>,
-        rx_committed: mpsc::Receiver<Round>,
+        rx_committed: mpsc::Receiver<CommitNotice>,
         tx_consensus: mpsc::Sender<Certificate>,
         tx_synchronizer: mpsc::UnboundedSender<SyncRequest>,
         tx_payload: mpsc::UnboundedSender<PayloadRequest>,
@@ -162,7 +162,10 @@ impl Runner {
                     None => break,
                 },
                 committed = self.rx_committed.recv() => match committed {
-                    Some(round) => self.core.handle_committed(round),
+                    Some(notice) => {
+                        self.core.own_certificates_committed(&notice.own_rounds);
+                        self.core.handle_committed(notice.leader_round);
+                    }
                     // Consensus stopped: the node is shutting down.
                     None => break,
                 },

@@ -310,3 +310,63 @@ fn garbage_collection_follows_commits() {
         Err(CoreError::TooOld { .. })
     ));
 }
+
+fn proposed(out: &[Output]) -> Option<weft_types::Header> {
+    out.iter().find_map(|o| match o {
+        Output::BroadcastHeader(h) => Some(h.clone()),
+        _ => None,
+    })
+}
+
+/// Batches are never lost with a header: one that was not certified before the next round is
+/// abandoned and its batches go into the next header; the batches of a certified header that
+/// consensus can no longer output are proposed again too.
+#[test]
+fn batches_of_abandoned_and_orphaned_headers_are_proposed_again() {
+    let f = CommitteeFixture::new(4, 1, 9);
+    let rounds = f.dag(1);
+    let mut c = core(&f, a(0));
+    let b = |i: u8| (BatchDigest(Digest::of(&[i])), 0);
+    c.tick(1);
+    c.add_batch(b(1).0, 0);
+    c.add_batch(b(2).0, 0);
+    let h1 = proposed(&c.take_outputs()).expect("header of round 1");
+    assert_eq!(h1.payload, vec![b(1), b(2)]);
+    // Round 1 completes without our header being certified: round 2 carries its batches.
+    for cert in &rounds[1][1..] {
+        c.handle_certificate(cert.clone()).unwrap();
+    }
+    c.add_batch(b(3).0, 0);
+    c.tick(1_000);
+    let h2 = proposed(&c.take_outputs()).expect("header of round 2");
+    assert_eq!(h2.round, 2);
+    assert_eq!(h2.payload, vec![b(1), b(2), b(3)]);
+    // Votes for the abandoned header no longer count.
+    assert_eq!(
+        c.handle_vote(f.votes(&h1, [a(1)])[0].clone()),
+        Err(CoreError::UnexpectedVote)
+    );
+    // Header 2 is certified, but consensus then outputs a later certificate of ours without
+    // it: its batches come back.
+    for v in f.votes(&h2, [a(1), a(2)]) {
+        c.handle_vote(v).unwrap();
+    }
+    c.take_outputs();
+    c.own_certificates_committed(&[3]);
+    c.add_batch(b(4).0, 0);
+    c.tick(2_000);
+    for author in [a(1), a(2), a(3)] {
+        let cert = f.certificate(f.header(author, 2, &rounds[1][1..], vec![]));
+        c.handle_certificate(cert).unwrap();
+    }
+    c.tick(3_000);
+    let h3 = proposed(&c.take_outputs()).expect("header of round 3");
+    assert_eq!(h3.payload, vec![b(1), b(2), b(3), b(4)]);
+    // Once committed, a certificate's batches are not proposed again.
+    c.own_certificates_committed(&[3]);
+    c.tick(4_000);
+    assert!(c
+        .take_outputs()
+        .iter()
+        .all(|o| !matches!(o, Output::BroadcastHeader(h) if !h.payload.is_empty())));
+}

@@ -98,7 +98,11 @@ pub async fn start(
             if let Some(lag) = commit_lag {
                 if r > committed + lag {
                     committed = r - lag;
-                    if tx_committed.send(committed).await.is_err() {
+                    let notice = weft_primary::CommitNotice {
+                        leader_round: committed,
+                        own_rounds: Vec::new(),
+                    };
+                    if tx_committed.send(notice).await.is_err() {
                         break;
                     }
                 }
