@@ -182,6 +182,20 @@ impl L1 {
         Ok(self.provider.get_transaction_receipt(hash).await?)
     }
 
+    /// Polls for the receipt for up to a minute (someone must be mining: automine, or a test
+    /// calling `anvil_mine`). Even with automine it can lag the send on a loaded machine.
+    pub async fn wait_receipt(&self, hash: TxHash) -> Result<Option<TransactionReceipt>, L1Error> {
+        const POLLS: usize = 600;
+        const EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+        for _ in 0..POLLS {
+            if let Some(r) = self.receipt(hash).await? {
+                return Ok(Some(r));
+            }
+            tokio::time::sleep(EVERY).await;
+        }
+        Ok(None)
+    }
+
     /// Calls `anvil_mine` (tests and examples).
     pub async fn anvil_mine(&self, blocks: u64) -> Result<(), L1Error> {
         let _: serde_json::Value = self
@@ -283,9 +297,6 @@ impl Signer {
     }
 }
 
-/// 100 ms apart: a minute for the deployment to be mined.
-const DEPLOY_RECEIPT_POLLS: usize = 600;
-
 /// Deploys the inbox with `posters` allowed to post; returns its address once mined.
 pub async fn deploy_inbox(
     rpc: &str,
@@ -305,12 +316,6 @@ pub async fn deploy_inbox(
     let gas = signer.estimate(&l1, &tx, fees).await?;
     let nonce = signer.nonce(&l1).await?;
     let hash = signer.send(&l1, &tx, nonce, gas, fees).await?;
-    // With automine the receipt is there at once; otherwise whoever mines must mine.
-    for _ in 0..DEPLOY_RECEIPT_POLLS {
-        if let Some(receipt) = l1.receipt(hash).await? {
-            return receipt.contract_address.ok_or(L1Error::NoContract);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    Err(L1Error::NoContract)
+    let receipt = l1.wait_receipt(hash).await?.ok_or(L1Error::NoContract)?;
+    receipt.contract_address.ok_or(L1Error::NoContract)
 }

@@ -375,47 +375,78 @@ impl Poster {
     /// Looks for the receipt of the transaction in flight; replaces it with higher fees when
     /// it has waited too long. `None` once it is mined (the step goes on).
     async fn follow_in_flight(&mut self, block: u64) -> Result<Option<Next>, PosterError> {
+        let Some(hash) = self.in_flight.as_ref().map(|f| f.hash) else {
+            return Ok(None);
+        };
+        let receipt = match self.l1.receipt(hash).await? {
+            Some(r) => r,
+            None if !self.nonce_used().await? => return self.replace_if_stuck(block).await,
+            // The nonce is used but this hash has no receipt: the node has not indexed it
+            // yet, or an earlier version of a replaced transaction was mined instead. Wait a
+            // little for the first; after that, the inbox head tells the rest.
+            None => {
+                let waited = self
+                    .in_flight
+                    .as_ref()
+                    .map_or(0, |f| block - f.sent_at_block.min(block));
+                if waited < self.config.resubmit_after_blocks {
+                    return Ok(Some(Next::Wait(u64::MAX)));
+                }
+                self.in_flight = None;
+                return Ok(None);
+            }
+        };
+        let Some(f) = self.in_flight.take() else {
+            return Ok(None);
+        };
+        if !receipt.status() {
+            // Another poster's batch took this sequence number between estimate and mining.
+            self.metrics
+                .rejections
+                .with_label_values(&["reverted"])
+                .inc();
+            return Ok(None);
+        }
+        let mined_at = receipt.block_number.unwrap_or(block);
+        for log in receipt.inner.logs() {
+            if let Ok(ev) = BatchPosted::decode_log(&log.inner) {
+                let known = Known {
+                    end: f.end,
+                    block: mined_at,
+                };
+                self.known.insert(ev.commitment, known);
+            }
+        }
+        self.metrics.batches_posted.inc();
+        self.metrics
+            .transactions_posted
+            .inc_by(f.transactions as u64);
+        self.metrics.bytes_posted.inc_by(f.bytes as u64);
+        self.metrics.gas_used.inc_by(receipt.gas_used);
+        tracing::debug!(
+            "l1 poster: batch {} included in block {mined_at}",
+            f.sequence
+        );
+        Ok(None)
+    }
+
+    /// Whether the nonce of the transaction in flight is used on chain.
+    async fn nonce_used(&self) -> Result<bool, PosterError> {
+        let Some(nonce) = self.in_flight.as_ref().map(|f| f.nonce) else {
+            return Ok(true);
+        };
+        Ok(self.signer.nonce(&self.l1).await? > nonce)
+    }
+
+    /// Replaces the transaction in flight (same nonce, higher fees, never less than what the
+    /// chain asks for now) once it has waited `resubmit_after_blocks` blocks.
+    async fn replace_if_stuck(&mut self, block: u64) -> Result<Option<Next>, PosterError> {
         let Some(f) = self.in_flight.as_mut() else {
             return Ok(None);
         };
-        if let Some(receipt) = self.l1.receipt(f.hash).await? {
-            let f = self.in_flight.take().ok_or(PosterError::MissingBatch(0))?;
-            if !receipt.status() {
-                // Another poster's batch took this sequence number between estimate and mining.
-                self.metrics
-                    .rejections
-                    .with_label_values(&["reverted"])
-                    .inc();
-                return Ok(None);
-            }
-            let mined_at = receipt.block_number.unwrap_or(block);
-            for log in receipt.inner.logs() {
-                if let Ok(ev) = BatchPosted::decode_log(&log.inner) {
-                    self.known.insert(
-                        ev.commitment,
-                        Known {
-                            end: f.end,
-                            block: mined_at,
-                        },
-                    );
-                }
-            }
-            self.metrics.batches_posted.inc();
-            self.metrics
-                .transactions_posted
-                .inc_by(f.transactions as u64);
-            self.metrics.bytes_posted.inc_by(f.bytes as u64);
-            self.metrics.gas_used.inc_by(receipt.gas_used);
-            tracing::debug!(
-                "l1 poster: batch {} included in block {mined_at}",
-                f.sequence
-            );
-            return Ok(None);
-        }
         if block < f.sent_at_block + self.config.resubmit_after_blocks {
             return Ok(Some(Next::Wait(u64::MAX)));
         }
-        // Stuck: same nonce, higher fees (never less than what the chain asks for now).
         let now = self
             .l1
             .fees(&self.config.fees, f.tx.sidecar.is_some())

@@ -47,7 +47,9 @@ async fn submit(l1: &L1, signer: &Signer, sequence: u64, data: &[u8]) -> Result<
     let fees = l1.fees(&FeePolicy::default(), false).await?;
     let gas = signer.estimate(l1, &tx, fees).await?;
     let nonce = signer.nonce(l1).await?;
-    signer.send(l1, &tx, nonce, gas, fees).await?;
+    let hash = signer.send(l1, &tx, nonce, gas, fees).await?;
+    let receipt = l1.wait_receipt(hash).await?.expect("automine");
+    assert!(receipt.status());
     Ok(())
 }
 
@@ -101,7 +103,7 @@ async fn force_include_is_open_to_anyone_and_indexed() {
         let gas = anyone.estimate(&l1, &tx, fees).await.unwrap();
         let nonce = anyone.nonce(&l1).await.unwrap();
         let hash = anyone.send(&l1, &tx, nonce, gas, fees).await.unwrap();
-        let receipt = l1.receipt(hash).await.unwrap().expect("automine");
+        let receipt = l1.wait_receipt(hash).await.unwrap().expect("automine");
         assert!(receipt.status());
     }
     let filter = alloy::rpc::types::Filter::new()

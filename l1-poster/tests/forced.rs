@@ -62,13 +62,8 @@ async fn a_forced_transaction_reaches_l1_within_the_window() {
     let gas = user.estimate(&l1, &tx, fees).await.unwrap();
     let nonce = user.nonce(&l1).await.unwrap();
     let hash = user.send(&l1, &tx, nonce, gas, fees).await.unwrap();
-    let forced_block = l1
-        .receipt(hash)
-        .await
-        .unwrap()
-        .unwrap()
-        .block_number
-        .unwrap();
+    let receipt = l1.wait_receipt(hash).await.unwrap().expect("mined");
+    let forced_block = receipt.block_number.unwrap();
 
     // The node: orders what the watcher hands over and reports it ordered.
     let forced = tokio::time::timeout(TIMEOUT, rx_watcher.recv())

@@ -58,7 +58,14 @@ async fn post_and_verify(mode: PostMode, target_bytes: usize) {
         report.batches >= 2,
         "target size must split the stream: {report:?}"
     );
-    assert_eq!(report.batches, metrics.batches_posted.get());
+    assert_eq!(
+        report.batches,
+        metrics.batches_posted.get(),
+        "resubmissions {}, rejections {:?}, errors {:?}",
+        metrics.resubmissions.get(),
+        ["sequence", "reverted"].map(|r| metrics.rejections.with_label_values(&[r]).get()),
+        ["rpc", "l1_data", "batch"].map(|r| metrics.errors.with_label_values(&[r]).get()),
+    );
     let txs: usize = source.all().iter().map(|s| s.transactions.len()).sum();
     assert_eq!(report.transactions, txs as u64);
 }
