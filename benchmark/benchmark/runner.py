@@ -20,8 +20,11 @@ from .progress import Progress
 PROGRESS_EVERY = 5
 # Clients wait for every node's port; a debug build on a loaded box can take this long to open.
 STARTUP_GRACE = 120
-# After the clients stop, how long to wait for every sample to be committed by every node.
+# After the clients stop, how long to wait for every sample to be committed by every node, and
+# how long without any newly committed sample before giving up on the rest (a lost batch
+# would otherwise cost the whole timeout).
 DRAIN_TIMEOUT = 30
+DRAIN_IDLE = 10
 # How long a node may take to flush its store after SIGTERM before it is killed.
 STOP_TIMEOUT = 30
 POLL = 0.25
@@ -206,9 +209,14 @@ def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, ext
             if p.returncode != 0:
                 raise BenchError(f'client of node {slot} failed ({p.returncode}):\n{tail(log)}')
         drain_end = time.time() + DRAIN_TIMEOUT
-        while progress.pending_samples() > 0 and time.time() < drain_end:
+        pending, idle_since = progress.pending_samples(), time.time()
+        while pending > 0 and time.time() < min(drain_end, idle_since + DRAIN_IDLE):
             cluster.check_nodes()
             time.sleep(POLL)
+            now_pending = progress.pending_samples()
+            if now_pending < pending:
+                idle_since = time.time()
+            pending = now_pending
         echo(progress.line(time.time() - began) + ' (clients done)')
     finally:
         cluster.stop()
