@@ -1,8 +1,11 @@
 """The log parser on hand-written logs: Narwhal's metric definitions and the exactly-once check.
 Run by `cargo test -p weft-benchmark` (tests/parser.rs) with python3 -m unittest."""
 
+import importlib.util
+import json
 import os
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -76,6 +79,27 @@ class ParserTest(unittest.TestCase):
         self.assertAlmostEqual(r['commit_gap_max'], 3.0)
         self.assertEqual(percentile(list(range(1, 101)), 99), 99)
         self.assertEqual(percentile([3, 1, 2], 50), 2)
+
+
+@unittest.skipUnless(importlib.util.find_spec('matplotlib'), 'matplotlib is not installed')
+class PlotTest(unittest.TestCase):
+    def test_figures_are_written_from_the_results_file(self):
+        from benchmark.plot import plot
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, 'results.jsonl'), 'w') as f:
+                for nodes, workers, faults, rate in [(4, 1, 0, 1000), (4, 1, 0, 2000),
+                                                     (4, 2, 0, 1000), (4, 1, 1, 1000)]:
+                    config = {'mode': 'local', 'nodes': nodes, 'workers': workers,
+                              'faults': faults, 'rate': rate}
+                    results = {'end_to_end_tps': rate * 0.9,
+                               'end_to_end_latency': {'mean': 0.3}}
+                    f.write(json.dumps({'config': config, 'results': results}) + '\n')
+            written = plot(os.path.join(d, 'results.jsonl'), d)
+            self.assertEqual(sorted(os.path.basename(p) for p in written),
+                             ['latency-faults.png', 'latency-throughput.png',
+                              'throughput-workers.png'])
+            for p in written:
+                self.assertGreater(os.path.getsize(p), 1000)
 
 
 if __name__ == '__main__':
