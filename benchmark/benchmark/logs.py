@@ -268,9 +268,11 @@ def summary(config, results):
     ]
     for n in r['per_node']:
         lat = n['consensus_latency']
+        usage = (f", peak RSS {n['peak_rss_mib']:.0f} MiB, CPU {n['cpu_share'] * 100:.0f}%"
+                 if 'peak_rss_mib' in n else '')
         out.append(f" Node {n['node']}: round {n['last_round']}, {n['sub_dags']} sub-dags,"
                    f" {n['transactions']:,} txs, consensus latency {ms(lat['mean'])}"
                    f" (p99 {ms(lat['p99'])}), max commit gap {ms(n['commit_gap_max'])},"
-                   f" {n['errors']} errors")
+                   f" {n['errors']} errors{usage}")
     out.append('-----------------------------------------')
     return '\n'.join(out) + '\n'

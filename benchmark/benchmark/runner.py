@@ -140,6 +140,21 @@ class Cluster:
     def start_client(self, slot, argv, log):
         self.clients.append((slot, self.launcher.popen(slot, argv, log), log))
 
+    def usage(self):
+        """Per node: peak resident memory (MiB) and CPU seconds so far, from /proc (Linux)."""
+        out = []
+        for _, p, _ in self.nodes:
+            try:
+                with open(f'/proc/{p.pid}/status') as f:
+                    hwm = next(int(x.split()[1]) for x in f if x.startswith('VmHWM:'))
+                with open(f'/proc/{p.pid}/stat') as f:
+                    fields = f.read().rsplit(')', 1)[1].split()
+                cpu = (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+                out.append({'peak_rss_mib': hwm / 1024, 'cpu_seconds': cpu})
+            except (OSError, StopIteration, IndexError, ValueError):
+                out.append(None)
+        return out
+
     def check_nodes(self):
         for slot, p, log in self.nodes:
             if p.poll() is not None:
@@ -218,6 +233,8 @@ def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, ext
                 idle_since = time.time()
             pending = now_pending
         echo(progress.line(time.time() - began) + ' (clients done)')
+        usage = cluster.usage()
+        wall = time.time() - began
     finally:
         cluster.stop()
     for i, log in zip(alive, node_logs):
@@ -225,6 +242,9 @@ def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, ext
             echo(f'warning: node {i} did not report a clean shutdown')
     texts = [read(p) for p in node_logs]
     results = LogParser([read(p) for p in client_logs], texts, bench.tx_size).results()
+    for node, u in zip(results['per_node'], usage):
+        if u:
+            node.update(u, cpu_share=u['cpu_seconds'] / wall)
     config = {'mode': mode, 'nodes': bench.nodes, 'workers': bench.workers,
               'faults': bench.faults, 'rate': bench.rate, 'tx_size': bench.tx_size,
               'duration': bench.duration, 'parameters': params, 'time': time.time()}
