@@ -6,7 +6,7 @@
 use crate::log::{CommittedEntry, CommittedLog};
 use bytes::Bytes;
 use parking_lot::Mutex;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -118,7 +118,7 @@ pub struct Executor {
     consensus: Map<String, Bytes>,
     retention: u64,
     /// This authority's workers, asked for batches a separate worker process stored.
-    workers: Vec<(WorkerId, Peer)>,
+    workers: BTreeMap<WorkerId, Peer>,
     sender: ReliableSender,
     retry: Duration,
     max_message_size: usize,
@@ -140,15 +140,7 @@ impl Executor {
         rx_consensus: mpsc::Receiver<(CommittedSubDag, Option<ConsensusState>)>,
         tx_primary: mpsc::Sender<CommitNotice>,
     ) -> JoinHandle<()> {
-        let workers = committee
-            .authority(me)
-            .map(|a| {
-                a.worker_addresses
-                    .iter()
-                    .map(|(id, addr)| (*id, Peer::new(*addr, a.network_key.clone())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let workers = weft_primary::own_workers(committee, me);
         let executor = Self {
             batches: store.map(Column::Batches),
             consensus: store.map(Column::Consensus),
@@ -242,11 +234,7 @@ impl Executor {
         }
         let local = self.batches.notify_read(digest);
         tokio::pin!(local);
-        let peer = self
-            .workers
-            .iter()
-            .find(|(id, _)| *id == worker)
-            .map(|(_, p)| p.clone());
+        let peer = self.workers.get(&worker).cloned();
         loop {
             tokio::select! {
                 b = &mut local => return b,

@@ -25,13 +25,14 @@ pub use metrics::PrimaryMetrics;
 pub use runner::CoreInput;
 
 use crate::core::{Core, CoreConfig, Recovered};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use weft_config::Parameters;
 use weft_network::{
-    NetworkConfig, NetworkError, NetworkMetrics, ReliableSender, Server, ServerHandle,
+    NetworkConfig, NetworkError, NetworkMetrics, Peer, ReliableSender, Server, ServerHandle,
 };
 use weft_storage::{Column, Map, Store, StoreError};
 use weft_types::{
@@ -45,6 +46,31 @@ pub struct CommitNotice {
     pub leader_round: Round,
     /// Rounds of this authority's certificates in the sub-DAG.
     pub own_rounds: Vec<Round>,
+}
+
+/// This authority's workers as peers: they authenticate with the authority's network key.
+pub fn own_workers(committee: &Committee, me: AuthorityIndex) -> BTreeMap<WorkerId, Peer> {
+    committee
+        .authority(me)
+        .map(|a| {
+            a.worker_addresses
+                .iter()
+                .map(|(id, address)| (*id, Peer::new(*address, a.network_key.clone())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every other authority's primary.
+pub fn other_primaries(
+    committee: &Committee,
+    me: AuthorityIndex,
+) -> BTreeMap<AuthorityIndex, Peer> {
+    committee
+        .authorities()
+        .filter(|(i, _)| *i != me)
+        .map(|(i, a)| (i, Peer::new(a.primary_address, a.network_key.clone())))
+        .collect()
 }
 
 /// Key of the primary's GC round in the consensus column.

@@ -53,15 +53,7 @@ impl PayloadSynchronizer {
         tx_core: mpsc::Sender<CoreInput>,
         rx_gc_round: watch::Receiver<Round>,
     ) -> JoinHandle<()> {
-        let workers = committee
-            .authority(me)
-            .map(|a| {
-                a.worker_addresses
-                    .iter()
-                    .map(|(id, addr)| (*id, Peer::new(*addr, a.network_key.clone())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let workers = crate::own_workers(committee, me);
         let this = Self {
             payload,
             sender,

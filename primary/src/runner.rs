@@ -7,7 +7,7 @@ use crate::metrics::PrimaryMetrics;
 use crate::payload::PayloadRequest;
 use crate::synchronizer::SyncRequest;
 use crate::{CommitNotice, PrimaryStores};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -55,7 +55,7 @@ pub(crate) struct Runner {
     stores: PrimaryStores,
     sender: ReliableSender,
     /// The other primaries.
-    peers: HashMap<AuthorityIndex, Peer>,
+    peers: BTreeMap<AuthorityIndex, Peer>,
     /// This authority's workers, by id (they authenticate with this authority's key).
     workers: BTreeMap<WorkerId, Peer>,
     metrics: Arc<PrimaryMetrics>,
@@ -95,19 +95,8 @@ impl Runner {
         tx_gc_round: watch::Sender<Round>,
     ) -> JoinHandle<()> {
         let me = core.me();
-        let authority = committee
-            .authority(me)
-            .expect("the core's authority is in the committee");
-        let workers = authority
-            .worker_addresses
-            .iter()
-            .map(|(id, address)| (*id, Peer::new(*address, authority.network_key.clone())))
-            .collect();
-        let peers = committee
-            .authorities()
-            .filter(|(i, _)| *i != me)
-            .map(|(i, a)| (i, Peer::new(a.primary_address, a.network_key.clone())))
-            .collect();
+        let workers = crate::own_workers(committee, me);
+        let peers = crate::other_primaries(committee, me);
         let own_headers = core
             .last_header_digest()
             .map(|(r, d)| BTreeMap::from([(r, d)]))

@@ -104,11 +104,7 @@ impl Synchronizer {
         tx_core: mpsc::Sender<CoreInput>,
         rx_gc_round: watch::Receiver<Round>,
     ) -> JoinHandle<()> {
-        let peers = committee
-            .authorities()
-            .filter(|(i, _)| *i != me)
-            .map(|(i, a)| (i, Peer::new(a.primary_address, a.network_key.clone())))
-            .collect();
+        let peers = crate::other_primaries(&committee, me);
         let retry_delay = parameters.sync_retry_delay();
         let this = Self {
             committee,
