@@ -143,6 +143,7 @@ impl Node {
                 &committee,
                 me,
                 &parameters,
+                !with_workers,
                 sender,
                 rx_executor,
                 tx_committed,

@@ -117,8 +117,9 @@ pub struct Executor {
     batches: Map<BatchDigest, Bytes>,
     consensus: Map<String, Bytes>,
     retention: u64,
-    /// This authority's workers, asked for batches a separate worker process stored.
+    /// This authority's workers, asked for batches when they run as separate processes.
     workers: BTreeMap<WorkerId, Peer>,
+    external_workers: bool,
     sender: ReliableSender,
     retry: Duration,
     max_message_size: usize,
@@ -136,6 +137,7 @@ impl Executor {
         committee: &Committee,
         me: weft_types::AuthorityIndex,
         parameters: &weft_config::Parameters,
+        external_workers: bool,
         sender: ReliableSender,
         rx_consensus: mpsc::Receiver<(CommittedSubDag, Option<ConsensusState>)>,
         tx_primary: mpsc::Sender<CommitNotice>,
@@ -148,6 +150,7 @@ impl Executor {
             log,
             retention: parameters.committed_log_retention,
             workers,
+            external_workers,
             sender,
             retry: parameters.sync_retry_delay(),
             max_message_size: parameters.max_message_size,
@@ -226,34 +229,39 @@ impl Executor {
         Ok(())
     }
 
-    /// A batch from the local store; if a separate worker process holds it, asked for over
-    /// the network until it arrives (its header's certificate guarantees it exists).
+    /// A batch from the local store where in-process workers put it, or else from this
+    /// authority's worker process, asked until it answers (the certificate guarantees that
+    /// the batch exists and the payload synchronizer has the worker fetch it).
     async fn batch(&self, digest: BatchDigest, worker: WorkerId) -> Result<Bytes, StoreError> {
         if let Some(b) = self.batches.get(&digest)? {
             return Ok(b);
         }
         let local = self.batches.notify_read(digest);
         tokio::pin!(local);
-        let peer = self.workers.get(&worker).cloned();
+        let peer = self.workers.get(&worker).filter(|_| self.external_workers);
+        let mut wait = Duration::ZERO;
         loop {
             tokio::select! {
                 b = &mut local => return b,
-                _ = tokio::time::sleep(self.retry) => {
-                    let Some(peer) = &peer else { continue };
-                    let request = encode_message(&WorkerMessage::BatchRequest(vec![digest]));
-                    let answer = self.sender.send(peer, request).await.await;
-                    let found = answer.ok().and_then(|b| {
-                        decode_message::<BatchResponse>(b, self.max_message_size).ok()
-                    });
-                    if let Some(b) = found
-                        .and_then(|r| r.batches.into_iter().next())
-                        .filter(|b| BatchDigest::of_encoded(b) == digest)
-                    {
+                _ = tokio::time::sleep(wait), if peer.is_some() => {
+                    wait = self.retry;
+                    if let Some(b) = self.fetch(peer, digest).await {
                         return Ok(b);
                     }
                 }
             }
         }
+    }
+
+    async fn fetch(&self, peer: Option<&Peer>, digest: BatchDigest) -> Option<Bytes> {
+        let request = encode_message(&WorkerMessage::BatchRequest(vec![digest]));
+        let answer = self.sender.send(peer?, request).await.await.ok()?;
+        decode_message::<BatchResponse>(answer, self.max_message_size)
+            .ok()?
+            .batches
+            .into_iter()
+            .next()
+            .filter(|b| BatchDigest::of_encoded(b) == digest)
     }
 }
 

@@ -38,9 +38,13 @@ fn lines(child: &mut Child, index: usize, tx: mpsc::Sender<(usize, String)>) {
 }
 
 fn start_node(dir: &Path, i: usize) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["node", "run", "--report-every", "1"])
-        .arg("--keys")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+    cmd.args(["node", "run", "--report-every", "1"]);
+    if i == 0 {
+        // Authority 0's worker runs as its own process.
+        cmd.arg("--external-workers");
+    }
+    cmd.arg("--keys")
         .arg(dir.join(format!("keys-{i}.json")))
         .arg("--committee")
         .arg(dir.join("committee.json"))
@@ -55,8 +59,60 @@ fn start_node(dir: &Path, i: usize) -> Child {
         .expect("node starts")
 }
 
+fn start_worker(dir: &Path, i: usize) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["worker", "run", "--id", "0"])
+        .arg("--keys")
+        .arg(dir.join(format!("keys-{i}.json")))
+        .arg("--committee")
+        .arg(dir.join("committee.json"))
+        .arg("--parameters")
+        .arg(dir.join("parameters.json"))
+        .arg("--store")
+        .arg(dir.join(format!("worker-store-{i}")))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("worker starts")
+}
+
+/// Sends `count` distinct 100-byte transactions to authority `i`'s worker 0.
+fn send_transactions(dir: &Path, i: usize, count: u64) {
+    use std::io::Write;
+    let committee: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("committee.json")).unwrap())
+            .unwrap();
+    let address = committee["authorities"][i]["transaction_addresses"]["0"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut stream = (0..600)
+        .find_map(|_| {
+            std::net::TcpStream::connect(&address).ok().or_else(|| {
+                std::thread::sleep(Duration::from_millis(100));
+                None
+            })
+        })
+        .expect("the worker accepts clients");
+    for id in 0..count {
+        let mut tx = vec![1u8; 100];
+        tx[1..9].copy_from_slice(&id.to_be_bytes());
+        stream.write_all(&(tx.len() as u32).to_be_bytes()).unwrap();
+        stream.write_all(&tx).unwrap();
+    }
+    stream.flush().unwrap();
+}
+
+/// The transaction count of a `Committed sub-dag` log line.
+fn committed_transactions(line: &str) -> Option<u64> {
+    line.contains("Committed sub-dag")
+        .then(|| line.rsplit("transactions ").next()?.trim().parse().ok())
+        .flatten()
+}
+
 #[test]
-fn local_committee_commits_and_shuts_down_cleanly() {
+fn local_committee_with_an_external_worker_commits_and_shuts_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let base = free_base_port(12);
     let out = weft(&[
@@ -79,13 +135,17 @@ fn local_committee_commits_and_shuts_down_cleanly() {
 
     let (tx, rx) = mpsc::channel();
     let mut nodes: Vec<Child> = (0..4).map(|i| start_node(dir.path(), i)).collect();
+    nodes.push(start_worker(dir.path(), 0));
     for (i, n) in nodes.iter_mut().enumerate() {
         lines(n, i, tx.clone());
     }
     // Every node reports that consensus committed sub-DAGs: the four authenticated each
     // other, built the DAG together and ordered it.
+    send_transactions(dir.path(), 0, 500);
     let mut committing = [false; 4];
-    while !committing.iter().all(|c| *c) {
+    // Authority 0 reads the batches of its external worker over the network.
+    let mut external_batches_committed = 0;
+    while !committing.iter().all(|c| *c) || external_batches_committed < 500 {
         let (i, line) = rx
             .recv_timeout(Duration::from_secs(120))
             .expect("nodes keep logging");
@@ -97,7 +157,11 @@ fn local_committee_commits_and_shuts_down_cleanly() {
         if line.contains("status") && committed.is_some_and(|n| n > 0) {
             committing[i] = true;
         }
+        if i == 0 {
+            external_batches_committed += committed_transactions(&line).unwrap_or(0);
+        }
     }
+    assert_eq!(external_batches_committed, 500);
     for n in &nodes {
         let ok = Command::new("kill")
             .args(["-TERM", &n.id().to_string()])
@@ -105,7 +169,7 @@ fn local_committee_commits_and_shuts_down_cleanly() {
             .unwrap();
         assert!(ok.success());
     }
-    let mut flushed = [false; 4];
+    let mut flushed = [false; 5];
     while !flushed.iter().all(|f| *f) {
         let (i, line) = rx
             .recv_timeout(Duration::from_secs(120))
