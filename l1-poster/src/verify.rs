@@ -24,6 +24,25 @@ pub struct VerifyReport {
     pub first_inconsistency: Option<Inconsistency>,
 }
 
+impl std::fmt::Display for VerifyReport {
+    /// What `weft l1 verify` prints.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "L1 block:      {}", self.block)?;
+        writeln!(f, "batches:       {}", self.batches)?;
+        writeln!(f, "transactions:  {}", self.transactions)?;
+        writeln!(f, "sub-DAGs:      {}", self.sub_dags)?;
+        writeln!(
+            f,
+            "next position: sub-DAG {} tx {}",
+            self.next_position.sub_dag, self.next_position.tx
+        )?;
+        match &self.first_inconsistency {
+            None => write!(f, "consistent:    yes (hash chain and positions check out)"),
+            Some(i) => write!(f, "INCONSISTENT at batch {}: {}", i.sequence, i.reason),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Inconsistency {
     /// The batch sequence number where it was found.

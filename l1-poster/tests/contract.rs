@@ -5,7 +5,7 @@ mod common;
 
 use alloy::primitives::{keccak256, Bytes, B256};
 use alloy::sol_types::{SolCall, SolEvent};
-use common::{key, l1_with_inbox};
+use common::{key, l1_with_inbox, submit};
 use weft_l1_poster::inbox::{ForceIncluded, Inbox, InboxErrors};
 use weft_l1_poster::l1::{FeePolicy, L1Error, Outgoing, Signer, L1};
 
@@ -32,25 +32,6 @@ fn artifact_matches_source() {
         weft_l1_poster::inbox::ARTIFACT_JSON,
         "contracts/Inbox.json is stale: run l1-poster/contracts/build.sh"
     );
-}
-
-async fn submit(l1: &L1, signer: &Signer, sequence: u64, data: &[u8]) -> Result<(), L1Error> {
-    let input = Inbox::submitBatchCall {
-        sequence,
-        data: Bytes::copy_from_slice(data),
-    };
-    let tx = Outgoing {
-        to: Some(l1.inbox),
-        input: input.abi_encode().into(),
-        sidecar: None,
-    };
-    let fees = l1.fees(&FeePolicy::default(), false).await?;
-    let gas = signer.estimate(l1, &tx, fees).await?;
-    let nonce = signer.nonce(l1).await?;
-    let hash = signer.send(l1, &tx, nonce, gas, fees).await?;
-    let receipt = l1.wait_receipt(hash).await?.expect("automine");
-    assert!(receipt.status());
-    Ok(())
 }
 
 #[tokio::test]

@@ -8,6 +8,8 @@ use rand::{rngs::StdRng, Rng, RngCore, SeedableRng};
 use std::future::Future;
 use std::time::Duration;
 use weft_l1_poster::anvil::{Anvil, DEV_KEYS};
+use weft_l1_poster::inbox::Inbox;
+use weft_l1_poster::l1::{FeePolicy, L1Error, Outgoing, Signer, L1};
 use weft_l1_poster::MemorySource;
 
 /// Generous: the CI box is small and loaded; conditions are polled, never slept on.
@@ -68,4 +70,25 @@ where
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Submits `data` as batch `sequence` directly (bypassing the poster) and waits for it.
+pub async fn submit(l1: &L1, signer: &Signer, sequence: u64, data: &[u8]) -> Result<(), L1Error> {
+    use alloy::sol_types::SolCall;
+    let input = Inbox::submitBatchCall {
+        sequence,
+        data: data.to_vec().into(),
+    };
+    let tx = Outgoing {
+        to: Some(l1.inbox),
+        input: input.abi_encode().into(),
+        sidecar: None,
+    };
+    let fees = l1.fees(&FeePolicy::default(), false).await?;
+    let gas = signer.estimate(l1, &tx, fees).await?;
+    let nonce = signer.nonce(l1).await?;
+    let hash = signer.send(l1, &tx, nonce, gas, fees).await?;
+    let receipt = l1.wait_receipt(hash).await?.expect("automine");
+    assert!(receipt.status());
+    Ok(())
 }
