@@ -1,0 +1,29 @@
+//! A deterministic discrete-event simulation of a weft committee: each authority is the
+//! primary's [`Core`](weft_primary::core::Core) and [`Bullshark`](weft_consensus::Bullshark)
+//! over a simulated durable store, connected by a simulated network that delays, reorders,
+//! drops (and retransmits), partitions and heals, with crashes and restarts from the store.
+//!
+//! No threads, no tokio, no wall clock: one `StdRng` from one `u64` seed drives every choice,
+//! and events run in (virtual time, scheduling order), so a seed replays exactly. After each
+//! run the committed logs are checked (see [`check`]); [`run_seed`] is the entry point and
+//! [`Report::replay_command`] says how to run a failing seed again.
+
+pub mod check;
+pub mod config;
+pub mod network;
+mod node;
+pub mod sim;
+pub mod store;
+mod sync;
+mod verify;
+
+pub use config::SimConfig;
+pub use sim::{run_seed, Report, Simulation, Stats};
+
+/// Seeds a test runs: `WEFT_SIM_SEEDS` if set, else `default`.
+pub fn seed_count(default: u64) -> u64 {
+    std::env::var("WEFT_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}

@@ -1,0 +1,523 @@
+//! One simulated authority: the primary's [`Core`], Bullshark and the leader schedule they
+//! share (in memory, dropped by a crash), over a [`DurableStore`] that survives. Starting and
+//! restarting follow `node/src/node.rs`; carrying out the core's outputs follows
+//! `primary/src/runner.rs`; committing follows the executor in `node/src/ordering.rs`.
+
+use crate::network::{Fetch, Message};
+use crate::sim::{Ctx, Event};
+use crate::store::{CommittedRecord, DurableStore};
+use crate::sync::{Requester, Synchronizer};
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use weft_consensus::{Bullshark, CommittedSubDag, ConsensusError, ConsensusState, LeaderSchedule};
+use weft_primary::core::{Core, CoreConfig, CoreError, LeaderFn, Output};
+use weft_types::{AuthorityIndex, BatchDigest, Certificate, Digest, HeaderDigest, KeyPair, Round};
+
+/// The schedule consensus updates and the proposer reads, as in the node.
+type SharedSchedule = Arc<Mutex<Box<dyn LeaderSchedule>>>;
+
+/// What a crash drops.
+struct Live {
+    core: Core,
+    bullshark: Bullshark,
+    schedule: SharedSchedule,
+    sync: Synchronizer,
+    /// Certificates in the channel from the primary to consensus.
+    to_consensus: VecDeque<Certificate>,
+    consensus_scheduled: bool,
+    /// Header-timer readings already scheduled.
+    ticks: BTreeSet<u64>,
+}
+
+pub struct Authority {
+    pub index: AuthorityIndex,
+    keypair: KeyPair,
+    pub store: DurableStore,
+    live: Option<Live>,
+    /// Bumped at every start: timers, answers and retries of an earlier life are void.
+    pub incarnation: u64,
+}
+
+impl Authority {
+    pub fn new(index: AuthorityIndex, keypair: KeyPair) -> Self {
+        Self {
+            index,
+            keypair,
+            store: DurableStore::default(),
+            live: None,
+            incarnation: 0,
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.live.is_some()
+    }
+
+    /// Whether an event of `incarnation` still concerns this authority.
+    pub fn is_current(&self, incarnation: u64) -> bool {
+        self.is_up() && self.incarnation == incarnation
+    }
+
+    /// The round of the primary's latest header, while up.
+    pub fn round(&self) -> Option<Round> {
+        self.live.as_ref().map(|l| l.core.round())
+    }
+
+    /// The primary's view of the DAG, for `WEFT_SIM_TRACE`.
+    pub fn describe(&self) -> String {
+        let Some(live) = &self.live else {
+            return format!("{}: down, log {}", self.index, self.store.log.len());
+        };
+        let dag = live.core.dag();
+        let rounds: Vec<String> = (dag.gc_round() + 1..=dag.highest_round())
+            .map(|r| {
+                let authors: Vec<String> = {
+                    let mut a: Vec<u16> = dag.round(r).map(|c| c.author().0).collect();
+                    a.sort_unstable();
+                    a.iter().map(u16::to_string).collect()
+                };
+                format!("{r}:{}", authors.join(""))
+            })
+            .collect();
+        format!(
+            "{}: round {}, gc {}, pending {}, log {}, consensus queue {}, missing {}, dag [{}]",
+            self.index,
+            live.core.round(),
+            dag.gc_round(),
+            live.core.pending_len(),
+            self.store.log.len(),
+            live.to_consensus.len(),
+            live.sync.missing_len(),
+            rounds.join(" ")
+        )
+    }
+
+    fn requester(&self) -> Requester {
+        Requester {
+            me: self.index,
+            incarnation: self.incarnation,
+        }
+    }
+
+    /// Drops everything in memory; the store stays.
+    pub fn crash(&mut self, ctx: &Ctx) {
+        if ctx.verbose {
+            eprintln!("{:>7} {} crashes: {}", ctx.now, self.index, self.describe());
+        }
+        self.live = None;
+    }
+
+    /// Starts from the store, exactly as `Node::spawn` does: consensus state and stored
+    /// certificates above its GC round into `Bullshark::recover` (whose extra sub-DAGs are
+    /// output first), the schedule restored from it, then the primary's `Core::recover`.
+    pub fn start(&mut self, ctx: &mut Ctx) {
+        self.incarnation += 1;
+        let (bullshark, recovered, schedule) = match self.recover_consensus(ctx) {
+            Ok(x) => x,
+            Err(e) => {
+                let what = format!("{} cannot recover consensus: {e}", self.index);
+                ctx.observer.violation(ctx.now, what);
+                return;
+            }
+        };
+        let leader: LeaderFn = {
+            let s = schedule.clone();
+            Arc::new(move |r| s.lock().unwrap_or_else(|p| p.into_inner()).leader(r))
+        };
+        let config = CoreConfig {
+            gc_depth: ctx.config.gc_depth,
+            header_num_of_batches_threshold: ctx.config.header_num_of_batches_threshold,
+            max_header_num_of_batches: ctx.config.max_header_num_of_batches,
+            max_header_delay_ms: ctx.config.max_header_delay_ms,
+        };
+        let core = Core::recover(
+            self.index,
+            ctx.committee.clone(),
+            self.keypair.copy(),
+            config,
+            leader,
+            self.store.recovered(self.index),
+        );
+        self.live = Some(Live {
+            core,
+            bullshark,
+            schedule,
+            sync: Synchronizer::default(),
+            to_consensus: VecDeque::new(),
+            consensus_scheduled: false,
+            ticks: BTreeSet::new(),
+        });
+        self.tick(ctx, ctx.now);
+        self.commit(ctx, recovered);
+        let after = ctx.config.batch_every.draw(&mut ctx.rng);
+        ctx.schedule(after, self.event_batch());
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn recover_consensus(
+        &self,
+        ctx: &Ctx,
+    ) -> Result<(Bullshark, Vec<CommittedSubDag>, SharedSchedule), ConsensusError> {
+        let (committee, kind, gc_depth) =
+            (&ctx.committee, ctx.config.schedule, ctx.config.gc_depth);
+        let schedule = kind.build(committee)?;
+        let state = match &self.store.consensus_state {
+            Some(s) => s.clone(),
+            None => ConsensusState::genesis(committee, schedule.as_ref()),
+        };
+        let gc_round = state.last_committed_leader_round.saturating_sub(gc_depth);
+        let stored = self.store.certificates_above(gc_round);
+        let (bullshark, recovered) =
+            Bullshark::recover(committee.clone(), gc_depth, schedule, state, stored)?;
+        let mut shared = kind.build(committee)?;
+        shared.restore(&bullshark.state().schedule)?;
+        Ok((bullshark, recovered, Arc::new(Mutex::new(shared))))
+    }
+
+    fn event_batch(&self) -> Event {
+        Event::Batch {
+            node: self.index,
+            incarnation: self.incarnation,
+        }
+    }
+
+    /// A header-timer reading (or a start).
+    pub fn tick(&mut self, ctx: &mut Ctx, at: u64) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        live.ticks.remove(&at);
+        live.core.tick(ctx.now);
+        self.carry_out(ctx);
+    }
+
+    /// One of this authority's workers sealed a batch that a quorum stored.
+    pub fn make_batch(&mut self, ctx: &mut Ctx) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        let n = self.store.batches_made;
+        self.store.batches_made += 1;
+        let digest = BatchDigest(Digest::of_parts([
+            b"weft-sim-batch".as_slice(),
+            &self.index.0.to_le_bytes(),
+            &n.to_le_bytes(),
+        ]));
+        live.core.tick(ctx.now);
+        live.core.add_batch(digest, 0);
+        ctx.stats.batches_made += 1;
+        self.carry_out(ctx);
+        let after = ctx.config.batch_every.draw(&mut ctx.rng);
+        ctx.schedule(after, self.event_batch());
+    }
+
+    /// A message from a peer: verified, then given to the core.
+    pub fn deliver(&mut self, ctx: &mut Ctx, message: Message) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        let committee = &ctx.committee;
+        let (label, verified) = match &message {
+            Message::Header(h) => ("header", ctx.verifier.header(committee, h)),
+            Message::Vote(v) => ("vote", ctx.verifier.vote(committee, v)),
+            Message::Certificate(c) => ("certificate", ctx.verifier.certificate(committee, c)),
+        };
+        if let Err(e) = verified {
+            let what = format!("{}: an honest {label} failed verification: {e}", self.index);
+            ctx.observer.violation(ctx.now, what);
+            return;
+        }
+        live.core.tick(ctx.now);
+        let result = match message {
+            Message::Header(h) => live.core.handle_header(h),
+            Message::Vote(v) => live.core.handle_vote(v),
+            Message::Certificate(c) => live.core.handle_certificate(c),
+        };
+        self.refused(ctx, label, result);
+        self.carry_out(ctx);
+    }
+
+    /// What the runner logs as a warning (not benign) cannot come from an honest peer.
+    fn refused(&self, ctx: &mut Ctx, label: &str, result: Result<(), CoreError>) {
+        match result {
+            Ok(()) => {}
+            Err(e) if e.is_benign() => {
+                ctx.stats.benign_refusals += 1;
+                if ctx.verbose {
+                    eprintln!("{:>7} {} ignored a {label}: {e}", ctx.now, self.index);
+                }
+            }
+            Err(e) => {
+                let what = format!("{} refused an honest {label}: {e}", self.index);
+                ctx.observer.violation(ctx.now, what);
+            }
+        }
+    }
+
+    /// The answer to a `SyncPayload` with `notify`.
+    pub fn payload_available(
+        &mut self,
+        ctx: &mut Ctx,
+        author: AuthorityIndex,
+        round: Round,
+        digest: HeaderDigest,
+    ) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        live.core.tick(ctx.now);
+        let result = live.core.payload_available(author, round, digest);
+        self.refused(ctx, "payload", result);
+        self.carry_out(ctx);
+    }
+
+    /// Certificates fetched from `from`: verified, the unsolicited dropped, fed in round order.
+    pub fn fetch_answer(
+        &mut self,
+        ctx: &mut Ctx,
+        from: AuthorityIndex,
+        fetch: Fetch,
+        certificates: Vec<Certificate>,
+    ) {
+        let who = self.requester();
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        let is_range = matches!(fetch, Fetch::Range { .. });
+        if is_range {
+            live.sync.range_answered();
+        }
+        let received = certificates.len();
+        let mut accepted = Vec::with_capacity(received);
+        for c in certificates {
+            let asked = live.sync.answered(&c.digest()) || is_range;
+            if !asked {
+                continue;
+            }
+            if let Err(e) = ctx.verifier.certificate(&ctx.committee, &c) {
+                let what = format!("{}: a fetched certificate failed verification: {e}", who.me);
+                ctx.observer.violation(ctx.now, what);
+                continue;
+            }
+            accepted.push(c);
+        }
+        accepted.sort_by_key(|c| (c.round(), c.author()));
+        let last = accepted.last().map(Certificate::round);
+        live.core.tick(ctx.now);
+        for c in accepted {
+            let result = live.core.handle_certificate(c);
+            if let Err(e) = result {
+                if e.is_benign() {
+                    ctx.stats.benign_refusals += 1;
+                } else {
+                    let what = format!("{} refused a fetched certificate: {e}", who.me);
+                    ctx.observer.violation(ctx.now, what);
+                }
+            }
+        }
+        if let (true, Some(last)) = (is_range, last) {
+            if received >= ctx.config.range_limit {
+                live.sync.range(ctx, who, from, last);
+            }
+        }
+        self.carry_out(ctx);
+    }
+
+    /// The synchronizer's timer.
+    pub fn sync_check(&mut self, ctx: &mut Ctx, at: u64) {
+        let who = self.requester();
+        if let Some(live) = self.live.as_mut() {
+            live.sync.check(ctx, who, &live.core, at);
+        }
+    }
+
+    /// Consensus takes the certificates waiting in its channel, in causal order.
+    pub fn consensus_step(&mut self, ctx: &mut Ctx) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        live.consensus_scheduled = false;
+        let mut committed = Vec::new();
+        while let Some(c) = live.to_consensus.pop_front() {
+            match live.bullshark.process_certificate(c) {
+                Ok(sub_dags) => committed.extend(sub_dags),
+                Err(e) => {
+                    let what = format!("{}: consensus refused a certificate: {e}", self.index);
+                    ctx.observer.violation(ctx.now, what);
+                }
+            }
+        }
+        self.commit(ctx, committed);
+    }
+
+    /// The executor: appends each sub-DAG to the committed log (one already there — replayed
+    /// by recovery — is skipped, and must be identical), persists the consensus state in the
+    /// same step, updates the schedule, then tells the primary (its own certificates that were
+    /// output, and the leader round for garbage collection).
+    fn commit(&mut self, ctx: &mut Ctx, sub_dags: Vec<CommittedSubDag>) {
+        let me = self.index;
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        if sub_dags.is_empty() {
+            return;
+        }
+        let mut notices = Vec::new();
+        for s in &sub_dags {
+            let record = CommittedRecord::from(s);
+            let next = self.store.log.len() as u64;
+            if s.index == next {
+                let own: Vec<Round> = s
+                    .certificates
+                    .iter()
+                    .filter(|c| c.author() == me)
+                    .map(Certificate::round)
+                    .collect();
+                notices.push((s.leader_round, own));
+            }
+            if s.index < next {
+                ctx.stats.replayed += 1;
+                if self.store.log[s.index as usize] != record {
+                    let what = format!(
+                        "{me}: recovery re-committed sub-DAG {} differently",
+                        s.index
+                    );
+                    ctx.observer.violation(ctx.now, what);
+                }
+            } else if s.index > next {
+                let what = format!("{me}: sub-DAG {} follows {} (a gap)", s.index, next);
+                ctx.observer.violation(ctx.now, what);
+            } else {
+                self.store.log.push(record);
+            }
+        }
+        let state = live.bullshark.state();
+        let restored = live
+            .schedule
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .restore(&state.schedule);
+        if let Err(e) = restored {
+            ctx.observer
+                .violation(ctx.now, format!("{me}: schedule update failed: {e}"));
+        }
+        self.store.consensus_state = Some(state);
+        // What the executor's `CommitNotice` does, for each sub-DAG it wrote.
+        for (leader_round, own) in notices {
+            live.core.own_certificates_committed(&own);
+            live.core.handle_committed(leader_round);
+        }
+        self.carry_out(ctx);
+    }
+
+    /// Carries out the core's outputs in order, as the runner does; a vote leaves only if its
+    /// record is already in the store (the core's contract, checked here).
+    fn carry_out(&mut self, ctx: &mut Ctx) {
+        let (me, incarnation) = (self.index, self.incarnation);
+        let who = self.requester();
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        for output in live.core.take_outputs() {
+            match output {
+                Output::PersistVote {
+                    author,
+                    round,
+                    digest,
+                } => {
+                    self.store.votes.insert(author, (round, digest));
+                }
+                Output::StoreHeader(h) => {
+                    if ctx.verbose {
+                        let batches: Vec<_> = h.payload.iter().map(|(d, _)| d).collect();
+                        eprintln!("{:>7} {me} proposes round {} {batches:?}", ctx.now, h.round);
+                    }
+                    self.store.headers.insert(h.round, h);
+                }
+                Output::BroadcastHeader(h) => ctx.broadcast(me, incarnation, Message::Header(h)),
+                Output::SendVote { to, vote } => {
+                    let durable = self.store.votes.get(&vote.origin)
+                        == Some(&(vote.round, vote.header_digest));
+                    if !durable {
+                        let what = format!(
+                            "{me} sent a vote for {} round {} before its record was durable",
+                            vote.origin, vote.round
+                        );
+                        ctx.observer.violation(ctx.now, what);
+                    }
+                    ctx.observer.vote_sent(
+                        ctx.now,
+                        me,
+                        vote.origin,
+                        vote.round,
+                        vote.header_digest,
+                    );
+                    if to != me {
+                        ctx.send(me, incarnation, to, Message::Vote(vote));
+                    }
+                }
+                Output::BroadcastCertificate(c) => {
+                    if ctx.verbose {
+                        eprintln!("{:>7} {me} certified round {}", ctx.now, c.round());
+                    }
+                    ctx.observer
+                        .certificate_formed(ctx.now, c.author(), c.round(), c.digest());
+                    ctx.broadcast(me, incarnation, Message::Certificate(c));
+                }
+                Output::NewCertificate(c) => {
+                    self.store.insert_certificate(c.clone());
+                    live.to_consensus.push_back(c);
+                    if !live.consensus_scheduled {
+                        live.consensus_scheduled = true;
+                        let after = ctx.config.consensus_delay.draw(&mut ctx.rng);
+                        ctx.schedule(
+                            after,
+                            Event::Consensus {
+                                node: me,
+                                incarnation,
+                            },
+                        );
+                    }
+                }
+                Output::FetchCertificates {
+                    from,
+                    round,
+                    digests,
+                } => live.sync.want(ctx, who, from, round, digests),
+                Output::FetchRange { from, from_round } => {
+                    live.sync.range(ctx, who, from, from_round)
+                }
+                Output::SyncPayload {
+                    header,
+                    author,
+                    round,
+                    notify: true,
+                    ..
+                } => {
+                    let after = ctx.config.payload_delay.draw(&mut ctx.rng);
+                    let event = Event::Payload {
+                        node: me,
+                        incarnation,
+                        author,
+                        round,
+                        digest: header,
+                    };
+                    ctx.schedule(after, event);
+                }
+                // Certified batches are stored by a quorum of workers; the simulation's
+                // synthetic batches need no fetching for the output.
+                Output::SyncPayload { notify: false, .. } => {}
+                Output::GarbageCollected { gc_round, .. } => self.store.garbage_collect(gc_round),
+            }
+        }
+        let deadline = live.core.next_deadline_ms();
+        if deadline > ctx.now && live.ticks.insert(deadline) {
+            let event = Event::Tick {
+                node: me,
+                incarnation,
+                at: deadline,
+            };
+            ctx.schedule_at(deadline, event);
+        }
+    }
+}

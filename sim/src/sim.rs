@@ -1,0 +1,666 @@
+//! The discrete-event loop: one queue of timed events, one `StdRng`, virtual time. Events at
+//! the same millisecond run in the order they were scheduled, so a seed fixes the whole trace.
+
+use crate::check::{check_logs, Observer};
+use crate::config::SimConfig;
+use crate::network::{Fetch, Message, Network};
+use crate::node::Authority;
+use crate::sync::Requester;
+use crate::verify::Verifier;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+use weft_test_utils::CommitteeFixture;
+use weft_types::{AuthorityIndex, Certificate, Committee, HeaderDigest, Round};
+
+/// A run that needs more events than this is stuck in a loop (a few hundred thousand is
+/// typical).
+const MAX_EVENTS: u64 = 20_000_000;
+
+/// Something that happens at a point of virtual time.
+#[derive(Debug)]
+pub enum Event {
+    /// A delivery attempt of the reliable sender reaches `to` (if it is up and the link is).
+    Attempt {
+        from: AuthorityIndex,
+        incarnation: u64,
+        to: AuthorityIndex,
+        message: Message,
+    },
+    /// The reliable sender's retry timer for a lost attempt.
+    Resend {
+        from: AuthorityIndex,
+        incarnation: u64,
+        to: AuthorityIndex,
+        message: Message,
+    },
+    Tick {
+        node: AuthorityIndex,
+        incarnation: u64,
+        at: u64,
+    },
+    Batch {
+        node: AuthorityIndex,
+        incarnation: u64,
+    },
+    Payload {
+        node: AuthorityIndex,
+        incarnation: u64,
+        author: AuthorityIndex,
+        round: Round,
+        digest: HeaderDigest,
+    },
+    Consensus {
+        node: AuthorityIndex,
+        incarnation: u64,
+    },
+    SyncCheck {
+        node: AuthorityIndex,
+        incarnation: u64,
+        at: u64,
+    },
+    /// A sync request reaches `to`, which answers from its store.
+    FetchRequest {
+        from: Requester,
+        to: AuthorityIndex,
+        fetch: Fetch,
+    },
+    FetchAnswer {
+        to: Requester,
+        from: AuthorityIndex,
+        fetch: Fetch,
+        certificates: Vec<Certificate>,
+    },
+    Crash,
+    Restart(AuthorityIndex),
+    Partition,
+    Heal(u64),
+    FinalPhase,
+}
+
+impl Event {
+    /// What identifies the event in the trace hash (and in `WEFT_SIM_TRACE` output).
+    fn trace(&self, h: &mut impl Hasher) {
+        std::mem::discriminant(self).hash(h);
+        match self {
+            Self::Attempt {
+                from, to, message, ..
+            }
+            | Self::Resend {
+                from, to, message, ..
+            } => {
+                (from, to).hash(h);
+                message.trace(h);
+            }
+            Self::Tick { node, at, .. } | Self::SyncCheck { node, at, .. } => (node, at).hash(h),
+            Self::Batch { node, .. } | Self::Consensus { node, .. } => node.hash(h),
+            Self::Payload { node, digest, .. } => (node, digest).hash(h),
+            Self::FetchRequest { from, to, .. } => (from.me, to).hash(h),
+            Self::FetchAnswer {
+                to,
+                from,
+                certificates,
+                ..
+            } => {
+                (to.me, from).hash(h);
+                for c in certificates {
+                    c.digest().hash(h);
+                }
+            }
+            Self::Restart(a) => a.hash(h),
+            Self::Heal(id) => id.hash(h),
+            Self::Crash | Self::Partition | Self::FinalPhase => {}
+        }
+    }
+}
+
+/// Counters for the report.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub events: u64,
+    pub messages: u64,
+    pub lost: u64,
+    pub crashes: u64,
+    pub partitions: u64,
+    pub batches_made: u64,
+    /// Sub-DAGs output again by recovery and skipped because the log already held them.
+    pub replayed: u64,
+    /// Late or out-of-date messages the core ignored.
+    pub benign_refusals: u64,
+}
+
+/// Everything an authority's handlers may touch besides the authority itself.
+pub struct Ctx {
+    pub now: u64,
+    pub rng: StdRng,
+    pub config: SimConfig,
+    pub committee: Committee,
+    pub net: Network,
+    pub observer: Observer,
+    pub verifier: Verifier,
+    pub stats: Stats,
+    /// Print every event and every ignored message (`WEFT_SIM_TRACE`).
+    pub verbose: bool,
+    queue: BTreeMap<(u64, u64), Event>,
+    seq: u64,
+}
+
+impl Ctx {
+    pub fn schedule_at(&mut self, at: u64, event: Event) {
+        self.queue.insert((at.max(self.now), self.seq), event);
+        self.seq += 1;
+    }
+
+    pub fn schedule(&mut self, after: u64, event: Event) {
+        self.schedule_at(self.now + after, event);
+    }
+
+    /// One delivery attempt by the reliable sender (lost attempts are retried).
+    pub fn send(
+        &mut self,
+        from: AuthorityIndex,
+        incarnation: u64,
+        to: AuthorityIndex,
+        message: Message,
+    ) {
+        self.stats.messages += 1;
+        if self.net.lost(&mut self.rng) {
+            self.stats.lost += 1;
+            let after = self.net.retry_delay(&mut self.rng);
+            let event = Event::Resend {
+                from,
+                incarnation,
+                to,
+                message,
+            };
+            self.schedule(after, event);
+        } else {
+            let after = self.net.delay(&mut self.rng);
+            let event = Event::Attempt {
+                from,
+                incarnation,
+                to,
+                message,
+            };
+            self.schedule(after, event);
+        }
+    }
+
+    pub fn broadcast(&mut self, from: AuthorityIndex, incarnation: u64, message: Message) {
+        for to in (0..self.config.authorities as u16).map(AuthorityIndex) {
+            if to != from {
+                self.send(from, incarnation, to, message.clone());
+            }
+        }
+    }
+
+    /// A sync request: not retransmitted (the synchronizer asks again instead).
+    pub fn request(&mut self, from: Requester, to: AuthorityIndex, fetch: Fetch) {
+        self.stats.messages += 1;
+        if self.net.lost(&mut self.rng) {
+            self.stats.lost += 1;
+            return;
+        }
+        let after = self.net.delay(&mut self.rng);
+        self.schedule(after, Event::FetchRequest { from, to, fetch });
+    }
+}
+
+/// What a run did and what it found.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub seed: u64,
+    pub authorities: usize,
+    /// Hash of every event in order: equal for two runs of one seed.
+    pub trace_hash: u64,
+    pub end_ms: u64,
+    /// Committed sub-DAGs per authority at the end.
+    pub committed: Vec<usize>,
+    /// Sub-DAGs each authority committed in the final phase.
+    pub final_phase_commits: Vec<usize>,
+    /// Highest round any primary proposed in.
+    pub highest_round: Round,
+    /// Distinct batches in the longest committed log.
+    pub batches_committed: usize,
+    pub stats: Stats,
+    /// Safety and contract violations: agreement, duplicate output, index gaps, double votes
+    /// or certificates, a vote sent before its record was durable, honest messages refused.
+    pub violations: Vec<String>,
+    /// Authorities that did not commit enough in the final phase (everything healed and up).
+    pub liveness: Vec<String>,
+}
+
+impl Report {
+    /// No violation of any kind.
+    pub fn passed(&self) -> bool {
+        self.safe() && self.liveness.is_empty()
+    }
+
+    /// No safety or contract violation (liveness aside).
+    pub fn safe(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// The command that runs this seed again, alone, with its trace.
+    pub fn replay_command(&self) -> String {
+        format!(
+            "WEFT_SIM_SEED={} WEFT_SIM_AUTHORITIES={} cargo test -p weft-sim --test seeds replay -- --nocapture",
+            self.seed, self.authorities
+        )
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.stats;
+        write!(
+            f,
+            "seed {} ({} authorities): {} events, rounds up to {}, committed {:?} (final phase {:?}), \
+             {} of {} batches committed, {} messages ({} lost), {} crashes, {} partitions, \
+             {} sub-DAGs replayed by recovery, trace {:016x}",
+            self.seed,
+            self.authorities,
+            s.events,
+            self.highest_round,
+            self.committed,
+            self.final_phase_commits,
+            self.batches_committed,
+            s.batches_made,
+            s.messages,
+            s.lost,
+            s.crashes,
+            s.partitions,
+            s.replayed,
+            self.trace_hash,
+        )?;
+        for v in &self.violations {
+            write!(f, "\n  VIOLATION {v}")?;
+        }
+        for v in &self.liveness {
+            write!(f, "\n  LIVENESS {v}")?;
+        }
+        Ok(())
+    }
+}
+
+pub struct Simulation {
+    nodes: Vec<Authority>,
+    ctx: Ctx,
+    seed: u64,
+    trace: DefaultHasher,
+    /// Print every event (for replays).
+    verbose: bool,
+    final_phase: bool,
+    partition_id: u64,
+    /// Log lengths when the final phase began.
+    final_start: Vec<usize>,
+}
+
+/// Runs `seed` with a committee of `authorities` and a [`SimConfig::randomized`] config drawn
+/// from the same seed. Prints every event if `WEFT_SIM_TRACE` is set.
+pub fn run_seed(authorities: usize, seed: u64) -> Report {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let config = SimConfig::randomized(authorities, &mut rng);
+    let mut sim = Simulation::new(config, rng, seed);
+    sim.verbose = std::env::var_os("WEFT_SIM_TRACE").is_some();
+    sim.ctx.verbose = sim.verbose;
+    sim.run()
+}
+
+impl Simulation {
+    /// Everything random in the run comes from `rng`; `seed` is only reported.
+    pub fn new(config: SimConfig, rng: StdRng, seed: u64) -> Self {
+        let fixture = CommitteeFixture::new(config.authorities, 1, seed);
+        let nodes = fixture
+            .authorities()
+            .map(|a| Authority::new(a, fixture.keys(a).protocol.copy()))
+            .collect();
+        let ctx = Ctx {
+            now: 0,
+            rng,
+            net: Network::new(config.network.clone()),
+            committee: fixture.committee,
+            config,
+            observer: Observer::default(),
+            verifier: Verifier::default(),
+            stats: Stats::default(),
+            verbose: false,
+            queue: BTreeMap::new(),
+            seq: 0,
+        };
+        Self {
+            nodes,
+            ctx,
+            seed,
+            trace: DefaultHasher::new(),
+            verbose: false,
+            final_phase: false,
+            partition_id: 0,
+            final_start: Vec::new(),
+        }
+    }
+
+    pub fn run(mut self) -> Report {
+        for node in &mut self.nodes {
+            node.start(&mut self.ctx);
+        }
+        let c = &self.ctx.config;
+        let (crash, partition) = (c.faults.crash_every, c.faults.partition_every);
+        let final_at = c.duration_ms.saturating_sub(c.final_phase_ms);
+        let after = crash.draw(&mut self.ctx.rng);
+        self.ctx.schedule(after, Event::Crash);
+        let after = partition.draw(&mut self.ctx.rng);
+        self.ctx.schedule(after, Event::Partition);
+        self.ctx.schedule_at(final_at, Event::FinalPhase);
+        while let Some(((at, _), event)) = self.ctx.queue.pop_first() {
+            if at > self.ctx.config.duration_ms {
+                break;
+            }
+            self.ctx.stats.events += 1;
+            if self.ctx.stats.events > MAX_EVENTS {
+                let what = format!("more than {MAX_EVENTS} events: the run loops");
+                self.ctx.observer.violation(at, what);
+                break;
+            }
+            self.ctx.now = at;
+            at.hash(&mut self.trace);
+            event.trace(&mut self.trace);
+            if self.verbose {
+                eprintln!("{at:>7} {}", describe(&event));
+            }
+            self.handle(event);
+        }
+        if self.verbose {
+            for n in &self.nodes {
+                eprintln!("{}", n.describe());
+            }
+        }
+        self.report()
+    }
+
+    fn handle(&mut self, event: Event) {
+        let ctx = &mut self.ctx;
+        match event {
+            Event::Attempt {
+                from,
+                incarnation,
+                to,
+                message,
+            } => {
+                let receiver = &mut self.nodes[to.0 as usize];
+                if receiver.is_up() && ctx.net.connected(from, to) {
+                    receiver.deliver(ctx, message);
+                } else {
+                    // The connection failed: the reliable sender tries again later.
+                    let after = ctx.net.retry_delay(&mut ctx.rng);
+                    let event = Event::Resend {
+                        from,
+                        incarnation,
+                        to,
+                        message,
+                    };
+                    ctx.schedule(after, event);
+                }
+            }
+            Event::Resend {
+                from,
+                incarnation,
+                to,
+                message,
+            } => {
+                let sender = &self.nodes[from.0 as usize];
+                // A crash ends the sender's retries; the runner cancels sends of rounds far
+                // behind its own.
+                let cancelled = sender
+                    .round()
+                    .is_some_and(|r| message.round() + ctx.config.gc_depth < r);
+                if sender.is_current(incarnation) && !cancelled {
+                    ctx.send(from, incarnation, to, message);
+                }
+            }
+            Event::Tick {
+                node,
+                incarnation,
+                at,
+            } => {
+                let n = &mut self.nodes[node.0 as usize];
+                if n.is_current(incarnation) {
+                    n.tick(ctx, at);
+                }
+            }
+            Event::Batch { node, incarnation } => {
+                let n = &mut self.nodes[node.0 as usize];
+                if n.is_current(incarnation) {
+                    n.make_batch(ctx);
+                }
+            }
+            Event::Payload {
+                node,
+                incarnation,
+                author,
+                round,
+                digest,
+            } => {
+                let n = &mut self.nodes[node.0 as usize];
+                if n.is_current(incarnation) {
+                    n.payload_available(ctx, author, round, digest);
+                }
+            }
+            Event::Consensus { node, incarnation } => {
+                let n = &mut self.nodes[node.0 as usize];
+                if n.is_current(incarnation) {
+                    n.consensus_step(ctx);
+                }
+            }
+            Event::SyncCheck {
+                node,
+                incarnation,
+                at,
+            } => {
+                let n = &mut self.nodes[node.0 as usize];
+                if n.is_current(incarnation) {
+                    n.sync_check(ctx, at);
+                }
+            }
+            Event::FetchRequest { from, to, fetch } => {
+                let peer = &self.nodes[to.0 as usize];
+                if !peer.is_up() || !ctx.net.connected(from.me, to) {
+                    return;
+                }
+                let certificates = match &fetch {
+                    Fetch::Digests(ds) => ds
+                        .iter()
+                        .filter_map(|d| peer.store.certificate(d).cloned())
+                        .collect(),
+                    Fetch::Range { from_round } => {
+                        peer.store.range(*from_round, ctx.config.range_limit)
+                    }
+                };
+                ctx.stats.messages += 1;
+                if ctx.net.lost(&mut ctx.rng) {
+                    ctx.stats.lost += 1;
+                    return;
+                }
+                let after = ctx.net.delay(&mut ctx.rng);
+                let event = Event::FetchAnswer {
+                    to: from,
+                    from: to,
+                    fetch,
+                    certificates,
+                };
+                ctx.schedule(after, event);
+            }
+            Event::FetchAnswer {
+                to,
+                from,
+                fetch,
+                certificates,
+            } => {
+                let n = &mut self.nodes[to.me.0 as usize];
+                if n.is_current(to.incarnation) && ctx.net.connected(from, to.me) {
+                    n.fetch_answer(ctx, from, fetch, certificates);
+                }
+            }
+            Event::Crash => self.crash(),
+            Event::Restart(a) => {
+                let n = &mut self.nodes[a.0 as usize];
+                if !n.is_up() {
+                    n.start(ctx);
+                }
+            }
+            Event::Partition => self.partition(),
+            Event::Heal(id) => {
+                if id == self.partition_id {
+                    ctx.net.heal();
+                }
+            }
+            Event::FinalPhase => self.begin_final_phase(),
+        }
+    }
+
+    /// Crashes one live authority if fewer than f are down; schedules its restart.
+    fn crash(&mut self) {
+        let ctx = &mut self.ctx;
+        if self.final_phase {
+            return;
+        }
+        let up: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].is_up())
+            .collect();
+        if self.nodes.len() - up.len() < ctx.config.max_faulty() {
+            if let Some(&i) = up.choose(&mut ctx.rng) {
+                self.nodes[i].crash(ctx);
+                ctx.stats.crashes += 1;
+                let after = ctx.config.faults.downtime.draw(&mut ctx.rng);
+                ctx.schedule(after, Event::Restart(AuthorityIndex(i as u16)));
+            }
+        }
+        let after = ctx.config.faults.crash_every.draw(&mut ctx.rng);
+        ctx.schedule(after, Event::Crash);
+    }
+
+    /// Cuts the links between a random group and the rest (any size: a side without a
+    /// quorum stalls until the links heal).
+    fn partition(&mut self) {
+        let ctx = &mut self.ctx;
+        if self.final_phase {
+            return;
+        }
+        if !ctx.net.is_partitioned() {
+            let n = ctx.config.authorities;
+            let mut all: Vec<AuthorityIndex> = (0..n as u16).map(AuthorityIndex).collect();
+            all.shuffle(&mut ctx.rng);
+            let size = ctx.rng.gen_range(1..n);
+            let side: BTreeSet<AuthorityIndex> = all.into_iter().take(size).collect();
+            ctx.net.partition(&side, n);
+            ctx.stats.partitions += 1;
+            self.partition_id += 1;
+            let after = ctx.config.faults.partition_length.draw(&mut ctx.rng);
+            ctx.schedule(after, Event::Heal(self.partition_id));
+        }
+        let after = ctx.config.faults.partition_every.draw(&mut ctx.rng);
+        ctx.schedule(after, Event::Partition);
+    }
+
+    /// Heals every link and restarts every crashed authority; no new faults from here on.
+    fn begin_final_phase(&mut self) {
+        self.final_phase = true;
+        self.ctx.net.heal();
+        for n in &mut self.nodes {
+            if !n.is_up() {
+                n.start(&mut self.ctx);
+            }
+        }
+        self.final_start = self.nodes.iter().map(|n| n.store.log.len()).collect();
+    }
+
+    fn report(mut self) -> Report {
+        let logs: Vec<&[_]> = self.nodes.iter().map(|n| n.store.log.as_slice()).collect();
+        let mut violations = std::mem::take(&mut self.ctx.observer.violations);
+        violations.extend(check_logs(&logs));
+        let committed: Vec<usize> = logs.iter().map(|l| l.len()).collect();
+        let final_phase_commits: Vec<usize> = committed
+            .iter()
+            .zip(self.final_start.iter().chain(std::iter::repeat(&0)))
+            .map(|(end, start)| end.saturating_sub(*start))
+            .collect();
+        let mut liveness = Vec::new();
+        for (a, grew) in final_phase_commits.iter().enumerate() {
+            if *grew < self.ctx.config.min_final_commits {
+                liveness.push(format!(
+                    "liveness: authority {a} committed {grew} sub-DAGs in the final phase, \
+                     fewer than {}",
+                    self.ctx.config.min_final_commits
+                ));
+            }
+        }
+        let longest = logs.iter().max_by_key(|l| l.len()).copied().unwrap_or(&[]);
+        let batches: BTreeSet<_> = longest.iter().flat_map(|r| r.batches.iter()).collect();
+        let mut trace = self.trace;
+        for log in &logs {
+            log.hash(&mut trace);
+        }
+        Report {
+            seed: self.seed,
+            authorities: self.ctx.config.authorities,
+            trace_hash: trace.finish(),
+            end_ms: self.ctx.now,
+            highest_round: self
+                .nodes
+                .iter()
+                .filter_map(Authority::round)
+                .max()
+                .unwrap_or(0),
+            batches_committed: batches.len(),
+            committed,
+            final_phase_commits,
+            stats: self.ctx.stats.clone(),
+            violations,
+            liveness,
+        }
+    }
+}
+
+/// One line per event for `WEFT_SIM_TRACE`.
+fn describe(event: &Event) -> String {
+    let message = |m: &Message| match m {
+        Message::Header(h) => format!("header {}@{}", h.author, h.round),
+        Message::Vote(v) => format!("vote {}→{}@{}", v.author, v.origin, v.round),
+        Message::Certificate(c) => format!("certificate {}@{}", c.author(), c.round()),
+    };
+    match event {
+        Event::Attempt {
+            from,
+            to,
+            message: m,
+            ..
+        } => format!("deliver {from}→{to} {}", message(m)),
+        Event::Resend {
+            from,
+            to,
+            message: m,
+            ..
+        } => format!("resend {from}→{to} {}", message(m)),
+        Event::FetchRequest { from, to, fetch } => format!("fetch {}→{to} {fetch:?}", from.me),
+        Event::FetchAnswer {
+            to,
+            from,
+            certificates,
+            ..
+        } => format!(
+            "answer {from}→{} {} certificates",
+            to.me,
+            certificates.len()
+        ),
+        Event::Payload {
+            node,
+            author,
+            round,
+            ..
+        } => format!("payload at {node} for {author}@{round}"),
+        other => format!("{other:?}"),
+    }
+}
