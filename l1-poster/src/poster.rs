@@ -15,7 +15,7 @@ use crate::l1::{FeePolicy, Fees, InboxHead, L1Error, Outgoing, Signer, L1};
 use crate::metrics::PosterMetrics;
 use crate::reader::{batch_data, batch_events, PostedBatch, ReadError};
 use crate::rotation::Rotation;
-use crate::source::OrderedSource;
+use crate::source::{OrderedSource, SourceError};
 use alloy::eips::eip4844::builder::{SidecarBuilder, SimpleCoder};
 use alloy::primitives::{Address, TxHash, B256};
 use alloy::signers::local::PrivateKeySigner;
@@ -30,6 +30,9 @@ use tokio::task::JoinHandle;
 /// Bytes of payload one blob carries with `SimpleCoder` (31 per field element, one element
 /// of length header per batch), less a margin.
 pub const BLOB_PAYLOAD_BYTES: usize = 4096 * 31 - 64;
+/// Bounds the scan for the first uncommitted sub-DAG when only empty ones wait (the poll
+/// interval covers anything beyond).
+const MAX_EMPTY_SUB_DAGS_SCANNED: usize = 4096;
 /// Calldata batches stay under the 128 KiB transaction size most mempools accept.
 pub const DEFAULT_CALLDATA_TARGET: usize = 120_000;
 
@@ -97,6 +100,8 @@ pub enum PosterError {
     Batch(#[from] BatchError),
     #[error(transparent)]
     Cursor(#[from] CursorError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
     #[error("batch {0} with the inbox's commitment was not found on L1")]
     MissingBatch(u64),
     #[error("batch {0} on L1 does not decode: {1}")]
@@ -113,6 +118,7 @@ impl PosterError {
             }
             PosterError::Batch(_) => "batch",
             PosterError::Cursor(_) => "cursor",
+            PosterError::Source(_) => "source",
         }
     }
 }
@@ -306,7 +312,13 @@ impl Poster {
         });
 
         let Some(batch) = build_batch(self.source.as_ref(), start, self.config.limits())? else {
-            return Ok(Next::Wait(start.sub_dag + 1));
+            // Only empty sub-DAGs (if any) from `start` on: wake for the first one not
+            // committed yet.
+            let empty = self
+                .source
+                .read(start.sub_dag, MAX_EMPTY_SUB_DAGS_SCANNED)?
+                .len();
+            return Ok(Next::Wait(start.sub_dag + empty as u64));
         };
         let sequence = head.next_sequence;
         let since = match self.due_since {
