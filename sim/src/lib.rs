@@ -12,13 +12,15 @@ pub mod check;
 pub mod config;
 pub mod network;
 mod node;
+pub mod report;
 pub mod sim;
 pub mod store;
 mod sync;
 mod verify;
 
 pub use config::SimConfig;
-pub use sim::{run_seed, Report, Simulation, Stats};
+pub use report::Report;
+pub use sim::{run_seed, Simulation, Stats};
 
 /// Seeds a test runs: `WEFT_SIM_SEEDS` if set, else `default`.
 pub fn seed_count(default: u64) -> u64 {

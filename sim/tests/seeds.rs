@@ -66,6 +66,20 @@ fn seven_authorities_many_seeds() {
     run_many(7, 1_000_000, seed_count(200) / 10);
 }
 
+/// The checks are not vacuous: runs do crash, restart, partition, lose messages and still
+/// commit a lot, on both committee sizes.
+#[test]
+fn runs_exercise_every_fault_and_commit() {
+    for authorities in [4, 7] {
+        let r = run_seed(authorities, 3);
+        assert!(r.passed(), "{r}");
+        assert!(r.stats.crashes > 0 && r.stats.partitions > 0, "{r}");
+        assert!(r.stats.lost > 0, "{r}");
+        assert!(r.committed.iter().all(|c| *c >= 5), "{r}");
+        assert!(r.batches_committed > 0, "{r}");
+    }
+}
+
 fn var(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
