@@ -50,3 +50,9 @@ def remote(ctx, settings='remote.json', nodes=4, workers=1, faults=0, rate='5000
 def plot(ctx, mode=None):
     """PNG figures from results/results.jsonl into results/."""
     finish(cli.main(['plot'] + (['--mode', mode] if mode else [])))
+
+
+@task
+def table(ctx, mode=None):
+    """Medians per configuration and input rate from results/results.jsonl."""
+    finish(cli.main(['table'] + (['--mode', mode] if mode else [])))

@@ -66,6 +66,9 @@ def main(argv=None):
     plot = sub.add_parser('plot', help='PNG figures from the results')
     plot.add_argument('--results', default=RESULTS_DIR)
     plot.add_argument('--mode', default=None, help='only local, wan or remote runs')
+    table = sub.add_parser('table', help='medians per configuration and rate')
+    table.add_argument('--results', default=RESULTS_DIR)
+    table.add_argument('--mode', default=None)
     a = parser.parse_args(argv)
     try:
         return run(a)
@@ -79,6 +82,10 @@ def run(a):
         from benchmark.plot import plot
         for path in plot(os.path.join(a.results, 'results.jsonl'), a.results, a.mode):
             print(f'wrote {path}')
+        return 0
+    if a.task == 'table':
+        from benchmark.plot import table
+        print(table(os.path.join(a.results, 'results.jsonl'), a.mode))
         return 0
     if a.task == 'wan':
         from benchmark.wan import probe

@@ -92,3 +92,30 @@ def plot(results, out_dir, mode=None):
                    lambda k: f'{k[0]} nodes, {k[1]} faulty', 'latency-faults.png',
                    'Latency vs throughput with crashed authorities')
     return written
+
+
+def table(results, mode=None):
+    """Medians over the runs of each configuration and input rate, one line per point."""
+    groups = defaultdict(list)
+    for r in load(results, mode):
+        c = r['config']
+        groups[(c['mode'], c['nodes'], c['workers'], c['faults'], c['tx_size'],
+                c['rate'])].append(r['results'])
+    out = ['mode   n x w  f  size  input tx/s  runs  e2e tx/s  e2e mean/p50/p99 ms   '
+           'cons. ms  max gap ms  RSS MiB  missing']
+    for key in sorted(groups):
+        rs = groups[key]
+
+        def med(f):
+            return median(f(r) for r in rs)
+        rss = med(lambda r: max((n.get('peak_rss_mib', 0) for n in r['per_node']), default=0))
+        out.append(
+            f"{key[0]:6} {key[1]:>2} x {key[2]:<2} {key[3]:>1} {key[4]:>5} {key[5]:>11,} "
+            f"{len(rs):>5} {med(lambda r: r['end_to_end_tps']):>9,.0f}  "
+            f"{med(lambda r: r['end_to_end_latency']['mean']) * 1000:>6.0f}/"
+            f"{med(lambda r: r['end_to_end_latency']['p50']) * 1000:.0f}/"
+            f"{med(lambda r: r['end_to_end_latency']['p99']) * 1000:.0f}"
+            f"{med(lambda r: r['consensus_latency']['mean']) * 1000:>14.0f}"
+            f"{med(lambda r: r['commit_gap_max']) * 1000:>12.0f}"
+            f"{rss:>9.0f}  {sum(r['samples_missing'] for r in rs):>7}")
+    return '\n'.join(out)
