@@ -3,7 +3,7 @@
 //!
 //! Blobs are not served by an execution node's standard RPC; here they are fetched with
 //! anvil's `anvil_getBlobByHash`. Against a public L1 this is where a beacon-node blob source
-//! goes (the hashes are checked the same way).
+//! goes. Either way a served blob is checked against its versioned hash (KZG commitment).
 
 use crate::inbox::{BatchPosted, Inbox};
 use crate::l1::{L1Error, L1};
@@ -40,6 +40,8 @@ pub enum ReadError {
     NotASubmission(TxHash),
     #[error("blob {0} not available")]
     MissingBlob(B256),
+    #[error("blob served for {0} does not match that versioned hash")]
+    BlobMismatch(B256),
     #[error("blobs of transaction {0} do not decode")]
     BlobDecode(TxHash),
     #[error("malformed event in block {0}")]
@@ -112,6 +114,10 @@ pub async fn batch_data(l1: &L1, batch: &PostedBatch) -> Result<(Vec<u8>, B256),
             .raw_request("anvil_getBlobByHash".into(), (h,))
             .await?;
         let blob = blob.ok_or(ReadError::MissingBlob(*h))?;
+        // The blob source is not trusted: the blob must commit to the versioned hash.
+        if !blob_matches(&blob, h) {
+            return Err(ReadError::BlobMismatch(*h));
+        }
         blobs
             .push(Blob::try_from(blob.as_ref()).map_err(|_| ReadError::BlobDecode(batch.tx_hash))?);
         concatenated.extend_from_slice(h.as_slice());
@@ -121,4 +127,17 @@ pub async fn batch_data(l1: &L1, batch: &PostedBatch) -> Result<(Vec<u8>, B256),
         .ok_or(ReadError::BlobDecode(batch.tx_hash))?
         .concat();
     Ok((data, keccak256(&concatenated)))
+}
+
+/// Whether `blob` (as served) has the KZG commitment behind `versioned_hash`. Synchronous so
+/// the 128 KiB blob copies live on this call's stack, not in a future.
+fn blob_matches(blob: &[u8], versioned_hash: &B256) -> bool {
+    use alloy::eips::eip4844::{c_kzg, env_settings::EnvKzgSettings, kzg_to_versioned_hash};
+    let Ok(blob) = c_kzg::Blob::from_bytes(blob) else {
+        return false;
+    };
+    match EnvKzgSettings::Default.get().blob_to_kzg_commitment(&blob) {
+        Ok(c) => kzg_to_versioned_hash(c.to_bytes().as_slice()) == *versioned_hash,
+        Err(_) => false,
+    }
 }
