@@ -71,3 +71,54 @@ async fn the_next_poster_takes_over_after_the_timeout() {
         }
     }
 }
+
+/// Two posters that both always post race for every sequence number: the inbox takes one
+/// submission per number, the loser's is rejected (at estimate or on chain) and it moves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_posters_leave_each_batch_once() {
+    let (anvil, inbox) = l1_with_inbox(&[0, 1], &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = stream(71, 80, 20);
+    let shared: Arc<MemorySource> = Arc::new(source.clone());
+    let all = Position {
+        sub_dag: source.len(),
+        tx: 0,
+    };
+    let mut posters = Vec::new();
+    let mut metrics = Vec::new();
+    for i in 0..2 {
+        let config = PosterConfig {
+            target_bytes: 3_000,
+            ..PosterConfig::new(
+                &anvil.endpoint(),
+                inbox,
+                dir.path().join(format!("cursor-{i}")),
+            )
+        };
+        let m = PosterMetrics::unregistered();
+        posters.push(
+            Poster::spawn(config, key(i), shared.clone(), m.clone())
+                .await
+                .unwrap(),
+        );
+        metrics.push(m);
+    }
+    for p in posters.iter_mut() {
+        tokio::time::timeout(TIMEOUT, p.wait_until(|s| s.next_position == all))
+            .await
+            .unwrap();
+    }
+    for p in posters {
+        p.shutdown().await;
+    }
+    let (report, sub_dags) = read_inbox(&anvil.endpoint(), inbox).await.unwrap();
+    assert_eq!(report.first_inconsistency, None);
+    assert_eq!(sub_dags, source.all());
+    // A receipt the node indexes late can leave an included batch uncounted, never the reverse.
+    let posted: u64 = metrics.iter().map(|m| m.batches_posted.get()).sum();
+    assert!(
+        posted <= report.batches,
+        "{posted} counted for {} batches",
+        report.batches
+    );
+}
