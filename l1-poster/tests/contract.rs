@@ -14,7 +14,8 @@ use weft_l1_poster::l1::{FeePolicy, L1Error, Outgoing, Signer, L1};
 #[test]
 fn artifact_matches_source() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts");
-    let out = tempfile::tempdir().unwrap().keep().join("Inbox.json");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("Inbox.json");
     let status = std::process::Command::new(dir.join("build.sh"))
         .arg(&out)
         .status();
