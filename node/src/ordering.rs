@@ -16,7 +16,9 @@ use weft_network::{Peer, ReliableSender};
 use weft_primary::CommitNotice;
 use weft_storage::{Column, Durability, Map, Store, StoreError};
 use weft_types::codec::{decode_message, encode_message};
-use weft_types::{BatchDigest, BatchResponse, Certificate, Committee, WorkerId, WorkerMessage};
+use weft_types::{
+    BatchDigest, BatchResponse, Certificate, Committee, PrimaryToWorker, WorkerId, WorkerMessage,
+};
 
 /// Key of the persisted [`ConsensusState`] in the consensus column.
 pub const STATE_KEY: &str = "bullshark_state";
@@ -188,7 +190,7 @@ impl Executor {
                 if !seen.insert(*digest) {
                     continue;
                 }
-                let bytes = self.batch(*digest, *worker).await?;
+                let bytes = self.batch(*digest, *worker, certificate.author()).await?;
                 transactions += bytes_transactions(&bytes);
                 tracing::info!(target: "weft::bench", "Committed batch {digest}");
                 batches.push(bytes);
@@ -230,23 +232,39 @@ impl Executor {
     }
 
     /// A batch from the local store where in-process workers put it, or else from this
-    /// authority's worker process, asked until it answers (the certificate guarantees that
-    /// the batch exists and the payload synchronizer has the worker fetch it).
-    async fn batch(&self, digest: BatchDigest, worker: WorkerId) -> Result<Bytes, StoreError> {
+    /// authority's worker process. If it is missing (not fetched yet, or deleted by GC with an
+    /// older certificate that carried it too), the worker is told to fetch it from `author`'s
+    /// worker, and again every `sync_retry_delay`: a certified batch always exists somewhere.
+    async fn batch(
+        &self,
+        digest: BatchDigest,
+        worker: WorkerId,
+        author: weft_types::AuthorityIndex,
+    ) -> Result<Bytes, StoreError> {
         if let Some(b) = self.batches.get(&digest)? {
             return Ok(b);
         }
         let local = self.batches.notify_read(digest);
         tokio::pin!(local);
-        let peer = self.workers.get(&worker).filter(|_| self.external_workers);
+        let peer = self.workers.get(&worker);
+        let synchronize = encode_message(&PrimaryToWorker::Synchronize {
+            digests: vec![digest],
+            target: author,
+        });
         let mut wait = Duration::ZERO;
+        let mut _pending_sync = None;
         loop {
             tokio::select! {
                 b = &mut local => return b,
                 _ = tokio::time::sleep(wait), if peer.is_some() => {
                     wait = self.retry;
-                    if let Some(b) = self.fetch(peer, digest).await {
-                        return Ok(b);
+                    if let Some(peer) = peer {
+                        _pending_sync = Some(self.sender.send(peer, synchronize.clone()).await);
+                    }
+                    if self.external_workers {
+                        if let Some(b) = self.fetch(peer, digest).await {
+                            return Ok(b);
+                        }
                     }
                 }
             }

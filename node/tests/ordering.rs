@@ -15,6 +15,10 @@ use weft_test_utils::CommitteeFixture;
 use weft_types::AuthorityIndex;
 
 fn parameters() -> Parameters {
+    parameters_with_gc(1_000)
+}
+
+fn parameters_with_gc(gc_depth: u64) -> Parameters {
     Parameters {
         max_header_delay_ms: 50,
         batch_size: 16 * 1024,
@@ -22,13 +26,22 @@ fn parameters() -> Parameters {
         max_transaction_size: 1024,
         // Large enough that the restarted authority finds every round it missed still held
         // by the others (catching up past their GC needs state sync, not built yet).
-        gc_depth: 1_000,
+        gc_depth,
         sync_retry_delay_ms: 1_000,
         ..Parameters::default()
     }
 }
 
 async fn start(f: &CommitteeFixture, i: usize, dir: &std::path::Path) -> NodeHandle {
+    start_with(f, i, dir, parameters()).await
+}
+
+async fn start_with(
+    f: &CommitteeFixture,
+    i: usize,
+    dir: &std::path::Path,
+    parameters: Parameters,
+) -> NodeHandle {
     let keys = f.keys(AuthorityIndex(i as u16));
     let store = open(dir).await;
     Node::spawn(NodeArgs {
@@ -37,7 +50,7 @@ async fn start(f: &CommitteeFixture, i: usize, dir: &std::path::Path) -> NodeHan
             network: keys.network.copy(),
         },
         committee: Arc::new(f.committee.clone()),
-        parameters: parameters(),
+        parameters,
         store,
         with_workers: true,
     })
@@ -105,6 +118,14 @@ async fn committed(node: &NodeHandle, count: usize) {
     }
 }
 
+/// Logs to the test output, filtered by `RUST_LOG` (nothing when it is unset).
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 fn tx_address(f: &CommitteeFixture, i: usize) -> SocketAddr {
     f.committee
         .authority(AuthorityIndex(i as u16))
@@ -114,10 +135,7 @@ fn tx_address(f: &CommitteeFixture, i: usize) -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn four_authorities_output_one_sequence_through_a_crash_and_restart() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    init_tracing();
     let f = CommitteeFixture::with_free_ports(4, 1, 31);
     let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut nodes = Vec::new();
@@ -180,6 +198,62 @@ async fn four_authorities_output_one_sequence_through_a_crash_and_restart() {
         assert!(entries.iter().enumerate().all(|(i, e)| e.index == i as u64));
     }
     for n in nodes.into_iter().flatten() {
+        n.shutdown().await.unwrap();
+    }
+}
+
+/// Batches a node's store holds, and the primary's records of stored batches.
+fn stored(node: &NodeHandle) -> (usize, usize) {
+    use weft_storage::Column;
+    let batches = node
+        .store
+        .map::<weft_types::BatchDigest, bytes::Bytes>(Column::Batches);
+    let payload = node
+        .store
+        .map::<(weft_types::BatchDigest, weft_types::WorkerId), u64>(Column::Payload);
+    (batches.iter().unwrap().len(), payload.iter().unwrap().len())
+}
+
+/// Batches live on disk only while their round is above the GC round: once everything sent
+/// is committed and the DAG has moved well past it, every node has deleted them (workers'
+/// batches and the primary's payload records alike).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batches_are_deleted_from_disk_once_below_the_gc_round() {
+    init_tracing();
+    let f = CommitteeFixture::with_free_ports(4, 1, 32);
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    const GC_DEPTH: u64 = 4;
+    let mut nodes = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        nodes.push(start_with(&f, i, d.path(), parameters_with_gc(GC_DEPTH)).await);
+    }
+    for i in 0..4u64 {
+        send(tx_address(&f, i as usize), i * 500..(i + 1) * 500).await;
+    }
+    for n in &nodes {
+        committed(n, 2_000).await;
+    }
+    let (during, _) = stored(&nodes[0]);
+    assert!(during > 0, "batches were stored");
+    let past = nodes[0].metrics.round.get() + 3 * GC_DEPTH as i64 + 10;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    for n in &nodes {
+        loop {
+            let (batches, payload) = stored(n);
+            if n.metrics.gc_round.get() >= past && batches == 0 && payload == 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{}: {batches} batches and {payload} payload records left at GC round {}",
+                n.authority,
+                n.metrics.gc_round.get()
+            );
+            let next = n.log.next_index();
+            let _ = tokio::time::timeout(Duration::from_secs(1), n.log.wait_for(next)).await;
+        }
+    }
+    for n in nodes {
         n.shutdown().await.unwrap();
     }
 }

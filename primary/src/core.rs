@@ -463,6 +463,34 @@ impl Core {
         }
     }
 
+    /// Batches still in use: referenced by a certificate or header above the GC round, or
+    /// own batches still to be committed (queued, in the current header, or in own
+    /// certificates not output yet). GC must not delete them even when a garbage-collected
+    /// certificate carried them too, as happens when batches are proposed again.
+    pub fn batches_in_use(&self) -> HashSet<BatchDigest> {
+        let current = self.own.iter().flat_map(|o| &o.header.payload);
+        let live = (self.dag.gc_round() + 1..=self.dag.highest_round())
+            .flat_map(|r| self.dag.round(r))
+            .flat_map(|c| &c.header.payload);
+        let pending = self
+            .pending_headers
+            .values()
+            .flat_map(|p| &p.header.payload)
+            .chain(
+                self.pending_certificates
+                    .values()
+                    .flat_map(|c| &c.header.payload),
+            );
+        self.batches
+            .iter()
+            .chain(self.uncommitted_own.values().flatten())
+            .chain(current)
+            .chain(live)
+            .chain(pending)
+            .map(|(digest, _)| *digest)
+            .collect()
+    }
+
     /// Puts batches back at the front of the queue, ahead of newer ones.
     fn requeue(&mut self, payload: Vec<(BatchDigest, WorkerId)>) {
         for p in payload.into_iter().rev() {

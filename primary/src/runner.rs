@@ -344,9 +344,13 @@ impl Runner {
         let s = &self.stores;
         let mut batch = s.store.batch();
         let mut by_worker: BTreeMap<WorkerId, Vec<BatchDigest>> = BTreeMap::new();
+        let in_use = self.core.batches_in_use();
         for c in &certificates {
             batch.remove(&s.certificates, &c.digest());
             for (digest, worker) in &c.header.payload {
+                if in_use.contains(digest) {
+                    continue;
+                }
                 batch.remove(&s.payload, &(*digest, *worker));
                 by_worker.entry(*worker).or_default().push(*digest);
             }
