@@ -97,7 +97,7 @@ impl SimConfig {
             max_header_num_of_batches: 8,
             batch_every: Span::new(20, 150),
             payload_delay: Span::new(1, 40),
-            consensus_delay: Span::new(0, 3),
+            consensus_delay: Span::new(0, 30),
             sync_grace_ms: 50,
             sync_retry_ms: 1_000,
             range_limit: 100,

@@ -148,6 +148,7 @@ impl Authority {
             ticks: BTreeSet::new(),
         });
         self.tick(ctx, ctx.now);
+        ctx.stats.recovered_commits += recovered.len() as u64;
         self.commit(ctx, recovered);
         let after = ctx.config.batch_every.draw(&mut ctx.rng);
         ctx.schedule(after, self.event_batch());

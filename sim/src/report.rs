@@ -56,7 +56,7 @@ impl std::fmt::Display for Report {
             f,
             "seed {} ({} authorities): {} events, rounds up to {}, committed {:?} (final phase {:?}), \
              {} of {} batches committed, {} messages ({} lost), {} crashes, {} partitions, \
-             {} sub-DAGs replayed by recovery, trace {:016x}",
+             {} sub-DAGs committed by recovery ({} replayed), trace {:016x}",
             self.seed,
             self.authorities,
             s.events,
@@ -69,6 +69,7 @@ impl std::fmt::Display for Report {
             s.lost,
             s.crashes,
             s.partitions,
+            s.recovered_commits,
             s.replayed,
             self.trace_hash,
         )?;

@@ -129,6 +129,9 @@ pub struct Stats {
     pub batches_made: u64,
     /// Sub-DAGs output again by recovery and skipped because the log already held them.
     pub replayed: u64,
+    /// Sub-DAGs that `Bullshark::recover` committed from stored certificates consensus had
+    /// not processed before the crash.
+    pub recovered_commits: u64,
     /// Late or out-of-date messages the core ignored.
     pub benign_refusals: u64,
 }
@@ -218,6 +221,8 @@ pub struct Simulation {
     /// Print every event (for replays).
     verbose: bool,
     final_phase: bool,
+    /// Authorities to crash at their next consensus step.
+    armed: BTreeSet<AuthorityIndex>,
     partition_id: u64,
     /// Log lengths when the final phase began.
     final_start: Vec<usize>,
@@ -262,6 +267,7 @@ impl Simulation {
             trace: DefaultHasher::new(),
             verbose: false,
             final_phase: false,
+            armed: BTreeSet::new(),
             partition_id: 0,
             final_start: Vec::new(),
         }
@@ -374,9 +380,12 @@ impl Simulation {
                 }
             }
             Event::Consensus { node, incarnation } => {
+                if self.nodes[node.0 as usize].is_current(incarnation) && self.armed.remove(&node) {
+                    self.crash_now(node);
+                }
                 let n = &mut self.nodes[node.0 as usize];
                 if n.is_current(incarnation) {
-                    n.consensus_step(ctx);
+                    n.consensus_step(&mut self.ctx);
                 }
             }
             Event::SyncCheck {
@@ -454,16 +463,32 @@ impl Simulation {
         let up: Vec<usize> = (0..self.nodes.len())
             .filter(|i| self.nodes[*i].is_up())
             .collect();
-        if self.nodes.len() - up.len() < ctx.config.max_faulty() {
-            if let Some(&i) = up.choose(&mut ctx.rng) {
-                self.nodes[i].crash(ctx);
-                ctx.stats.crashes += 1;
-                let after = ctx.config.faults.downtime.draw(&mut ctx.rng);
-                ctx.schedule(after, Event::Restart(AuthorityIndex(i as u16)));
+        if let Some(&i) = up.choose(&mut ctx.rng) {
+            let victim = AuthorityIndex(i as u16);
+            if ctx.rng.gen_bool(0.5) {
+                // Crash where it hurts recovery most: certificates stored, not yet ordered.
+                self.armed.insert(victim);
+            } else {
+                self.crash_now(victim);
             }
         }
+        let ctx = &mut self.ctx;
         let after = ctx.config.faults.crash_every.draw(&mut ctx.rng);
         ctx.schedule(after, Event::Crash);
+    }
+
+    /// Crashes `victim` if fewer than f authorities are down, and schedules its restart.
+    fn crash_now(&mut self, victim: AuthorityIndex) {
+        let ctx = &mut self.ctx;
+        let down = self.nodes.iter().filter(|n| !n.is_up()).count();
+        let node = &mut self.nodes[victim.0 as usize];
+        if self.final_phase || !node.is_up() || down >= ctx.config.max_faulty() {
+            return;
+        }
+        node.crash(ctx);
+        ctx.stats.crashes += 1;
+        let after = ctx.config.faults.downtime.draw(&mut ctx.rng);
+        ctx.schedule(after, Event::Restart(victim));
     }
 
     /// Cuts the links between a random group and the rest (any size: a side without a
