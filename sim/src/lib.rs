@@ -7,6 +7,15 @@
 //! and events run in (virtual time, scheduling order), so a seed replays exactly. After each
 //! run the committed logs are checked (see [`check`]); [`run_seed`] is the entry point and
 //! [`Report::replay_command`] says how to run a failing seed again.
+//!
+//! The tests (`cargo test -p weft-sim`) read these variables:
+//! - `WEFT_SIM_SEEDS=N`: seeds of 4 authorities (default 200; a tenth as many of 7);
+//! - `WEFT_SIM_FIRST_SEED=S`: start the seed window at S;
+//! - `WEFT_SIM_SEED=S WEFT_SIM_AUTHORITIES=n` with the `replay` test: run one seed;
+//! - `WEFT_SIM_TRACE=1`: print every event, ignored message, proposal, certificate and crash,
+//!   and each authority's DAG at the end;
+//! - `WEFT_SIM_STRICT_LIVENESS=1`: fail on a liveness failure too (by default those are listed
+//!   and failed only above a quarter of the seeds, because of the known core bugs).
 
 pub mod check;
 pub mod config;
