@@ -59,6 +59,8 @@ def main(argv=None):
                      help='uniform one-way delay in ms (default: the 5-region matrix)')
     wan.add_argument('--jitter', type=int, default=0)
     wan.add_argument('--loss', type=float, default=0.0)
+    wan.add_argument('--emulator', choices=['auto', 'netem', 'proxy'], default='auto',
+                     help='tc netem, or the userspace delay relay where the kernel lacks netem')
     remote = sub.add_parser('remote', help='SSH hosts from a settings file')
     bench_args(remote)
     remote.add_argument('--settings', default=os.path.join(os.path.dirname(__file__),
@@ -89,10 +91,16 @@ def run(a):
         return 0
     if a.task == 'wan':
         from benchmark.wan import probe
-        why = probe(netem=a.delay != 0)
+        why = probe(netem=False)
         if why:
             print(f'SKIPPED wan benchmark: {why}')
             return SKIPPED
+        if a.emulator == 'auto':
+            a.emulator = 'netem' if a.delay == 0 or probe(netem=True) is None else 'proxy'
+        elif a.emulator == 'netem' and a.delay != 0 and (why := probe(netem=True)):
+            print(f'SKIPPED wan benchmark: {why}')
+            return SKIPPED
+        print(f'wan: delays by {a.emulator}')
     if a.bin_dir:
         weft, client = (os.path.join(a.bin_dir, b) for b in ('weft', 'weft-client'))
     else:
@@ -104,7 +112,8 @@ def run(a):
         elif a.task == 'wan':
             from benchmark.wan import wan
             out = wan(bench, node_params(a), weft, client, delay_ms=a.delay,
-                      jitter_ms=a.jitter, loss_pct=a.loss, workdir=a.workdir)
+                      jitter_ms=a.jitter, loss_pct=a.loss, workdir=a.workdir,
+                      emulator=a.emulator)
         else:
             from benchmark.remote import load_settings, remote
             out = remote(bench, node_params(a), weft, client, load_settings(a.settings),

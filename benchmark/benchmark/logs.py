@@ -239,7 +239,7 @@ def summary(config, results):
         f" Execution time: {c['duration']:,} s",
     ]
     if c.get('delay_ms'):
-        out.append(f" Emulated one-way delay: {c['delay_ms']} ms")
+        out.append(f" Emulated one-way delay: {c['delay_ms']} ms ({c.get('emulator', 'netem')})")
     out += [
         '',
         f" Header number of batches threshold: {p.get('header_num_of_batches_threshold')}",

@@ -36,6 +36,15 @@ class LocalLauncher:
     def host(self, _slot):
         return '127.0.0.1'
 
+    def prepare(self, workdir, committee, order):
+        """Called once the committee exists, before any process starts."""
+
+    def committee_path(self, _slot, workdir):
+        return os.path.join(workdir, 'committee.json')
+
+    def close(self):
+        """Called at the end of the run, failure included."""
+
     def popen(self, _slot, argv, log_path):
         log = open(log_path, 'wb')
         try:
@@ -186,10 +195,11 @@ def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, ext
     client_logs = []
     cluster = Cluster(launcher)
     try:
+        launcher.prepare(workdir, committee, order)
         for i in alive:
             cluster.start_node(i, [weft, 'node', 'run',
                                    '--keys', os.path.join(workdir, f'keys-{i}.json'),
-                                   '--committee', os.path.join(workdir, 'committee.json'),
+                                   '--committee', launcher.committee_path(i, workdir),
                                    '--parameters', os.path.join(workdir, 'parameters.json'),
                                    '--store', os.path.join(workdir, f'store-{i}'),
                                    '--report-every', '2'], node_logs[i])
@@ -237,6 +247,7 @@ def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, ext
         wall = time.time() - began
     finally:
         cluster.stop()
+        launcher.close()
     for i, log in zip(alive, node_logs):
         if 'store flushed' not in tail(log, 3):
             echo(f'warning: node {i} did not report a clean shutdown')
