@@ -29,10 +29,12 @@ def local(ctx, nodes=4, workers=1, faults=0, rate='50000', tx_size=512, duration
 
 @task
 def wan(ctx, nodes=4, workers=1, faults=0, rate='50000', tx_size=512, duration=30, runs=1,
-        delay=None, jitter=0, loss=0.0, profile='release', no_build=False):
-    """One network namespace per authority, tc netem delays (a 5-region matrix by default)."""
+        delay=None, jitter=0, loss=0.0, emulator='auto', profile='release', no_build=False):
+    """One network namespace per authority, delays by tc netem or the userspace relay
+    (a 5-region matrix by default)."""
     argv = ['wan', *bench_argv(nodes, workers, faults, rate, tx_size, duration, runs, profile,
-                               no_build), '--jitter', str(jitter), '--loss', str(loss)]
+                               no_build), '--jitter', str(jitter), '--loss', str(loss),
+            '--emulator', emulator]
     if delay is not None:
         argv += ['--delay', str(delay)]
     finish(cli.main(argv))

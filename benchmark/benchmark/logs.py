@@ -239,7 +239,9 @@ def summary(config, results):
         f" Execution time: {c['duration']:,} s",
     ]
     if c.get('delay_ms'):
-        out.append(f" Emulated one-way delay: {c['delay_ms']} ms ({c.get('emulator', 'netem')})")
+        delay = ('the 5-region matrix' if c['delay_ms'] == 'regions'
+                 else f"{c['delay_ms']} ms between any two")
+        out.append(f" Emulated one-way delay: {delay} ({c.get('emulator', 'netem')})")
     out += [
         '',
         f" Header number of batches threshold: {p.get('header_num_of_batches_threshold')}",
