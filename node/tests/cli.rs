@@ -3,7 +3,6 @@
 //! with an error that names the problem.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -14,15 +13,6 @@ fn weft(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("weft runs")
-}
-
-/// A base port with `count` free ports above it (checked by binding them).
-fn free_base_port(count: u16) -> u16 {
-    let start = 20_000 + (std::process::id() % 1_000) as u16 * 30;
-    (0..200)
-        .map(|i| start.wrapping_add(i * 37) % 40_000 + 20_000)
-        .find(|base| (0..count).all(|p| TcpListener::bind(("127.0.0.1", base + p)).is_ok()))
-        .expect("some free port range")
 }
 
 /// Forwards each line a child prints to a channel, so the test can wait for a line.
@@ -114,7 +104,7 @@ fn committed_transactions(line: &str) -> Option<u64> {
 #[test]
 fn local_committee_with_an_external_worker_commits_and_shuts_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let base = free_base_port(12);
+    let base = weft_test_utils::free_base_port(4, 1);
     let out = weft(&[
         "committee",
         "new",

@@ -100,6 +100,17 @@ fn output(node: &NodeHandle) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The node's non-zero metrics, for failure messages.
+fn metrics(node: &NodeHandle) -> String {
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&node.registry.gather())
+        .unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.ends_with(" 0") && !l.contains("_bucket"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Waits until the node committed at least `count` transactions.
 async fn committed(node: &NodeHandle, count: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -108,12 +119,14 @@ async fn committed(node: &NodeHandle, count: usize) {
         if output(node).len() >= count {
             return;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} committed {} of {count}",
-            node.authority,
-            output(node).len()
-        );
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "{} committed {} of {count}; its metrics:\n{}",
+                node.authority,
+                output(node).len(),
+                metrics(node)
+            );
+        }
         let _ = tokio::time::timeout(Duration::from_secs(1), node.log.wait_for(next)).await;
     }
 }
@@ -243,12 +256,15 @@ async fn batches_are_deleted_from_disk_once_below_the_gc_round() {
             if n.metrics.gc_round.get() >= past && batches == 0 && payload == 0 {
                 break;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{}: {batches} batches and {payload} payload records left at GC round {}",
-                n.authority,
-                n.metrics.gc_round.get()
-            );
+            if tokio::time::Instant::now() >= deadline {
+                let all: Vec<String> = nodes.iter().map(metrics).collect();
+                panic!(
+                    "{}: {batches} batches and {payload} payload records left at GC round {}; metrics:\n{}",
+                    n.authority,
+                    n.metrics.gc_round.get(),
+                    all.join("\n----\n")
+                );
+            }
             let next = n.log.next_index();
             let _ = tokio::time::timeout(Duration::from_secs(1), n.log.wait_for(next)).await;
         }

@@ -197,6 +197,8 @@ pub struct Core {
     /// can no longer be committed goes back into `batches`, so no batch is ever lost.
     uncommitted_own: BTreeMap<Round, Vec<(BatchDigest, WorkerId)>>,
     last_proposal_ms: u64,
+    /// When [`Core::resend`] last ran.
+    last_resend_ms: u64,
     now_ms: u64,
     outputs: Vec<Output>,
 }
@@ -257,6 +259,7 @@ impl Core {
             batches: VecDeque::new(),
             uncommitted_own: BTreeMap::new(),
             last_proposal_ms: 0,
+            last_resend_ms: 0,
             now_ms: 0,
             outputs: Vec::new(),
         };
@@ -304,7 +307,19 @@ impl Core {
 
     /// When [`Core::tick`] should be called next at the latest (for the header timer).
     pub fn next_deadline_ms(&self) -> u64 {
-        self.deadline_for(self.round + 1)
+        let propose = self.deadline_for(self.round + 1);
+        if propose > self.now_ms {
+            propose
+        } else {
+            self.resend_deadline()
+        }
+    }
+
+    /// When a primary that has not moved on re-sends its latest header or certificate and
+    /// pulls the round it is stuck in (see [`Core::tick`]).
+    fn resend_deadline(&self) -> u64 {
+        let delay = self.config.max_header_delay_ms;
+        (self.last_proposal_ms + 2 * delay).max(self.last_resend_ms + delay)
     }
 
     /// When the header timer for a header of `round` expires.
@@ -326,6 +341,42 @@ impl Core {
     pub fn tick(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
         self.try_propose();
+        if self.now_ms >= self.resend_deadline() {
+            self.resend();
+        }
+    }
+
+    /// The round has not moved for two header delays. Messages that were acknowledged and
+    /// then lost to a peer's crash are never re-sent by the network layer, so the primary
+    /// repeats its own latest header (voters that already voted answer with the same vote) or
+    /// certificate, and asks a peer — a different one each time — for everything from its
+    /// highest complete round on.
+    fn resend(&mut self) {
+        self.last_resend_ms = self.now_ms;
+        if let Some(own) = &self.own {
+            match self
+                .dag
+                .certificate_of(own.header.round, self.me)
+                .filter(|c| c.header.digest() == own.header.digest())
+            {
+                Some(certificate) => self
+                    .outputs
+                    .push(Output::BroadcastCertificate(certificate.clone())),
+                None if !own.certified => self
+                    .outputs
+                    .push(Output::BroadcastHeader(own.header.clone())),
+                None => {}
+            }
+        }
+        let n = self.committee.size() as u64;
+        let delay = self.config.max_header_delay_ms.max(1);
+        let pick = (self.me.0 as u64 + 1 + (self.now_ms / delay) % (n - 1).max(1)) % n;
+        if pick != self.me.0 as u64 {
+            self.outputs.push(Output::FetchRange {
+                from: AuthorityIndex(pick as u16),
+                from_round: self.highest_quorum_round(),
+            });
+        }
     }
 
     /// A batch sealed by one of this authority's workers and stored by a quorum.
@@ -713,9 +764,11 @@ impl Core {
         }
         let caught_up = self.highest_quorum_round();
         if round > caught_up + CATCH_UP_DISTANCE {
+            // A round with a quorum may still lack a parent that later rounds need: the
+            // range starts at that round, not above it.
             self.outputs.push(Output::FetchRange {
                 from,
-                from_round: caught_up + 1,
+                from_round: caught_up,
             });
         } else if !fresh.is_empty() {
             self.outputs.push(Output::FetchCertificates {

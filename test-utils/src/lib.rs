@@ -260,11 +260,15 @@ pub fn free_base_port(authorities: usize, workers: u32) -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let count = (authorities * (1 + 2 * workers as usize)) as u16;
+    // Below Linux's ephemeral range (32768+), which outgoing connections draw from: a port
+    // found free there could be taken by any client socket before the test binds it.
+    const LOW: u16 = 12_000;
+    const SPAN: u16 = 20_000;
     // Spread processes apart so parallel test binaries rarely probe the same ranges.
-    let start = 21_000 + (std::process::id() % 500) as u16 * 64;
+    let start = (std::process::id() % 300) as u16 * 64;
     loop {
         let offset = NEXT.fetch_add(count, Ordering::Relaxed);
-        let base = 21_000 + (start - 21_000 + offset) % 40_000;
+        let base = LOW + (start.wrapping_add(offset)) % (SPAN - count);
         let listeners: Vec<_> = (0..count)
             .map_while(|p| std::net::TcpListener::bind(("127.0.0.1", base + p)).ok())
             .collect();
