@@ -43,6 +43,25 @@ enum Command {
         #[command(subcommand)]
         command: WorkerCommand,
     },
+    /// The L1 inbox.
+    L1 {
+        #[command(subcommand)]
+        command: L1Command,
+    },
+}
+
+#[derive(Subcommand)]
+enum L1Command {
+    /// Walks the inbox on L1, decompresses every batch and checks the hash chain; prints the
+    /// batch and transaction counts and the first inconsistency (exit status 1 if there is one).
+    Verify {
+        /// JSON-RPC endpoint of the L1 node.
+        #[arg(long)]
+        rpc: String,
+        /// Address of the inbox contract.
+        #[arg(long)]
+        inbox: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -104,5 +123,8 @@ fn main() -> Result<()> {
         Command::Worker {
             command: WorkerCommand::Run(args),
         } => run::worker(args),
+        Command::L1 {
+            command: L1Command::Verify { rpc, inbox },
+        } => run::verify_l1(&rpc, &inbox),
     }
 }

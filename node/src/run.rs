@@ -36,6 +36,29 @@ pub struct NodeRunArgs {
     /// The workers run as separate processes (`weft worker run`), not in this one.
     #[arg(long)]
     external_workers: bool,
+    #[command(flatten)]
+    l1: L1Args,
+}
+
+/// Posting the committed log to an L1 inbox (all or none of the three first).
+#[derive(clap::Args)]
+struct L1Args {
+    /// JSON-RPC endpoint of the L1 node; enables this authority's poster.
+    #[arg(long, requires_all = ["l1_inbox", "l1_key"])]
+    l1_rpc: Option<String>,
+    /// Address of the inbox contract.
+    #[arg(long)]
+    l1_inbox: Option<String>,
+    /// File holding this authority's posting key (hex secp256k1 private key), one the inbox
+    /// was deployed with.
+    #[arg(long)]
+    l1_key: Option<PathBuf>,
+    /// Post as EIP-4844 blobs (at most this many per transaction) instead of calldata.
+    #[arg(long)]
+    l1_blobs: Option<usize>,
+    /// L1 blocks the designated poster of a batch has before the next authority posts it.
+    #[arg(long, default_value_t = 10)]
+    l1_takeover_blocks: u64,
 }
 
 #[derive(clap::Args)]
@@ -121,11 +144,27 @@ pub fn node(args: NodeRunArgs) -> Result<()> {
             store = %args.common.store.display(),
             "node started"
         );
+        let poster = match &args.l1.l1_rpc {
+            Some(rpc) => Some(
+                start_poster(
+                    rpc,
+                    &args.l1,
+                    &args.common.store,
+                    &node,
+                    loaded.committee.size(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let every = Duration::from_secs(args.common.report_every.max(1));
         let status = tokio::spawn(report(node.metrics.clone(), node.log.clone(), every));
         shutdown_signal().await?;
         info!("shutting down");
         status.abort();
+        if let Some(p) = poster {
+            p.shutdown().await;
+        }
         node.shutdown().await?;
         info!("store flushed; bye");
         Ok(())
@@ -182,6 +221,56 @@ async fn report(
             "status"
         );
     }
+}
+
+fn parse_address(text: &str) -> Result<alloy::primitives::Address> {
+    text.parse()
+        .with_context(|| format!("--inbox / --l1-inbox {text:?} is not an address"))
+}
+
+async fn start_poster(
+    rpc: &str,
+    l1: &L1Args,
+    store: &std::path::Path,
+    node: &weft_node::NodeHandle,
+    committee_size: usize,
+) -> Result<weft_l1_poster::PosterHandle> {
+    use weft_l1_poster::{rotation::Rotation, PostMode, Poster, PosterConfig};
+    let inbox = parse_address(l1.l1_inbox.as_deref().unwrap_or_default())?;
+    let key_file = l1
+        .l1_key
+        .as_ref()
+        .context("--l1-key is required with --l1-rpc")?;
+    let text = std::fs::read_to_string(key_file)
+        .with_context(|| format!("reading {}", key_file.display()))?;
+    let key: alloy::signers::local::PrivateKeySigner = text
+        .trim()
+        .parse()
+        .with_context(|| format!("{}: not a hex secp256k1 private key", key_file.display()))?;
+    let mut config = PosterConfig::new(rpc, inbox, store.join("l1-cursor.json"));
+    if let Some(max_blobs) = l1.l1_blobs {
+        config.mode = PostMode::Blob { max_blobs };
+    }
+    config.rotation = Rotation {
+        me: node.authority.0 as u32,
+        committee_size: committee_size as u32,
+        takeover_blocks: l1.l1_takeover_blocks,
+    };
+    let metrics = weft_l1_poster::metrics::PosterMetrics::new(&node.registry)?;
+    let source = Arc::new(weft_node::l1::CommittedLogSource(node.log.clone()));
+    let poster = Poster::spawn(config, key, source, metrics).await?;
+    info!(%inbox, rpc, "L1 poster started");
+    Ok(poster)
+}
+
+pub fn verify_l1(rpc: &str, inbox: &str) -> Result<()> {
+    let inbox = parse_address(inbox)?;
+    let report = runtime()?.block_on(weft_l1_poster::verify(rpc, inbox))?;
+    println!("{report}");
+    if report.first_inconsistency.is_some() {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() -> Result<()> {

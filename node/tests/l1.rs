@@ -1,0 +1,154 @@
+//! The committed log reaches L1: four `weft node run` processes, each with its posting key,
+//! post to an inbox on a real anvil (the role rotating between them), and `weft l1 verify`
+//! reads back every transaction a client sent, with the hash chain intact.
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use weft_l1_poster::anvil::{Anvil, DEV_KEYS};
+
+fn weft() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+}
+
+/// `weft l1 verify`'s report, and whether it exited successfully.
+fn verify(rpc: &str, inbox: &str) -> (bool, String) {
+    let out = weft()
+        .args(["l1", "verify", "--rpc", rpc, "--inbox", inbox])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn field(report: &str, name: &str) -> u64 {
+    report
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_nodes_post_the_committed_log_and_the_verifier_reads_it_back() {
+    let anvil = Anvil::spawn(&["--block-time", "1"]).expect("anvil (run ops/setup)");
+    let rpc = anvil.endpoint();
+    let key =
+        |i: usize| -> alloy::signers::local::PrivateKeySigner { DEV_KEYS[i].parse().unwrap() };
+    let posters = (0..4).map(|i| key(i).address()).collect();
+    let inbox = weft_l1_poster::deploy_inbox(&rpc, key(5), posters)
+        .await
+        .unwrap();
+    let inbox = inbox.to_string();
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = weft_test_utils::free_base_port(4, 1).to_string();
+    let out = weft()
+        .args([
+            "committee",
+            "new",
+            "--authorities",
+            "4",
+            "--base-port",
+            &base,
+            "--out-dir",
+        ])
+        .arg(d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut nodes: Vec<Child> = (0..4)
+        .map(|i| {
+            let key_file = d.join(format!("l1-key-{i}"));
+            std::fs::write(&key_file, DEV_KEYS[i]).unwrap();
+            weft()
+                .args([
+                    "node",
+                    "run",
+                    "--l1-rpc",
+                    &rpc,
+                    "--l1-inbox",
+                    &inbox,
+                    "--l1-takeover-blocks",
+                    "5",
+                ])
+                .arg("--l1-key")
+                .arg(&key_file)
+                .arg("--keys")
+                .arg(d.join(format!("keys-{i}.json")))
+                .arg("--committee")
+                .arg(d.join("committee.json"))
+                .arg("--store")
+                .arg(d.join(format!("store-{i}")))
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+
+    // A client sends 300 distinct transactions to authority 1's worker.
+    let committee: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("committee.json")).unwrap()).unwrap();
+    let address = committee["authorities"][1]["transaction_addresses"]["0"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut stream = loop {
+        match std::net::TcpStream::connect(&address) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "worker never accepted: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    const SENT: u64 = 300;
+    for id in 0..SENT {
+        let mut tx = vec![1u8; 120];
+        tx[1..9].copy_from_slice(&id.to_be_bytes());
+        stream.write_all(&(tx.len() as u32).to_be_bytes()).unwrap();
+        stream.write_all(&tx).unwrap();
+    }
+    stream.flush().unwrap();
+
+    // Polled: L1 fills as sub-DAGs commit and posters take their turns.
+    let report = loop {
+        let (ok, report) = verify(&rpc, &inbox);
+        assert!(ok, "the verifier found an inconsistency:\n{report}");
+        if field(&report, "transactions:") >= SENT {
+            break report;
+        }
+        assert!(Instant::now() < deadline, "L1 holds only:\n{report}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(field(&report, "transactions:"), SENT, "{report}");
+    assert!(report.contains("consistent:    yes"), "{report}");
+    for n in &nodes {
+        let _ = Command::new("kill")
+            .args(["-TERM", &n.id().to_string()])
+            .status();
+    }
+    for n in nodes.iter_mut() {
+        assert!(n.wait().unwrap().success());
+    }
+    // What L1 holds is the committed log, sub-DAG by sub-DAG, transaction by transaction.
+    let address = inbox.parse().unwrap();
+    let (_, on_l1) = weft_l1_poster::read_inbox(&rpc, address).await.unwrap();
+    let store = weft_storage::Store::open(&d.join("store-1")).unwrap();
+    let log = weft_node::CommittedLog::open(&store).unwrap();
+    assert!(!on_l1.is_empty());
+    for sub_dag in &on_l1 {
+        let entry = log.read(sub_dag.index, 1).unwrap();
+        assert_eq!(entry[0].index, sub_dag.index);
+        assert_eq!(entry[0].transactions().unwrap(), sub_dag.transactions);
+    }
+}
