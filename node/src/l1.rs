@@ -40,3 +40,170 @@ impl OrderedSource for CommittedLogSource {
         Box::pin(self.0.wait_for(index))
     }
 }
+
+/// Forced inclusion: transactions anyone submitted to the inbox with `forceInclude` enter
+/// the ordered stream through one authority's worker, like a client's.
+///
+/// Forced transaction `i` is fed by authority `i mod n`, so it is ordered once; should that
+/// authority not have it ordered within half the window, every authority feeds it (a duplicate
+/// is then possible, and rollups drop forced transactions they already saw by their forced
+/// index). The watcher's metrics report the delay in L1 blocks against the window `W`.
+pub mod forced {
+    use crate::log::CommittedLog;
+    use alloy::primitives::Address;
+    use bytes::{BufMut, Bytes, BytesMut};
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    use tokio::sync::mpsc;
+    use tokio::task::JoinHandle;
+    use weft_l1_poster::forced::{
+        ForcedConfig, ForcedMetrics, ForcedTx, ForcedWatcher, ForcedWatcherHandle,
+    };
+    use weft_l1_poster::l1::L1;
+    use weft_storage::{Column, Durability, Map, Store};
+
+    /// Key, in the consensus column, of the next forced index this node has not fed yet.
+    const NEXT_KEY: &str = "l1_forced_next";
+    const FROM_BLOCK_KEY: &str = "l1_forced_from_block";
+
+    pub struct ForcedInclusion {
+        watcher: Arc<ForcedWatcherHandle>,
+        task: JoinHandle<()>,
+    }
+
+    impl ForcedInclusion {
+        pub async fn shutdown(self) {
+            self.task.abort();
+            let _ = self.task.await;
+            if let Ok(watcher) = Arc::try_unwrap(self.watcher) {
+                watcher.shutdown().await;
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn spawn(
+        rpc: &str,
+        inbox: Address,
+        window_blocks: u64,
+        me: u64,
+        committee_size: u64,
+        worker: SocketAddr,
+        store: &Store,
+        log: CommittedLog,
+        registry: &prometheus::Registry,
+    ) -> anyhow::Result<ForcedInclusion> {
+        let progress: Map<String, u64> = store.map(Column::Consensus);
+        let next_index = progress.get(&NEXT_KEY.to_string())?.unwrap_or(0);
+        let from_block = progress.get(&FROM_BLOCK_KEY.to_string())?.unwrap_or(0);
+        let (tx_node, rx_watcher) = mpsc::channel(1_000);
+        let watcher = ForcedWatcher::spawn(
+            ForcedConfig {
+                rpc: rpc.to_string(),
+                inbox,
+                from_block,
+                next_index,
+                confirmations: 0,
+                window_blocks,
+                poll_interval: Duration::from_millis(200),
+            },
+            tx_node,
+            ForcedMetrics::new(registry)?,
+        )?;
+        let feeder = Feeder {
+            l1: L1::new(rpc, inbox)?,
+            me,
+            committee_size,
+            window_blocks,
+            worker,
+            progress,
+            log,
+        };
+        let watcher = Arc::new(watcher);
+        let task = tokio::spawn(feeder.run(rx_watcher, watcher.clone()));
+        Ok(ForcedInclusion { watcher, task })
+    }
+
+    struct Feeder {
+        l1: L1,
+        me: u64,
+        committee_size: u64,
+        window_blocks: u64,
+        worker: SocketAddr,
+        progress: Map<String, u64>,
+        log: CommittedLog,
+    }
+
+    /// A forced transaction not yet seen in the ordered stream.
+    struct Pending {
+        index: u64,
+        l1_block: u64,
+        fed: bool,
+    }
+
+    impl Feeder {
+        async fn run(
+            self,
+            mut rx_watcher: mpsc::Receiver<ForcedTx>,
+            tracker: Arc<ForcedWatcherHandle>,
+        ) {
+            let mut pending: HashMap<Bytes, Pending> = HashMap::new();
+            let mut next_entry = self.log.next_index();
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    forced = rx_watcher.recv() => {
+                        let Some(forced) = forced else { return };
+                        let mine = forced.index % self.committee_size.max(1) == self.me;
+                        if mine {
+                            self.feed(&forced.transaction).await;
+                        }
+                        let _ = self.progress.insert(&NEXT_KEY.to_string(), &(forced.index + 1), Durability::Sync);
+                        let _ = self.progress.insert(&FROM_BLOCK_KEY.to_string(), &forced.l1_block, Durability::Sync);
+                        pending.insert(forced.transaction, Pending { index: forced.index, l1_block: forced.l1_block, fed: mine });
+                    }
+                    _ = tick.tick() => {}
+                }
+                let Ok(head) = self.l1.head_block().await else {
+                    continue;
+                };
+                // Mark what the ordered stream now holds.
+                while next_entry < self.log.next_index() {
+                    for entry in self.log.read(next_entry, 16).unwrap_or_default() {
+                        next_entry = entry.index + 1;
+                        for tx in entry.transactions().unwrap_or_default() {
+                            if let Some(p) = pending.remove(&tx) {
+                                tracker.mark_included(p.index, head);
+                            }
+                        }
+                    }
+                }
+                // Past half the window, every authority feeds what is still missing.
+                for (tx, p) in pending.iter_mut() {
+                    if !p.fed && head >= p.l1_block + self.window_blocks / 2 {
+                        p.fed = true;
+                        self.feed(tx).await;
+                    }
+                }
+            }
+        }
+
+        /// Hands one transaction to this authority's worker, as a client would.
+        async fn feed(&self, transaction: &Bytes) {
+            let mut frame = BytesMut::with_capacity(4 + transaction.len());
+            frame.put_u32(transaction.len() as u32);
+            frame.put_slice(transaction);
+            match tokio::net::TcpStream::connect(self.worker).await {
+                Ok(mut stream) => {
+                    if let Err(e) = stream.write_all(&frame).await {
+                        tracing::warn!("feeding a forced transaction failed: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!("feeding a forced transaction failed: {e}"),
+            }
+        }
+    }
+}

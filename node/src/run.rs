@@ -59,6 +59,10 @@ struct L1Args {
     /// L1 blocks the designated poster of a batch has before the next authority posts it.
     #[arg(long, default_value_t = 10)]
     l1_takeover_blocks: u64,
+    /// L1 blocks within which a transaction forced through the inbox must be ordered (W);
+    /// the delay is exported as metrics against it.
+    #[arg(long, default_value_t = 10)]
+    l1_forced_window: u64,
 }
 
 #[derive(clap::Args)]
@@ -130,9 +134,12 @@ pub fn node(args: NodeRunArgs) -> Result<()> {
     runtime()?.block_on(async move {
         let store = open_store(&args.common)?;
         let node = Node::spawn(NodeArgs {
-            keys: loaded.keys,
+            keys: weft_config::Keys {
+                protocol: loaded.keys.protocol.copy(),
+                network: loaded.keys.network.copy(),
+            },
             committee: loaded.committee.clone(),
-            parameters: loaded.parameters,
+            parameters: loaded.parameters.clone(),
             store,
             with_workers: !args.external_workers,
         })
@@ -144,17 +151,8 @@ pub fn node(args: NodeRunArgs) -> Result<()> {
             store = %args.common.store.display(),
             "node started"
         );
-        let poster = match &args.l1.l1_rpc {
-            Some(rpc) => Some(
-                start_poster(
-                    rpc,
-                    &args.l1,
-                    &args.common.store,
-                    &node,
-                    loaded.committee.size(),
-                )
-                .await?,
-            ),
+        let l1 = match &args.l1.l1_rpc {
+            Some(rpc) => Some(start_l1(rpc, &args.l1, &args.common.store, &node, &loaded).await?),
             None => None,
         };
         let every = Duration::from_secs(args.common.report_every.max(1));
@@ -162,8 +160,9 @@ pub fn node(args: NodeRunArgs) -> Result<()> {
         shutdown_signal().await?;
         info!("shutting down");
         status.abort();
-        if let Some(p) = poster {
-            p.shutdown().await;
+        if let Some((poster, forced)) = l1 {
+            forced.shutdown().await;
+            poster.shutdown().await;
         }
         node.shutdown().await?;
         info!("store flushed; bye");
@@ -226,6 +225,37 @@ async fn report(
 fn parse_address(text: &str) -> Result<alloy::primitives::Address> {
     text.parse()
         .with_context(|| format!("--inbox / --l1-inbox {text:?} is not an address"))
+}
+
+/// Starts this authority's L1 poster and its forced-inclusion feeder.
+async fn start_l1(
+    rpc: &str,
+    l1: &L1Args,
+    store: &std::path::Path,
+    node: &weft_node::NodeHandle,
+    loaded: &Loaded,
+) -> Result<(
+    weft_l1_poster::PosterHandle,
+    weft_node::l1::forced::ForcedInclusion,
+)> {
+    let poster = start_poster(rpc, l1, store, node, loaded.committee.size()).await?;
+    let worker = *loaded
+        .committee
+        .authority(loaded.me)
+        .and_then(|a| a.transaction_addresses.get(&0))
+        .context("this authority has no worker 0")?;
+    let forced = weft_node::l1::forced::spawn(
+        rpc,
+        parse_address(l1.l1_inbox.as_deref().unwrap_or_default())?,
+        l1.l1_forced_window,
+        loaded.me.0 as u64,
+        loaded.committee.size() as u64,
+        worker,
+        &node.store,
+        node.log.clone(),
+        &node.registry,
+    )?;
+    Ok((poster, forced))
 }
 
 async fn start_poster(

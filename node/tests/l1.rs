@@ -1,6 +1,7 @@
 //! The committed log reaches L1: four `weft node run` processes, each with its posting key,
 //! post to an inbox on a real anvil (the role rotating between them), and `weft l1 verify`
-//! reads back every transaction a client sent, with the hash chain intact.
+//! reads back every transaction a client sent, with the hash chain intact. A transaction a
+//! user forces through the inbox is ordered and back on L1 within the window W.
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
@@ -29,6 +30,36 @@ fn field(report: &str, name: &str) -> u64 {
         .find_map(|l| l.strip_prefix(name))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// The forced-inclusion window, in L1 blocks (anvil mines one a second here).
+const W: u64 = 20;
+
+/// Calls `forceInclude` as a user (anvil's dev account 4); returns the block it was mined in.
+async fn force_include(rpc: &str, inbox: &str, payload: &'static [u8]) -> u64 {
+    use alloy::sol_types::SolCall;
+    use weft_l1_poster::inbox::Inbox;
+    use weft_l1_poster::l1::{FeePolicy, Outgoing, Signer, L1};
+    let inbox = inbox.parse().unwrap();
+    let l1 = L1::new(rpc, inbox).unwrap();
+    let user = Signer::new(&l1, DEV_KEYS[4].parse().unwrap())
+        .await
+        .unwrap();
+    let input = Inbox::forceIncludeCall {
+        transaction: alloy::primitives::Bytes::from_static(payload),
+    }
+    .abi_encode();
+    let call = Outgoing {
+        to: Some(inbox),
+        input: input.into(),
+        sidecar: None,
+    };
+    let fees = l1.fees(&FeePolicy::default(), false).await.unwrap();
+    let gas = user.estimate(&l1, &call, fees).await.unwrap();
+    let nonce = user.nonce(&l1).await.unwrap();
+    let hash = user.send(&l1, &call, nonce, gas, fees).await.unwrap();
+    let receipt = l1.wait_receipt(hash).await.unwrap().expect("mined");
+    receipt.block_number.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,6 +163,27 @@ async fn four_nodes_post_the_committed_log_and_the_verifier_reads_it_back() {
     };
     assert_eq!(field(&report, "transactions:"), SENT, "{report}");
     assert!(report.contains("consistent:    yes"), "{report}");
+
+    // A user forces a transaction through the inbox; the committee must order it (and post
+    // it back) within W L1 blocks of the call.
+    let forced_block = force_include(&rpc, &inbox, b"forced: transfer 1 wei").await;
+    let report = loop {
+        let (ok, report) = verify(&rpc, &inbox);
+        assert!(ok, "the verifier found an inconsistency:\n{report}");
+        if field(&report, "transactions:") > SENT {
+            break report;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the forced transaction never came:\n{report}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let seen_at = field(&report, "L1 block:");
+    assert!(
+        seen_at <= forced_block + W,
+        "forced at block {forced_block}, on L1 only at block {seen_at}"
+    );
     for n in &nodes {
         let _ = Command::new("kill")
             .args(["-TERM", &n.id().to_string()])
