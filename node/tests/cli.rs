@@ -27,31 +27,11 @@ fn lines(child: &mut Child, index: usize, tx: mpsc::Sender<(usize, String)>) {
     });
 }
 
-fn start_node(dir: &Path, i: usize) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
-    cmd.args(["node", "run", "--report-every", "1"]);
-    if i == 0 {
-        // Authority 0's worker runs as its own process.
-        cmd.arg("--external-workers");
-    }
-    cmd.arg("--keys")
-        .arg(dir.join(format!("keys-{i}.json")))
-        .arg("--committee")
-        .arg(dir.join("committee.json"))
-        .arg("--parameters")
-        .arg(dir.join("parameters.json"))
-        .arg("--store")
-        .arg(dir.join(format!("store-{i}")))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node starts")
-}
-
-fn start_worker(dir: &Path, i: usize) -> Child {
+/// `weft <subcommand>` for authority `i` of the committee in `dir`, its store in `store`,
+/// logging at INFO to a pipe.
+fn authority(dir: &Path, i: usize, subcommand: &[&str], store: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["worker", "run", "--id", "0"])
+        .args(subcommand)
         .arg("--keys")
         .arg(dir.join(format!("keys-{i}.json")))
         .arg("--committee")
@@ -59,12 +39,28 @@ fn start_worker(dir: &Path, i: usize) -> Child {
         .arg("--parameters")
         .arg(dir.join("parameters.json"))
         .arg("--store")
-        .arg(dir.join(format!("worker-store-{i}")))
+        .arg(dir.join(store))
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("worker starts")
+        .expect("weft starts")
+}
+
+fn start_node(dir: &Path, i: usize) -> Child {
+    // Authority 0's worker runs as its own process.
+    let external: &[&str] = if i == 0 { &["--external-workers"] } else { &[] };
+    let args = [&["node", "run", "--report-every", "1"], external].concat();
+    authority(dir, i, &args, &format!("store-{i}"))
+}
+
+fn start_worker(dir: &Path, i: usize) -> Child {
+    authority(
+        dir,
+        i,
+        &["worker", "run", "--id", "0"],
+        &format!("worker-store-{i}"),
+    )
 }
 
 /// Sends `count` distinct 100-byte transactions to authority `i`'s worker 0.
