@@ -514,11 +514,15 @@ impl Core {
         }
     }
 
-    /// Batches still in use: referenced by a certificate or header above the GC round, or
-    /// own batches still to be committed (queued, in the current header, or in own
-    /// certificates not output yet). GC must not delete them even when a garbage-collected
-    /// certificate carried them too, as happens when batches are proposed again.
-    pub fn batches_in_use(&self) -> HashSet<BatchDigest> {
+    /// Which of `candidates` are still in use: referenced by a certificate or header above the
+    /// GC round, or own batches still to be committed (queued, in the current header, or in
+    /// own certificates not output yet). GC must not delete them even when a
+    /// garbage-collected certificate carried them too, as happens when batches are proposed
+    /// again. Only lookups in `candidates` (the few batches being collected) per reference.
+    pub fn batches_in_use(&self, candidates: &HashSet<BatchDigest>) -> HashSet<BatchDigest> {
+        if candidates.is_empty() {
+            return HashSet::new();
+        }
         let current = self.own.iter().flat_map(|o| &o.header.payload);
         let live = (self.dag.gc_round() + 1..=self.dag.highest_round())
             .flat_map(|r| self.dag.round(r))
@@ -539,6 +543,7 @@ impl Core {
             .chain(live)
             .chain(pending)
             .map(|(digest, _)| *digest)
+            .filter(|d| candidates.contains(d))
             .collect()
     }
 

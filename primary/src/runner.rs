@@ -7,7 +7,7 @@ use crate::metrics::PrimaryMetrics;
 use crate::payload::PayloadRequest;
 use crate::synchronizer::SyncRequest;
 use crate::{CommitNotice, PrimaryStores};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -344,7 +344,11 @@ impl Runner {
         let s = &self.stores;
         let mut batch = s.store.batch();
         let mut by_worker: BTreeMap<WorkerId, Vec<BatchDigest>> = BTreeMap::new();
-        let in_use = self.core.batches_in_use();
+        let collected: HashSet<BatchDigest> = certificates
+            .iter()
+            .flat_map(|c| c.header.payload.iter().map(|(d, _)| *d))
+            .collect();
+        let in_use = self.core.batches_in_use(&collected);
         for c in &certificates {
             batch.remove(&s.certificates, &c.digest());
             for (digest, worker) in &c.header.payload {
