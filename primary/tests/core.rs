@@ -273,9 +273,10 @@ fn a_certificate_far_ahead_triggers_a_range_fetch() {
     c.handle_certificate(rounds[8][2].clone()).unwrap();
     let out = c.take_outputs();
     assert!(
+        // From the highest round with a quorum (genesis): a parent may be missing there too.
         out.contains(&Output::FetchRange {
             from: a(2),
-            from_round: 1
+            from_round: 0
         }),
         "{out:?}"
     );
@@ -362,11 +363,49 @@ fn batches_of_abandoned_and_orphaned_headers_are_proposed_again() {
     c.tick(3_000);
     let h3 = proposed(&c.take_outputs()).expect("header of round 3");
     assert_eq!(h3.payload, vec![b(1), b(2), b(3), b(4)]);
-    // Once committed, a certificate's batches are not proposed again.
+    // Once committed, a certificate's batches are not proposed again: a stuck primary only
+    // repeats the header it has (same digest), it does not put them in a new one.
     c.own_certificates_committed(&[3]);
     c.tick(4_000);
-    assert!(c
-        .take_outputs()
-        .iter()
-        .all(|o| !matches!(o, Output::BroadcastHeader(h) if !h.payload.is_empty())));
+    let out = c.take_outputs();
+    assert!(out.iter().all(|o| !matches!(o,
+        Output::BroadcastHeader(h) if h.digest() != h3.digest() && !h.payload.is_empty())));
+}
+
+/// A primary whose round does not move re-sends its uncertified header (the same one, so
+/// voters answer with the same vote) and pulls its round from a peer, once per header delay
+/// and from a different peer each time.
+#[test]
+fn a_stuck_primary_resends_its_header_and_pulls_its_round() {
+    let f = CommitteeFixture::new(4, 1, 10);
+    let mut c = core(&f, a(0));
+    c.tick(100);
+    let h1 = proposed(&c.take_outputs()).expect("header of round 1");
+    c.tick(250);
+    assert!(
+        c.take_outputs().is_empty(),
+        "not stuck before two header delays"
+    );
+    c.tick(300);
+    let out = c.take_outputs();
+    assert!(
+        out.contains(&Output::BroadcastHeader(h1.clone())),
+        "{out:?}"
+    );
+    let first = out.iter().find_map(|o| match o {
+        Output::FetchRange {
+            from,
+            from_round: 0,
+        } => Some(*from),
+        _ => None,
+    });
+    assert!(first.is_some_and(|p| p != a(0)), "{out:?}");
+    c.tick(350);
+    assert!(c.take_outputs().is_empty(), "at most once per header delay");
+    c.tick(400);
+    let second = c.take_outputs().iter().find_map(|o| match o {
+        Output::FetchRange { from, .. } => Some(*from),
+        _ => None,
+    });
+    assert!(second.is_some_and(|p| p != a(0) && Some(p) != first));
 }
