@@ -99,7 +99,7 @@ impl Node {
             .last_committed_leader_round
             .saturating_sub(parameters.gc_depth);
         let stores = PrimaryStores::new(&store);
-        let certificates = stored_certificates(&stores, gc_round)?;
+        let certificates = stores.certificates_above(gc_round)?;
         let (bullshark, recovered) = Bullshark::recover(
             (*committee).clone(),
             parameters.gc_depth,
@@ -195,24 +195,4 @@ impl Node {
             tasks,
         })
     }
-}
-
-/// Every stored certificate above `gc_round`.
-fn stored_certificates(stores: &PrimaryStores, gc_round: Round) -> Result<Vec<Certificate>> {
-    let digests: Vec<_> = stores
-        .certificates_by_round
-        .range(
-            &(gc_round + 1, AuthorityIndex(0)),
-            &(Round::MAX, AuthorityIndex(0)),
-            usize::MAX,
-        )?
-        .into_iter()
-        .map(|(_, d)| d)
-        .collect();
-    Ok(stores
-        .certificates
-        .multi_get(digests.iter())?
-        .into_iter()
-        .flatten()
-        .collect())
 }

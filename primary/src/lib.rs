@@ -22,7 +22,6 @@ pub mod votes;
 
 pub use crate::core::LeaderFn;
 pub use metrics::PrimaryMetrics;
-pub use runner::CoreInput;
 
 use crate::core::{Core, CoreConfig, Recovered};
 use std::collections::BTreeMap;
@@ -113,11 +112,8 @@ impl PrimaryStores {
         }
     }
 
-    /// What a restarting primary needs: its vote record, its GC round, the certificates
-    /// above it and its latest header.
-    fn recover(&self, me: AuthorityIndex) -> Result<Recovered, StoreError> {
-        let votes = self.votes.iter()?;
-        let gc_round = self.consensus.get(&GC_ROUND_KEY.to_string())?.unwrap_or(0);
+    /// Every stored certificate of a round above `gc_round`, in (round, author) order.
+    pub fn certificates_above(&self, gc_round: Round) -> Result<Vec<Certificate>, StoreError> {
         let digests: Vec<CertificateDigest> = self
             .certificates_by_round
             .range(
@@ -128,12 +124,20 @@ impl PrimaryStores {
             .into_iter()
             .map(|(_, d)| d)
             .collect();
-        let certificates = self
+        Ok(self
             .certificates
             .multi_get(digests.iter())?
             .into_iter()
             .flatten()
-            .collect();
+            .collect())
+    }
+
+    /// What a restarting primary needs: its vote record, its GC round, the certificates
+    /// above it and its latest header.
+    fn recover(&self, me: AuthorityIndex) -> Result<Recovered, StoreError> {
+        let votes = self.votes.iter()?;
+        let gc_round = self.consensus.get(&GC_ROUND_KEY.to_string())?.unwrap_or(0);
+        let certificates = self.certificates_above(gc_round)?;
         let last_header = match votes.iter().find(|(a, _)| *a == me) {
             Some((_, (_, digest))) => self.headers.get(digest)?,
             None => None,
@@ -171,8 +175,6 @@ pub struct PrimaryArgs {
 pub struct PrimaryHandle {
     server: ServerHandle,
     tasks: Vec<JoinHandle<()>>,
-    /// Where verified messages enter the core (tests inject with it).
-    pub tx_core: mpsc::Sender<CoreInput>,
 }
 
 impl PrimaryHandle {
@@ -302,10 +304,6 @@ impl Primary {
                 tx_gc_round,
             ),
         ];
-        Ok(PrimaryHandle {
-            server,
-            tasks,
-            tx_core,
-        })
+        Ok(PrimaryHandle { server, tasks })
     }
 }
