@@ -12,26 +12,37 @@
 //!   headers and certificates, which peers hold too and can be re-fetched after a power loss.
 //!
 //! [`Store::sync`] fsyncs the WAL and is called on graceful shutdown.
+//!
+//! # Large values
+//! The values of [`Column::separated`] columns (batches, committed-log entries) are not kept in
+//! RocksDB but appended once to segment files, with a pointer in RocksDB; see [`vlog`]. The
+//! same durability policy applies to them.
 
 mod keys;
+pub mod vlog;
 
 pub use keys::Key;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteOptions, DB};
+use rocksdb::{
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteOptions, DB,
+};
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Arc;
 use thiserror::Error;
 use tokio::sync::oneshot;
+use vlog::{Pointer, ValueLog};
 use weft_types::codec::{decode_message, encode_message, Decode, Encode};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("rocksdb: {0}")]
     Rocks(#[from] rocksdb::Error),
+    #[error("value log: {0}")]
+    Io(#[from] std::io::Error),
     #[error("corrupt entry in column {column}: {reason}")]
     Corrupt {
         column: &'static str,
@@ -89,6 +100,15 @@ impl Column {
             Column::Payload => "payload",
             Column::CommittedLog => "committed_log",
         }
+    }
+
+    /// Whether values live in a value log instead of RocksDB: the large, write-once ones.
+    pub fn separated(self) -> bool {
+        matches!(self, Column::Batches | Column::CommittedLog)
+    }
+
+    fn position(self) -> usize {
+        Column::ALL.iter().position(|c| *c == self).unwrap_or(0)
     }
 }
 
@@ -153,6 +173,8 @@ struct Inner {
     db: DB,
     /// Readers waiting for a key to be written, woken after the write is in the database.
     waiters: Mutex<Waiters>,
+    /// One per column of [`Column::ALL`], for the separated ones.
+    values: Vec<Option<ValueLog>>,
 }
 
 /// A handle to the database; cheap to clone and share between actors.
@@ -175,12 +197,73 @@ impl Store {
             .iter()
             .map(|c| ColumnFamilyDescriptor::new(c.name(), opts.clone()));
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        let mut values = Vec::new();
+        for column in Column::ALL {
+            if !column.separated() {
+                values.push(None);
+                continue;
+            }
+            let cf = db
+                .cf_handle(column.name())
+                .expect("every column family is created when the store is opened");
+            let mut live: HashMap<u64, u64> = HashMap::new();
+            for item in db.iterator_cf(cf, IteratorMode::Start) {
+                let (_, raw) = item?;
+                *live
+                    .entry(Pointer::decode(column.name(), &raw)?.segment)
+                    .or_default() += 1;
+            }
+            let dir = path.join("values").join(column.name());
+            values.push(Some(ValueLog::open(column.name(), &dir, live)?));
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
                 waiters: Mutex::new(HashMap::new()),
+                values,
             }),
         })
+    }
+
+    fn value_log(&self, column: Column) -> Option<&ValueLog> {
+        self.inner.values.get(column.position())?.as_ref()
+    }
+
+    /// The value behind what RocksDB holds for a key: itself, or what its pointer refers to
+    /// (`None` if that is torn).
+    fn load(&self, column: Column, key: &[u8], raw: &[u8]) -> StoreResult<Option<Bytes>> {
+        let Some(log) = self.value_log(column) else {
+            return Ok(Some(Bytes::copy_from_slice(raw)));
+        };
+        let value = log.read(&Pointer::decode(column.name(), raw)?)?;
+        if value.is_none() {
+            self.forget_torn(column, log, key, raw)?;
+        }
+        Ok(value)
+    }
+
+    /// Deletes the pointer to a torn value, unless it was replaced meanwhile: the key is then
+    /// missing everywhere (`contains` too), so the value is fetched again.
+    fn forget_torn(
+        &self,
+        column: Column,
+        log: &ValueLog,
+        key: &[u8],
+        raw: &[u8],
+    ) -> StoreResult<()> {
+        let _lock = log.commit.lock();
+        let cf = self.cf(column);
+        if self.inner.db.get_pinned_cf(cf, key)?.as_deref() != Some(raw) {
+            return Ok(());
+        }
+        self.inner.db.delete_cf(cf, key)?;
+        log.settle(&[], &[Pointer::decode(column.name(), raw)?], &[]);
+        Ok(())
+    }
+
+    /// Value segment files of a separated column (0 for others).
+    pub fn value_segments(&self, column: Column) -> usize {
+        self.value_log(column).map_or(0, ValueLog::segment_count)
     }
 
     pub fn map<K: Key, V: Value>(&self, column: Column) -> Map<K, V> {
@@ -197,11 +280,17 @@ impl Store {
             store: self.clone(),
             batch: rocksdb::WriteBatch::default(),
             written: Vec::new(),
+            appended: Vec::new(),
+            removed: Vec::new(),
+            failed: None,
         }
     }
 
     /// Flushes memtables and fsyncs the WAL: everything written so far survives power loss.
     pub fn sync(&self) -> StoreResult<()> {
+        for log in self.inner.values.iter().flatten() {
+            log.sync_all()?;
+        }
         self.inner.db.flush_wal(true)?;
         for c in Column::ALL {
             self.inner.db.flush_cf(self.cf(c))?;
@@ -225,6 +314,11 @@ impl Store {
         let mut opts = WriteOptions::default();
         opts.set_sync(durability == Durability::Sync);
         self.inner.db.write_opt(batch, &opts)?;
+        self.wake(written);
+        Ok(())
+    }
+
+    fn wake(&self, written: Vec<(Column, Vec<u8>, Bytes)>) {
         if !written.is_empty() {
             let mut waiters = self.inner.waiters.lock();
             for (column, key, value) in written {
@@ -235,7 +329,43 @@ impl Store {
                 }
             }
         }
-        Ok(())
+    }
+
+    /// Pointers currently stored for `keys` of a separated column.
+    fn pointers(&self, column: Column, keys: &[Vec<u8>]) -> StoreResult<Vec<Pointer>> {
+        let mut out = Vec::new();
+        for raw in self
+            .inner
+            .db
+            .batched_multi_get_cf(self.cf(column), keys, false)
+        {
+            if let Some(raw) = raw? {
+                out.push(Pointer::decode(column.name(), &raw)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Keys and pointers with `from <= key < to` in a separated column.
+    fn pointers_in(
+        &self,
+        column: Column,
+        from: &[u8],
+        to: &[u8],
+    ) -> StoreResult<Vec<(Vec<u8>, Pointer)>> {
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_upper_bound(to.to_vec());
+        let mut out = Vec::new();
+        let iter = self.inner.db.iterator_cf_opt(
+            self.cf(column),
+            opts,
+            IteratorMode::From(from, Direction::Forward),
+        );
+        for item in iter {
+            let (k, raw) = item?;
+            out.push((k.into_vec(), Pointer::decode(column.name(), &raw)?));
+        }
+        Ok(out)
     }
 }
 
@@ -271,14 +401,32 @@ impl<K: Key, V: Value> Map<K, V> {
         })
     }
 
-    pub fn get(&self, key: &K) -> StoreResult<Option<V>> {
-        let cf = self.store.cf(self.column);
-        match self.store.inner.db.get_pinned_cf(cf, key.to_key())? {
-            Some(v) => Ok(Some(self.decode(Bytes::copy_from_slice(&v))?)),
+    /// The value behind what RocksDB holds; `None` if it is a torn separated value.
+    fn load(&self, key: &[u8], raw: &[u8]) -> StoreResult<Option<V>> {
+        self.store
+            .load(self.column, key, raw)?
+            .map(|b| self.decode(b))
+            .transpose()
+    }
+
+    fn load_entry(&self, key: &[u8], raw: &[u8]) -> StoreResult<Option<(K, V)>> {
+        match self.load(key, raw)? {
+            Some(v) => Ok(Some((self.decode_key(key)?, v))),
             None => Ok(None),
         }
     }
 
+    pub fn get(&self, key: &K) -> StoreResult<Option<V>> {
+        let cf = self.store.cf(self.column);
+        let key = key.to_key();
+        match self.store.inner.db.get_pinned_cf(cf, &key)? {
+            Some(v) => self.load(&key, &v),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the key has a value. For a separated column, a value torn by a power loss still
+    /// counts until it is read.
     pub fn contains(&self, key: &K) -> StoreResult<bool> {
         let cf = self.store.cf(self.column);
         Ok(self
@@ -303,8 +451,9 @@ impl<K: Key, V: Value> Map<K, V> {
             .db
             .batched_multi_get_cf(cf, &keys, false)
             .into_iter()
-            .map(|r| match r? {
-                Some(v) => Ok(Some(self.decode(Bytes::copy_from_slice(&v))?)),
+            .zip(&keys)
+            .map(|(r, key)| match r? {
+                Some(v) => self.load(key, &v),
                 None => Ok(None),
             })
             .collect()
@@ -323,7 +472,8 @@ impl<K: Key, V: Value> Map<K, V> {
         batch.commit(Durability::Buffered)
     }
 
-    /// Entries with `from <= key < to`, in key order, at most `limit` of them.
+    /// Entries with `from <= key < to`, in key order, at most `limit` of them (torn separated
+    /// values are skipped).
     pub fn range(&self, from: &K, to: &K, limit: usize) -> StoreResult<Vec<(K, V)>> {
         let cf = self.store.cf(self.column);
         let (from, to) = (from.to_key(), to.to_key());
@@ -338,10 +488,7 @@ impl<K: Key, V: Value> Map<K, V> {
             if *k >= *to || out.len() >= limit {
                 break;
             }
-            out.push((
-                self.decode_key(&k)?,
-                self.decode(Bytes::from(v.into_vec()))?,
-            ));
+            out.extend(self.load_entry(&k, &v)?);
         }
         Ok(out)
     }
@@ -349,39 +496,25 @@ impl<K: Key, V: Value> Map<K, V> {
     /// The entry with the largest key, if any.
     pub fn last(&self) -> StoreResult<Option<(K, V)>> {
         let cf = self.store.cf(self.column);
-        match self
-            .store
-            .inner
-            .db
-            .iterator_cf(cf, IteratorMode::End)
-            .next()
-        {
-            Some(item) => {
-                let (k, v) = item?;
-                Ok(Some((
-                    self.decode_key(&k)?,
-                    self.decode(Bytes::from(v.into_vec()))?,
-                )))
+        let iter = self.store.inner.db.iterator_cf(cf, IteratorMode::End);
+        for item in iter {
+            let (k, v) = item?;
+            if let Some(entry) = self.load_entry(&k, &v)? {
+                return Ok(Some(entry));
             }
-            None => Ok(None),
         }
+        Ok(None)
     }
 
     /// Every entry, in key order.
     pub fn iter(&self) -> StoreResult<Vec<(K, V)>> {
         let cf = self.store.cf(self.column);
-        self.store
-            .inner
-            .db
-            .iterator_cf(cf, IteratorMode::Start)
-            .map(|item| {
-                let (k, v) = item?;
-                Ok((
-                    self.decode_key(&k)?,
-                    self.decode(Bytes::from(v.into_vec()))?,
-                ))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for item in self.store.inner.db.iterator_cf(cf, IteratorMode::Start) {
+            let (k, v) = item?;
+            out.extend(self.load_entry(&k, &v)?);
+        }
+        Ok(out)
     }
 
     /// Waits until `key` has a value and returns it (at once if it already has one).
@@ -391,13 +524,13 @@ impl<K: Key, V: Value> Map<K, V> {
             // The read happens under the waiters lock, and writers take that lock after their
             // write lands: a write either is seen by this read or finds this waiter.
             let mut waiters = self.store.inner.waiters.lock();
-            if let Some(v) = self
+            let stored = self
                 .store
                 .inner
                 .db
-                .get_pinned_cf(self.store.cf(self.column), &raw)?
-            {
-                return self.decode(Bytes::copy_from_slice(&v));
+                .get_pinned_cf(self.store.cf(self.column), &raw)?;
+            if let Some(v) = stored.map(|v| self.load(&raw, &v)).transpose()?.flatten() {
+                return Ok(v);
             }
             let (tx, rx) = oneshot::channel();
             let list = waiters.entry((self.column, raw)).or_default();
@@ -411,23 +544,48 @@ impl<K: Key, V: Value> Map<K, V> {
 }
 
 /// Writes to several maps that land together or not at all.
+///
+/// A value for a separated column is appended to its value log at once; its pointer lands with
+/// the rest at [`WriteBatch::commit`], and a batch dropped uncommitted abandons the append.
 pub struct WriteBatch {
     store: Store,
     batch: rocksdb::WriteBatch,
     written: Vec<(Column, Vec<u8>, Bytes)>,
+    /// Appended values of separated columns, by key.
+    appended: Vec<(Column, Vec<u8>, Pointer)>,
+    /// Removals in separated columns: one key, or a key range.
+    removed: Vec<(Column, Vec<u8>, Option<Vec<u8>>)>,
+    /// A value-log append that failed: the commit fails with it.
+    failed: Option<StoreError>,
 }
 
 impl WriteBatch {
     pub fn insert<K: Key, V: Value>(&mut self, map: &Map<K, V>, key: &K, value: &V) -> &mut Self {
         let (k, v) = (key.to_key(), value.to_value());
-        self.batch.put_cf(self.store.cf(map.column), &k, &v);
+        match self.store.value_log(map.column) {
+            Some(log) => match log.append(&v) {
+                Ok(pointer) => {
+                    self.batch
+                        .put_cf(self.store.cf(map.column), &k, pointer.encode());
+                    self.appended.push((map.column, k.clone(), pointer));
+                }
+                Err(e) => {
+                    self.failed.get_or_insert(e);
+                    return self;
+                }
+            },
+            None => self.batch.put_cf(self.store.cf(map.column), &k, &v),
+        }
         self.written.push((map.column, k, v));
         self
     }
 
     pub fn remove<K: Key, V: Value>(&mut self, map: &Map<K, V>, key: &K) -> &mut Self {
-        self.batch
-            .delete_cf(self.store.cf(map.column), key.to_key());
+        let k = key.to_key();
+        self.batch.delete_cf(self.store.cf(map.column), &k);
+        if map.column.separated() {
+            self.removed.push((map.column, k, None));
+        }
         self
     }
 
@@ -438,12 +596,99 @@ impl WriteBatch {
         from: &K,
         to: &K,
     ) -> &mut Self {
+        let (from, to) = (from.to_key(), to.to_key());
         self.batch
-            .delete_range_cf(self.store.cf(map.column), from.to_key(), to.to_key());
+            .delete_range_cf(self.store.cf(map.column), &from, &to);
+        if map.column.separated() {
+            self.removed.push((map.column, from, Some(to)));
+        }
         self
     }
 
-    pub fn commit(self, durability: Durability) -> StoreResult<()> {
-        self.store.write(self.batch, durability, self.written)
+    pub fn commit(mut self, durability: Durability) -> StoreResult<()> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        let store = self.store.clone();
+        let mut columns: Vec<Column> = (self.appended.iter().map(|(c, ..)| *c))
+            .chain(self.removed.iter().map(|(c, ..)| *c))
+            .collect();
+        columns.sort_by_key(|c| c.position());
+        columns.dedup();
+        // Locked in one order (that of `Column::ALL`), so two writers cannot deadlock.
+        let _locks: Vec<_> = columns
+            .iter()
+            .filter_map(|c| store.value_log(*c))
+            .map(|log| log.commit.lock())
+            .collect();
+        let mut replaced: Vec<(Column, Pointer)> = Vec::new();
+        for &column in &columns {
+            let keys: Vec<Vec<u8>> = self
+                .appended
+                .iter()
+                .filter(|(c, ..)| *c == column)
+                .map(|(_, k, _)| k.clone())
+                .chain(
+                    self.removed
+                        .iter()
+                        .filter_map(|(c, k, to)| (*c == column && to.is_none()).then(|| k.clone())),
+                )
+                .collect();
+            let mut old = store.pointers(column, &keys)?;
+            for (_, from, to) in self.removed.iter().filter(|(c, ..)| *c == column) {
+                if let Some(to) = to {
+                    old.extend(
+                        store
+                            .pointers_in(column, from, to)?
+                            .into_iter()
+                            .map(|e| e.1),
+                    );
+                }
+            }
+            replaced.extend(old.into_iter().map(|p| (column, p)));
+        }
+        if durability == Durability::Sync {
+            for &column in &columns {
+                if let Some(log) = store.value_log(column) {
+                    log.sync(
+                        self.appended
+                            .iter()
+                            .filter(|(c, ..)| *c == column)
+                            .map(|(_, _, p)| p.segment),
+                    )?;
+                }
+            }
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let written = std::mem::take(&mut self.written);
+        let appended = std::mem::take(&mut self.appended);
+        let result = store.write(batch, durability, written);
+        for &column in &columns {
+            let Some(log) = store.value_log(column) else {
+                continue;
+            };
+            let mine = appended.iter().filter(|(c, ..)| *c == column);
+            let pointers: Vec<Pointer> = mine.map(|(_, _, p)| *p).collect();
+            let old: Vec<Pointer> = replaced
+                .iter()
+                .filter(|(c, _)| *c == column)
+                .map(|(_, p)| *p)
+                .collect();
+            match &result {
+                Ok(()) => log.settle(&pointers, &old, &[]),
+                Err(_) => log.settle(&[], &[], &pointers),
+            }
+        }
+        result
+    }
+}
+
+impl Drop for WriteBatch {
+    fn drop(&mut self) {
+        for (column, _, pointer) in self.appended.drain(..) {
+            if let Some(log) = self.store.value_log(column) {
+                log.settle(&[], &[], &[pointer]);
+            }
+        }
     }
 }
