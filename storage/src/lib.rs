@@ -631,7 +631,8 @@ impl WriteBatch {
                 .chain(
                     self.removed
                         .iter()
-                        .filter_map(|(c, k, to)| (*c == column && to.is_none()).then(|| k.clone())),
+                        .filter(|(c, _, to)| *c == column && to.is_none())
+                        .map(|(_, k, _)| k.clone()),
                 )
                 .collect();
             let mut old = store.pointers(column, &keys)?;
