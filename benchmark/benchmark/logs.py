@@ -251,6 +251,7 @@ def summary(config, results):
         f" Batch size: {p.get('batch_size', 0):,} B",
         f" Max batch delay: {p.get('max_batch_delay_ms')} ms",
         f" Leader schedule: {p.get('leader_schedule')}",
+        f" Committed log retention: {p.get('committed_log_retention')} sub-DAG(s)",
         '',
         ' + RESULTS:',
         f" Consensus TPS: {round(r['consensus_tps']):,} tx/s",

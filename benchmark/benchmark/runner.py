@@ -7,6 +7,7 @@ Where the processes run is the launcher's business: `LocalLauncher` starts them 
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -248,6 +249,9 @@ def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, ext
     finally:
         cluster.stop()
         launcher.close()
+        # The stores hold every batch of the run (GBs at high rates); the logs are what counts.
+        for i in range(bench.nodes):
+            shutil.rmtree(os.path.join(workdir, f'store-{i}'), ignore_errors=True)
     for i, log in zip(alive, node_logs):
         if 'store flushed' not in tail(log, 3):
             echo(f'warning: node {i} did not report a clean shutdown')

@@ -1,7 +1,8 @@
 //! Crypto costs that decide the certificate scheme and bound the worker path:
 //! `cargo bench -p weft-types --bench crypto`.
 //!
-//! - hashing throughput (Blake2b-256) for a transaction and a full batch;
+//! - hashing throughput for a transaction and a full batch: `Digest::of` (BLAKE3) beside
+//!   Blake2b-256, the digest weft used before;
 //! - ed25519 sign, verify, and batch-verify of 2f+1 vote signatures;
 //! - BLS12-381 (min_sig) aggregate verification of the same 2f+1 votes, the alternative
 //!   certificate scheme;
@@ -11,6 +12,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use fastcrypto::bls12381::min_sig::{
     BLS12381AggregateSignature, BLS12381KeyPair, BLS12381PublicKey,
 };
+use fastcrypto::hash::{Blake2b256, HashFunction};
 use fastcrypto::traits::{AggregateAuthenticator, KeyPair as _, Signer};
 use rand::{rngs::StdRng, SeedableRng};
 use weft_test_utils::CommitteeFixture;
@@ -18,12 +20,15 @@ use weft_types::crypto::Intent;
 use weft_types::{AuthorityIndex, Certificate, Digest, KeyPair, PublicKey};
 
 fn hashing(c: &mut Criterion) {
-    let mut g = c.benchmark_group("blake2b256");
+    let mut g = c.benchmark_group("digest");
     for size in [512usize, 500_000] {
         let data = vec![7u8; size];
         g.throughput(Throughput::Bytes(size as u64));
-        g.bench_with_input(BenchmarkId::from_parameter(size), &data, |b, d| {
+        g.bench_with_input(BenchmarkId::new("blake3", size), &data, |b, d| {
             b.iter(|| Digest::of(d))
+        });
+        g.bench_with_input(BenchmarkId::new("blake2b256", size), &data, |b, d| {
+            b.iter(|| Blake2b256::digest(d))
         });
     }
     g.finish();

@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 pub type Transaction = Bytes;
 
 typed_digest!(
-    /// Blake2b-256 of a batch's wire encoding (version byte included), so a worker hashes the
+    /// BLAKE3-256 of a batch's wire encoding (version byte included), so a worker hashes the
     /// bytes it received once and never re-encodes.
     BatchDigest
 );

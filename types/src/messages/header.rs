@@ -7,7 +7,7 @@ use bytes::{BufMut, BytesMut};
 use std::collections::HashSet;
 
 typed_digest!(
-    /// Blake2b-256 of a header's encoding without its signature.
+    /// BLAKE3-256 of a header's encoding without its signature.
     HeaderDigest
 );
 
