@@ -22,7 +22,7 @@ NODE_PARAMETERS = {
     'max_batch_delay_ms': 100,
     # Each node keeps the committed log for its consumers; the default (100,000 sub-DAGs)
     # would hold over 100 GB per node at 190k tx/s. 1,000 sub-DAGs is minutes of history.
-    'committed_log_retention': 1_000,
+    'committed_log_retention': 50,
 }
 
 

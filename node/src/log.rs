@@ -2,17 +2,55 @@
 //! executor in the same atomic write as the consensus state that produced it, so after any
 //! crash the log and consensus agree: nothing is output twice and nothing is skipped.
 //!
+//! A record holds the batches' digests, not copies: the batches stay where the workers stored
+//! them (copying every batch again cost more than the rest of the worker path), pinned in
+//! `Column::CommittedBatches` so that garbage collection leaves them to the log's retention.
+//! Readers get [`CommittedEntry`]s with the batches resolved.
+//!
 //! Transaction `(sub_dag_index, tx_index)` is the `tx_index`-th transaction of the entry,
 //! counting through its batches in order.
 
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 use tokio::sync::watch;
-use weft_storage::{Column, Map, Store, StoreResult};
+use weft_storage::{Column, Map, Store, StoreError, StoreResult};
 use weft_types::codec::{decode_message, put_vec, vec_len, Decode, DecodeError, Encode, Reader};
-use weft_types::{Batch, Round, Transaction};
+use weft_types::{Batch, BatchDigest, Round, Transaction};
 
-/// One committed sub-DAG as the log keeps it.
+/// One committed sub-DAG as the log stores it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommittedRecord {
+    pub index: u64,
+    pub leader_round: Round,
+    /// The batches' digests, in output order.
+    pub batches: Vec<BatchDigest>,
+}
+
+impl Encode for CommittedRecord {
+    fn encode(&self, out: &mut BytesMut) {
+        self.index.encode(out);
+        self.leader_round.encode(out);
+        put_vec(out, &self.batches);
+    }
+    fn encoded_len(&self) -> usize {
+        16 + vec_len(&self.batches)
+    }
+}
+
+impl Decode for CommittedRecord {
+    const MIN_ENCODED_LEN: usize = 20;
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(Self {
+            index: r.u64("record.index")?,
+            leader_round: r.u64("record.leader_round")?,
+            batches: r.vec("record.batches")?,
+        })
+    }
+}
+
+weft_storage::stored_as_message!(CommittedRecord);
+
+/// One committed sub-DAG as readers get it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommittedEntry {
     pub index: u64,
@@ -33,52 +71,30 @@ impl CommittedEntry {
     }
 }
 
-impl Encode for CommittedEntry {
-    fn encode(&self, out: &mut BytesMut) {
-        self.index.encode(out);
-        self.leader_round.encode(out);
-        put_vec(out, &self.batches);
-    }
-    fn encoded_len(&self) -> usize {
-        16 + vec_len(&self.batches)
-    }
-}
-
-impl Decode for CommittedEntry {
-    const MIN_ENCODED_LEN: usize = 20;
-    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
-        Ok(Self {
-            index: r.u64("entry.index")?,
-            leader_round: r.u64("entry.leader_round")?,
-            batches: r.vec("entry.batches")?,
-        })
-    }
-}
-
-weft_storage::stored_as_message!(CommittedEntry);
-
 /// Reads the committed log; cheap to clone.
 #[derive(Clone)]
 pub struct CommittedLog {
-    entries: Map<u64, CommittedEntry>,
+    records: Map<u64, CommittedRecord>,
+    batches: Map<BatchDigest, Bytes>,
     /// Index the next entry will get (= number of sub-DAGs committed so far).
     next: Arc<watch::Sender<u64>>,
 }
 
 impl CommittedLog {
     pub fn open(store: &Store) -> StoreResult<Self> {
-        let entries: Map<u64, CommittedEntry> = store.map(Column::CommittedLog);
-        let next = entries
+        let records: Map<u64, CommittedRecord> = store.map(Column::CommittedLog);
+        let next = records
             .last()?
-            .map_or(0, |(index, _): (u64, CommittedEntry)| index + 1);
+            .map_or(0, |(index, _): (u64, CommittedRecord)| index + 1);
         Ok(Self {
-            entries,
+            records,
+            batches: store.map(Column::Batches),
             next: Arc::new(watch::channel(next).0),
         })
     }
 
-    pub(crate) fn map(&self) -> &Map<u64, CommittedEntry> {
-        &self.entries
+    pub(crate) fn map(&self) -> &Map<u64, CommittedRecord> {
+        &self.records
     }
 
     /// Called after entry `index` is durable.
@@ -97,12 +113,44 @@ impl CommittedLog {
 
     /// Up to `max` retained entries from `from` on, in order. Entries older than the
     /// retention are gone: the first returned may then be later than `from`.
+    ///
+    /// A batch missing from the store (its bytes torn by a power loss) is an error naming it.
     pub fn read(&self, from: u64, max: usize) -> StoreResult<Vec<CommittedEntry>> {
-        Ok(self
-            .entries
+        self.records
             .range(&from, &u64::MAX, max)?
             .into_iter()
-            .map(|(_, e)| e)
+            .map(|(_, record)| {
+                let batches = self.batches.multi_get(&record.batches)?;
+                let batches = record
+                    .batches
+                    .iter()
+                    .zip(batches)
+                    .map(|(digest, batch)| {
+                        batch.ok_or_else(|| StoreError::Corrupt {
+                            column: "batches",
+                            reason: format!(
+                                "batch {digest} of committed sub-DAG {} is missing",
+                                record.index
+                            ),
+                        })
+                    })
+                    .collect::<StoreResult<Vec<Bytes>>>()?;
+                Ok(CommittedEntry {
+                    index: record.index,
+                    leader_round: record.leader_round,
+                    batches,
+                })
+            })
+            .collect()
+    }
+
+    /// The stored records from `from` on, at most `max`, without their batches.
+    pub fn records(&self, from: u64, max: usize) -> StoreResult<Vec<CommittedRecord>> {
+        Ok(self
+            .records
+            .range(&from, &u64::MAX, max)?
+            .into_iter()
+            .map(|(_, r)| r)
             .collect())
     }
 

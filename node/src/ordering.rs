@@ -1,9 +1,11 @@
 //! From certificates to the committed log: the consensus actor runs Bullshark on the
-//! certificates the primary delivers (in causal order); the executor resolves each committed
-//! sub-DAG's batches and writes the log entry together with the consensus state that produced
-//! it, in one synced write, and only then lets the primary garbage-collect.
+//! certificates the primary delivers (in causal order); the executor makes sure each committed
+//! sub-DAG's batches are in the node's store, writes the log record (their digests) together
+//! with the consensus state that produced it and the batches' pins, in one synced write, and
+//! only then lets the primary garbage-collect. Pinned batches outlive garbage collection; the
+//! executor deletes them with the records that leave the log's retention.
 
-use crate::log::{CommittedEntry, CommittedLog};
+use crate::log::{CommittedLog, CommittedRecord};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashSet};
@@ -14,7 +16,7 @@ use tokio::task::JoinHandle;
 use weft_consensus::{Bullshark, CommittedSubDag, ConsensusState, LeaderSchedule};
 use weft_network::{Peer, ReliableSender};
 use weft_primary::CommitNotice;
-use weft_storage::{Column, Durability, Map, Store, StoreError};
+use weft_storage::{Column, Durability, Map, Store, StoreError, WriteBatch};
 use weft_types::codec::{decode_message, encode_message};
 use weft_types::{
     BatchDigest, BatchResponse, Certificate, Committee, PrimaryToWorker, WorkerId, WorkerMessage,
@@ -117,8 +119,12 @@ pub struct Executor {
     store: Store,
     log: CommittedLog,
     batches: Map<BatchDigest, Bytes>,
+    /// Committed batches → the sub-DAG that committed them.
+    pins: Map<BatchDigest, u64>,
     consensus: Map<String, Bytes>,
     retention: u64,
+    /// Records below this index are already pruned.
+    pruned: u64,
     /// This authority's workers, asked for batches when they run as separate processes.
     workers: BTreeMap<WorkerId, Peer>,
     external_workers: bool,
@@ -147,7 +153,9 @@ impl Executor {
         let workers = weft_primary::own_workers(committee, me);
         let executor = Self {
             batches: store.map(Column::Batches),
+            pins: store.map(Column::CommittedBatches),
             consensus: store.map(Column::Consensus),
+            pruned: 0,
             store,
             log,
             retention: parameters.committed_log_retention,
@@ -183,32 +191,32 @@ impl Executor {
             return Ok(());
         }
         let mut seen = HashSet::new();
-        let mut batches = Vec::new();
+        let mut digests = Vec::new();
         let mut transactions = 0usize;
         for certificate in &sub_dag.certificates {
             for (digest, worker) in &certificate.header.payload {
                 if !seen.insert(*digest) {
                     continue;
                 }
-                let bytes = self.batch(*digest, *worker, certificate.author()).await?;
-                transactions += bytes_transactions(&bytes);
+                transactions += self.batch(*digest, *worker, certificate.author()).await?;
                 tracing::info!(target: "weft::bench", "Committed batch {digest}");
-                batches.push(bytes);
+                digests.push(*digest);
             }
         }
-        let entry = CommittedEntry {
+        let record = CommittedRecord {
             index,
             leader_round: sub_dag.leader_round,
-            batches,
+            batches: digests,
         };
         let mut write = self.store.batch();
-        write.insert(self.log.map(), &index, &entry);
+        write.insert(self.log.map(), &index, &record);
+        for digest in &record.batches {
+            write.insert(&self.pins, digest, &index);
+        }
         if let Some(state) = state {
             write.insert(&self.consensus, &STATE_KEY.to_string(), &state.to_bytes());
         }
-        if index + 1 > self.retention {
-            write.remove_range(self.log.map(), &0, &(index + 1 - self.retention));
-        }
+        self.prune(&mut write, (index + 1).saturating_sub(self.retention))?;
         write.commit(Durability::Sync)?;
         self.log.advance(index);
         tracing::info!(
@@ -216,7 +224,7 @@ impl Executor {
             "Committed sub-dag {index} leader round {} certificates {} batches {} transactions {transactions}",
             sub_dag.leader_round,
             sub_dag.certificates.len(),
-            entry.batches.len(),
+            record.batches.len(),
         );
         let notice = CommitNotice {
             leader_round: sub_dag.leader_round,
@@ -231,18 +239,42 @@ impl Executor {
         Ok(())
     }
 
-    /// A batch from the local store where in-process workers put it, or else from this
-    /// authority's worker process. If it is missing (not fetched yet, or deleted by GC with an
-    /// older certificate that carried it too), the worker is told to fetch it from `author`'s
+    /// Removes the records below `upto` with the batches they pinned (a batch a later record
+    /// committed again stays, pinned by that one).
+    fn prune(&mut self, write: &mut WriteBatch, upto: u64) -> Result<(), StoreError> {
+        if upto <= self.pruned {
+            return Ok(());
+        }
+        let records = self
+            .log
+            .records(self.pruned, (upto - self.pruned) as usize)?;
+        for record in records.iter().filter(|r| r.index < upto) {
+            let pins = self.pins.multi_get(&record.batches)?;
+            for (digest, pin) in record.batches.iter().zip(pins) {
+                if pin == Some(record.index) {
+                    write.remove(&self.pins, digest);
+                    write.remove(&self.batches, digest);
+                }
+            }
+            write.remove(self.log.map(), &record.index);
+        }
+        self.pruned = upto;
+        Ok(())
+    }
+
+    /// Makes sure a committed batch is in the node's store and returns its transaction count.
+    /// In-process workers stored it there already; a batch of a worker process is fetched
+    /// from it and copied in. If it is missing (not fetched yet, or deleted by GC with an older
+    /// certificate that carried it too), the worker is told to fetch it from `author`'s
     /// worker, and again every `sync_retry_delay`: a certified batch always exists somewhere.
     async fn batch(
         &self,
         digest: BatchDigest,
         worker: WorkerId,
         author: weft_types::AuthorityIndex,
-    ) -> Result<Bytes, StoreError> {
+    ) -> Result<usize, StoreError> {
         if let Some(b) = self.batches.get(&digest)? {
-            return Ok(b);
+            return Ok(bytes_transactions(&b));
         }
         let local = self.batches.notify_read(digest);
         tokio::pin!(local);
@@ -255,7 +287,7 @@ impl Executor {
         let mut _pending_sync = None;
         loop {
             tokio::select! {
-                b = &mut local => return b,
+                b = &mut local => return Ok(bytes_transactions(&b?)),
                 _ = tokio::time::sleep(wait), if peer.is_some() => {
                     wait = self.retry;
                     if let Some(peer) = peer {
@@ -263,7 +295,8 @@ impl Executor {
                     }
                     if self.external_workers {
                         if let Some(b) = self.fetch(peer, digest).await {
-                            return Ok(b);
+                            self.batches.insert(&digest, &b, Durability::Buffered)?;
+                            return Ok(bytes_transactions(&b));
                         }
                     }
                 }

@@ -215,8 +215,9 @@ async fn four_authorities_output_one_sequence_through_a_crash_and_restart() {
     }
 }
 
-/// Batches a node's store holds, and the primary's records of stored batches.
-fn stored(node: &NodeHandle) -> (usize, usize) {
+/// Batches a node's store holds, the primary's records of stored batches, and the batches
+/// the committed log pins.
+fn stored(node: &NodeHandle) -> (usize, usize, usize) {
     use weft_storage::Column;
     let batches = node
         .store
@@ -224,21 +225,52 @@ fn stored(node: &NodeHandle) -> (usize, usize) {
     let payload = node
         .store
         .map::<(weft_types::BatchDigest, weft_types::WorkerId), u64>(Column::Payload);
-    (batches.iter().unwrap().len(), payload.iter().unwrap().len())
+    let pins = node
+        .store
+        .map::<weft_types::BatchDigest, u64>(Column::CommittedBatches);
+    (
+        batches.iter().unwrap().len(),
+        payload.iter().unwrap().len(),
+        pins.iter().unwrap().len(),
+    )
 }
 
-/// Batches live on disk only while their round is above the GC round: once everything sent
-/// is committed and the DAG has moved well past it, every node has deleted them (workers'
-/// batches and the primary's payload records alike).
+/// Waits until `done` holds for a node, or panics after two minutes with every node's metrics.
+async fn wait_until(nodes: &[NodeHandle], n: &NodeHandle, what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while !done() {
+        if tokio::time::Instant::now() >= deadline {
+            let all: Vec<String> = nodes.iter().map(metrics).collect();
+            panic!(
+                "{}: {what} did not happen (stored {:?}, GC round {}); metrics:\n{}",
+                n.authority,
+                stored(n),
+                n.metrics.gc_round.get(),
+                all.join("\n----\n")
+            );
+        }
+        let next = n.log.next_index();
+        let _ = tokio::time::timeout(Duration::from_secs(1), n.log.wait_for(next)).await;
+    }
+}
+
+/// Committed batches outlive the DAG's garbage collection for as long as the committed log
+/// retains their sub-DAG (the log reads whole after GC passed them), and are deleted from
+/// disk once it no longer does. The primary's payload records go with GC.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn batches_are_deleted_from_disk_once_below_the_gc_round() {
+async fn committed_batches_live_as_long_as_the_log_retains_them() {
     init_tracing();
     let f = CommitteeFixture::with_free_ports(4, 1, 32);
     let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
     const GC_DEPTH: u64 = 4;
+    const RETENTION: u64 = 100;
+    let parameters = Parameters {
+        committed_log_retention: RETENTION,
+        ..parameters_with_gc(GC_DEPTH)
+    };
     let mut nodes = Vec::new();
     for (i, d) in dirs.iter().enumerate() {
-        nodes.push(start_with(&f, i, d.path(), parameters_with_gc(GC_DEPTH)).await);
+        nodes.push(start_with(&f, i, d.path(), parameters.clone()).await);
     }
     for i in 0..4u64 {
         send(tx_address(&f, i as usize), i * 500..(i + 1) * 500).await;
@@ -246,28 +278,48 @@ async fn batches_are_deleted_from_disk_once_below_the_gc_round() {
     for n in &nodes {
         committed(n, 2_000).await;
     }
-    let (during, _) = stored(&nodes[0]);
+    let (during, _, _) = stored(&nodes[0]);
     assert!(during > 0, "batches were stored");
     let past = nodes[0].metrics.round.get() + 3 * GC_DEPTH as i64 + 10;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut last_with_batches = Vec::new();
     for n in &nodes {
-        loop {
-            let (batches, payload) = stored(n);
-            if n.metrics.gc_round.get() >= past && batches == 0 && payload == 0 {
-                break;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                let all: Vec<String> = nodes.iter().map(metrics).collect();
-                panic!(
-                    "{}: {batches} batches and {payload} payload records left at GC round {}; metrics:\n{}",
-                    n.authority,
-                    n.metrics.gc_round.get(),
-                    all.join("\n----\n")
-                );
-            }
-            let next = n.log.next_index();
-            let _ = tokio::time::timeout(Duration::from_secs(1), n.log.wait_for(next)).await;
-        }
+        wait_until(&nodes, n, "GC past every batch", || {
+            n.metrics.gc_round.get() >= past && stored(n).1 == 0
+        })
+        .await;
+        // A sub-DAG per two rounds at most: at this round nothing has left the log yet.
+        let entries = n.log.read(0, usize::MAX).unwrap();
+        assert_eq!(
+            entries[0].index, 0,
+            "{}: the log was pruned early",
+            n.authority
+        );
+        let transactions: usize = entries
+            .iter()
+            .map(|e| e.transactions().unwrap().len())
+            .sum();
+        assert_eq!(
+            transactions, 2_000,
+            "{}: the log lost batches to GC",
+            n.authority
+        );
+        let last = entries
+            .iter()
+            .filter(|e| !e.batches.is_empty())
+            .map(|e| e.index)
+            .max()
+            .unwrap();
+        last_with_batches.push(last);
+    }
+    for (n, last) in nodes.iter().zip(last_with_batches) {
+        wait_until(
+            &nodes,
+            n,
+            "the log's retention deleting the batches",
+            || n.log.next_index() > last + RETENTION && stored(n) == (0, 0, 0),
+        )
+        .await;
+        assert!(n.log.read(0, 1).unwrap()[0].index > last);
     }
     for n in nodes {
         n.shutdown().await.unwrap();

@@ -14,7 +14,7 @@
 //! [`Store::sync`] fsyncs the WAL and is called on graceful shutdown.
 //!
 //! # Large values
-//! The values of [`Column::separated`] columns (batches, committed-log entries) are not kept in
+//! The values of [`Column::separated`] columns (batches) are not kept in
 //! RocksDB but appended once to segment files, with a pointer in RocksDB; see [`vlog`]. The
 //! same durability policy applies to them.
 
@@ -72,13 +72,16 @@ pub enum Column {
     /// (batch digest, worker id) → round it was reported in: batches a primary knows are
     /// stored by its own workers, so headers carrying them can be voted for.
     Payload,
-    /// Sub-DAG index → its ordered batches: the node's committed log, kept for a configured
-    /// number of sub-DAGs regardless of the DAG's garbage collection.
+    /// Sub-DAG index → the digests of its ordered batches: the node's committed log, kept for
+    /// a configured number of sub-DAGs regardless of the DAG's garbage collection.
     CommittedLog,
+    /// Batch digest → the sub-DAG that committed it: batches the committed log still refers
+    /// to, which garbage collection must leave for the log's retention to delete.
+    CommittedBatches,
 }
 
 impl Column {
-    pub const ALL: [Column; 8] = [
+    pub const ALL: [Column; 9] = [
         Column::Batches,
         Column::Headers,
         Column::Certificates,
@@ -87,6 +90,7 @@ impl Column {
         Column::Consensus,
         Column::Payload,
         Column::CommittedLog,
+        Column::CommittedBatches,
     ];
 
     pub fn name(self) -> &'static str {
@@ -99,12 +103,13 @@ impl Column {
             Column::Consensus => "consensus",
             Column::Payload => "payload",
             Column::CommittedLog => "committed_log",
+            Column::CommittedBatches => "committed_batches",
         }
     }
 
     /// Whether values live in a value log instead of RocksDB: the large, write-once ones.
     pub fn separated(self) -> bool {
-        matches!(self, Column::Batches | Column::CommittedLog)
+        matches!(self, Column::Batches)
     }
 
     fn position(self) -> usize {

@@ -1,4 +1,4 @@
-//! Value separation for the columns whose values are large (batches, committed-log entries).
+//! Value separation for the columns whose values are large: batches.
 //!
 //! Kept inside RocksDB, every batch byte would be written four times or more: to the WAL, to a
 //! memtable, to an SST at flush and again at every compaction. Here the value is appended once

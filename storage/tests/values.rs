@@ -1,4 +1,4 @@
-//! Separated values (batches, committed-log entries) live in segment files: they read back
+//! Separated values (batches) live in segment files: they read back
 //! across reopen, a segment is deleted once nothing refers to it, appends that never got a
 //! pointer leave nothing behind, and a value torn by a power loss reads as absent.
 
@@ -157,25 +157,25 @@ fn a_torn_value_reads_as_absent() {
 }
 
 #[test]
-fn range_removal_releases_committed_log_segments() {
+fn range_removal_releases_segments() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let log: Map<u64, Bytes> = store.map(Column::CommittedLog);
-    // One more than three segments hold, so a fourth is the active one.
+    let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
     let n = values_for_segments(3) + 1;
     for i in 0..n {
-        log.insert(&i, &value(i, BIG), Durability::Sync).unwrap();
+        batches
+            .insert(&digest(i), &value(i, BIG), Durability::Sync)
+            .unwrap();
     }
-    let mut wb = store.batch();
-    wb.remove_range(&log, &0, &values_for_segments(2));
-    wb.commit(Durability::Sync).unwrap();
-    assert_eq!(store.value_segments(Column::CommittedLog), 2);
-    let kept = log.range(&0, &u64::MAX, usize::MAX).unwrap();
-    assert_eq!(kept.len() as u64, n - values_for_segments(2));
-    assert_eq!(
-        kept[0],
-        (values_for_segments(2), value(values_for_segments(2), BIG))
+    let (lowest, highest) = (
+        BatchDigest(Digest([0; 32])),
+        BatchDigest(Digest([0xff; 32])),
     );
+    let mut wb = store.batch();
+    wb.remove_range(&batches, &lowest, &highest);
+    wb.commit(Durability::Sync).unwrap();
+    assert_eq!(store.value_segments(Column::Batches), 1);
+    assert!(batches.iter().unwrap().is_empty());
 }
 
 #[test]

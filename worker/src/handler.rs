@@ -28,6 +28,8 @@ pub struct WorkerHandler {
     pub max_message_size: usize,
     pub store: Store,
     pub batches: Map<BatchDigest, Bytes>,
+    /// Batches the node's committed log refers to: the log's retention deletes those.
+    pub pins: Map<BatchDigest, u64>,
     pub tx_primary: mpsc::Sender<WorkerToPrimary>,
     pub tx_synchronizer: mpsc::Sender<SyncRequest>,
     pub metrics: Arc<WorkerMetrics>,
@@ -84,16 +86,20 @@ impl WorkerHandler {
             }
             PrimaryToWorker::DeleteBatches { digests } => {
                 let (store, batches) = (self.store.clone(), self.batches.clone());
-                let count = digests.len() as u64;
-                blocking(move || {
+                let pins = self.pins.clone();
+                let deleted = blocking(move || {
+                    let pinned = pins.multi_get(&digests)?;
                     let mut write = store.batch();
-                    for digest in &digests {
+                    let mut count = 0;
+                    for (digest, _) in digests.iter().zip(pinned).filter(|(_, p)| p.is_none()) {
                         write.remove(&batches, digest);
+                        count += 1;
                     }
-                    write.commit(Durability::Buffered)
+                    write.commit(Durability::Buffered)?;
+                    Ok(count)
                 })
                 .await?;
-                self.metrics.batches_deleted.inc_by(count);
+                self.metrics.batches_deleted.inc_by(deleted);
             }
         }
         Ok(Bytes::new())

@@ -237,6 +237,7 @@ impl Worker {
             worker_id: id,
             max_transaction_size: parameters.max_transaction_size,
             max_message_size: parameters.max_message_size,
+            pins: store.map(Column::CommittedBatches),
             store,
             batches,
             tx_primary,
