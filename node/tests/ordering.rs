@@ -235,6 +235,29 @@ fn stored(node: &NodeHandle) -> (usize, usize, usize) {
     )
 }
 
+/// Sends authority `to`'s worker 0 a batch as authority `from`'s worker would, which
+/// `from`'s primary knows nothing of; returns its digest once stored.
+async fn send_orphan(f: &CommitteeFixture, to: usize, from: u16) -> weft_types::BatchDigest {
+    use weft_network::{NetworkConfig, NetworkMetrics, Peer, ReliableSender};
+    use weft_types::codec::encode_message;
+    let sender = ReliableSender::new(
+        &f.keys(AuthorityIndex(from)).network,
+        NetworkConfig::default(),
+        Arc::new(NetworkMetrics::unregistered()),
+    )
+    .unwrap();
+    let authority = f.committee.authority(AuthorityIndex(to as u16)).unwrap();
+    let peer = Peer::new(
+        authority.worker_addresses[&0],
+        authority.network_key.clone(),
+    );
+    let tx = weft_types::Transaction::from(vec![1u8; 64]);
+    let (digest, sealed) = weft_types::Batch::new(vec![tx]).seal();
+    let message = encode_message(&weft_types::WorkerMessage::Batch(sealed));
+    sender.send(&peer, message).await.await.unwrap();
+    digest
+}
+
 /// Waits until `done` holds for a node, or panics after two minutes with every node's metrics.
 async fn wait_until(nodes: &[NodeHandle], n: &NodeHandle, what: &str, done: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
@@ -256,7 +279,9 @@ async fn wait_until(nodes: &[NodeHandle], n: &NodeHandle, what: &str, done: impl
 
 /// Committed batches outlive the DAG's garbage collection for as long as the committed log
 /// retains their sub-DAG (the log reads whole after GC passed them), and are deleted from
-/// disk once it no longer does. The primary's payload records go with GC.
+/// disk once it no longer does. The primary's payload records go with GC, and so does a batch
+/// that no certificate ever carries (here one sent to authority 0's worker by authority 3's
+/// key, which its own primary never proposes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn committed_batches_live_as_long_as_the_log_retains_them() {
     init_tracing();
@@ -275,11 +300,14 @@ async fn committed_batches_live_as_long_as_the_log_retains_them() {
     for i in 0..4u64 {
         send(tx_address(&f, i as usize), i * 500..(i + 1) * 500).await;
     }
+    let orphan = send_orphan(&f, 0, 3).await;
     for n in &nodes {
         committed(n, 2_000).await;
     }
-    let (during, _, _) = stored(&nodes[0]);
-    assert!(during > 0, "batches were stored");
+    let batches = nodes[0]
+        .store
+        .map::<weft_types::BatchDigest, bytes::Bytes>(weft_storage::Column::Batches);
+    assert!(batches.contains(&orphan).unwrap(), "the orphan was stored");
     let past = nodes[0].metrics.round.get() + 3 * GC_DEPTH as i64 + 10;
     let mut last_with_batches = Vec::new();
     for n in &nodes {

@@ -16,6 +16,8 @@ pub struct PrimaryMetrics {
     /// GC round: nothing at or below it is kept.
     pub gc_round: IntGauge,
     pub headers_proposed: IntCounter,
+    /// Stored batches that no certificate carried, deleted by the orphan sweep.
+    pub orphan_batches: IntCounter,
     pub votes_sent: IntCounter,
     pub certificates_formed: IntCounter,
     /// Certificates added to the DAG (own and others').
@@ -56,6 +58,11 @@ impl PrimaryMetrics {
             gc_round: register_int_gauge_with_registry!(
                 "weft_primary_gc_round",
                 "Rounds at or below it are garbage collected",
+                registry
+            )?,
+            orphan_batches: register_int_counter_with_registry!(
+                "weft_primary_orphan_batches_deleted_total",
+                "Stored batches no certificate carried, deleted after two GC depths",
                 registry
             )?,
             headers_proposed: register_int_counter_with_registry!(

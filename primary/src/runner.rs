@@ -76,6 +76,8 @@ pub(crate) struct Runner {
     own_headers: BTreeMap<Round, HeaderDigest>,
     start: Instant,
     gc_depth: Round,
+    /// The GC round at which stored batches no certificate carried are next looked for.
+    next_orphan_sweep: Round,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -120,6 +122,7 @@ impl Runner {
             own_headers,
             start: Instant::now(),
             gc_depth,
+            next_orphan_sweep: 0,
         };
         tokio::spawn(runner.run())
     }
@@ -335,6 +338,30 @@ impl Runner {
         Ok(())
     }
 
+    /// Batches stored (by own workers, for anyone) in a round more than a GC depth below
+    /// `gc_round` that no certificate still carries: those of headers never certified, such as
+    /// an author's last before a crash. Certified ones went with their certificates; without
+    /// this sweep the rest would stay on disk for good. A header still proposing one later
+    /// has it fetched again.
+    fn orphans(&self, gc_round: Round) -> Result<Vec<(BatchDigest, WorkerId)>, StoreError> {
+        let old: Vec<(BatchDigest, WorkerId)> = self
+            .stores
+            .payload
+            .iter()?
+            .into_iter()
+            .filter(|(_, round)| round + self.gc_depth < gc_round)
+            .map(|(key, _)| key)
+            .collect();
+        let candidates: HashSet<BatchDigest> = old.iter().map(|(d, _)| *d).collect();
+        let in_use = self.core.batches_in_use(&candidates);
+        let orphans: Vec<_> = old
+            .into_iter()
+            .filter(|(d, _)| !in_use.contains(d))
+            .collect();
+        self.metrics.orphan_batches.inc_by(orphans.len() as u64);
+        Ok(orphans)
+    }
+
     /// Deletes what is below the GC round from disk and asks the workers to drop its batches.
     async fn garbage_collect(
         &mut self,
@@ -357,6 +384,13 @@ impl Runner {
                 }
                 batch.remove(&s.payload, &(*digest, *worker));
                 by_worker.entry(*worker).or_default().push(*digest);
+            }
+        }
+        if gc_round >= self.next_orphan_sweep {
+            self.next_orphan_sweep = gc_round + self.gc_depth;
+            for (digest, worker) in self.orphans(gc_round)? {
+                batch.remove(&s.payload, &(digest, worker));
+                by_worker.entry(worker).or_default().push(digest);
             }
         }
         let newer = self.own_headers.split_off(&(gc_round + 1));
