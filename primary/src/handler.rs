@@ -28,6 +28,8 @@ pub(crate) struct PrimaryHandler {
     pub metrics: Arc<PrimaryMetrics>,
     pub max_message_size: usize,
     pub max_certificates_per_fetch: usize,
+    /// The GC round, recorded with each stored batch (see the runner's orphan sweep).
+    pub gc_round: tokio::sync::watch::Receiver<weft_types::Round>,
 }
 
 /// A refused request: the label of the message and the reason, for the metric and the peer.
@@ -135,10 +137,12 @@ impl PrimaryHandler {
                 "unknown_worker",
             ));
         }
-        // Recorded before the core hears of it, so a header carrying it finds it stored.
+        // Recorded before the core hears of it, so a header carrying it finds it stored. The
+        // GC round of the moment dates it for the orphan sweep.
+        let gc_round = *self.gc_round.borrow();
         self.stores
             .payload
-            .insert(&(digest, worker), &0, Durability::Buffered)
+            .insert(&(digest, worker), &gc_round, Durability::Buffered)
             .map_err(store_failure)?;
         if ours {
             self.tx_core

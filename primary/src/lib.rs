@@ -257,6 +257,7 @@ impl Primary {
             metrics: metrics.clone(),
             max_message_size: parameters.max_message_size,
             max_certificates_per_fetch: parameters.max_certificates_per_fetch,
+            gc_round: rx_gc_round.clone(),
         };
         let server = Server::spawn(
             address,

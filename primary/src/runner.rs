@@ -338,18 +338,18 @@ impl Runner {
         Ok(())
     }
 
-    /// Batches stored (by own workers, for anyone) in a round more than a GC depth below
-    /// `gc_round` that no certificate still carries: those of headers never certified, such as
-    /// an author's last before a crash. Certified ones went with their certificates; without
-    /// this sweep the rest would stay on disk for good. A header still proposing one later
-    /// has it fetched again.
+    /// Batches stored (by own workers, for anyone) while the GC round was more than two GC
+    /// depths below `gc_round`, that nothing still carries: those of headers never certified,
+    /// such as an author's last before a crash. Certified ones went with their certificates;
+    /// without this sweep the rest would stay on disk for good. A header still proposing one
+    /// later has it fetched again.
     fn orphans(&self, gc_round: Round) -> Result<Vec<(BatchDigest, WorkerId)>, StoreError> {
         let old: Vec<(BatchDigest, WorkerId)> = self
             .stores
             .payload
             .iter()?
             .into_iter()
-            .filter(|(_, round)| round + self.gc_depth < gc_round)
+            .filter(|(_, stored_at)| stored_at + 2 * self.gc_depth < gc_round)
             .map(|(key, _)| key)
             .collect();
         let candidates: HashSet<BatchDigest> = old.iter().map(|(d, _)| *d).collect();

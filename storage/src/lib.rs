@@ -69,7 +69,7 @@ pub enum Column {
     Votes,
     /// Named consensus state records.
     Consensus,
-    /// (batch digest, worker id) → round it was reported in: batches a primary knows are
+    /// (batch digest, worker id) → the GC round when it was reported: batches a primary knows are
     /// stored by its own workers, so headers carrying them can be voted for.
     Payload,
     /// Sub-DAG index → the digests of its ordered batches: the node's committed log, kept for
