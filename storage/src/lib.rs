@@ -310,16 +310,10 @@ impl Store {
             .expect("every column family is created when the store is opened")
     }
 
-    fn write(
-        &self,
-        batch: rocksdb::WriteBatch,
-        durability: Durability,
-        written: Vec<(Column, Vec<u8>, Bytes)>,
-    ) -> StoreResult<()> {
+    fn write(&self, batch: rocksdb::WriteBatch, durability: Durability) -> StoreResult<()> {
         let mut opts = WriteOptions::default();
         opts.set_sync(durability == Durability::Sync);
         self.inner.db.write_opt(batch, &opts)?;
-        self.wake(written);
         Ok(())
     }
 
@@ -621,7 +615,7 @@ impl WriteBatch {
         columns.sort_by_key(|c| c.position());
         columns.dedup();
         // Locked in one order (that of `Column::ALL`), so two writers cannot deadlock.
-        let _locks: Vec<_> = columns
+        let locks: Vec<_> = columns
             .iter()
             .filter_map(|c| store.value_log(*c))
             .map(|log| log.commit.lock())
@@ -668,7 +662,7 @@ impl WriteBatch {
         let batch = std::mem::take(&mut self.batch);
         let written = std::mem::take(&mut self.written);
         let appended = std::mem::take(&mut self.appended);
-        let result = store.write(batch, durability, written);
+        let result = store.write(batch, durability);
         for &column in &columns {
             let Some(log) = store.value_log(column) else {
                 continue;
@@ -684,6 +678,12 @@ impl WriteBatch {
                 Ok(()) => log.settle(&pointers, &old, &[]),
                 Err(_) => log.settle(&[], &[], &pointers),
             }
+        }
+        // After the commit locks are released: a reader that finds a torn value takes one
+        // while holding the waiters lock.
+        drop(locks);
+        if result.is_ok() {
+            store.wake(written);
         }
         result
     }
