@@ -424,6 +424,19 @@ impl<K: Key, V: Value> Map<K, V> {
         }
     }
 
+    /// The first `len` bytes of the key's stored value, without reading the rest (for a
+    /// separated column, nor checking it: a torn value shows only when read whole).
+    pub fn value_prefix(&self, key: &K, len: usize) -> StoreResult<Option<Bytes>> {
+        let cf = self.store.cf(self.column);
+        let Some(raw) = self.store.inner.db.get_pinned_cf(cf, key.to_key())? else {
+            return Ok(None);
+        };
+        match self.store.value_log(self.column) {
+            Some(log) => log.read_prefix(&Pointer::decode(self.column.name(), &raw)?, len),
+            None => Ok(Some(Bytes::copy_from_slice(&raw[..len.min(raw.len())]))),
+        }
+    }
+
     /// Whether the key has a value. For a separated column, a value torn by a power loss still
     /// counts until it is read.
     pub fn contains(&self, key: &K) -> StoreResult<bool> {
@@ -602,6 +615,15 @@ impl WriteBatch {
             self.removed.push((map.column, from, Some(to)));
         }
         self
+    }
+
+    /// [`WriteBatch::commit`] on a blocking thread: for async callers whose write may fsync,
+    /// which can take hundreds of milliseconds while the disk is busy and must not hold one
+    /// of the runtime's few threads meanwhile.
+    pub async fn commit_blocking(self, durability: Durability) -> StoreResult<()> {
+        tokio::task::spawn_blocking(move || self.commit(durability))
+            .await
+            .map_err(|_| StoreError::Closed)?
     }
 
     pub fn commit(mut self, durability: Durability) -> StoreResult<()> {

@@ -26,6 +26,11 @@ use std::sync::Arc;
 /// A new segment is started once the current one holds this many bytes.
 pub const SEGMENT_SIZE: u64 = 64 << 20;
 
+/// Writeback of appended bytes is started every this many bytes (as RocksDB's
+/// `bytes_per_sync`): left to the kernel, gigabytes of dirty batches were written back in bursts
+/// that held every fsync (vote records, the committed log) for up to 650 ms.
+pub const WRITEBACK_EVERY: u64 = 8 << 20;
+
 const SUFFIX: &str = ".vlog";
 
 /// Where a value lives: what RocksDB stores instead of the value.
@@ -72,6 +77,9 @@ impl Pointer {
 
 struct Segment {
     file: Arc<File>,
+    /// Whether the directory entry is known durable. Made so only when a synced write needs
+    /// it: a directory fsync per new segment stalled behind writeback for hundreds of ms.
+    named: bool,
     /// Pointers in the database that refer to this segment.
     live: u64,
     /// Values appended whose pointers are not written (or abandoned) yet.
@@ -82,6 +90,8 @@ struct State {
     segments: HashMap<u64, Segment>,
     active: u64,
     active_len: u64,
+    /// Where in the active segment writeback was last started.
+    written_back: u64,
 }
 
 /// The segment files of one column.
@@ -91,6 +101,23 @@ pub(crate) struct ValueLog {
     state: Mutex<State>,
     /// Held while pointers of this column are read and replaced, so the live counts stay exact.
     pub commit: Mutex<()>,
+}
+
+/// Starts writing a range back to disk without waiting for it (`SYNC_FILE_RANGE_WRITE`).
+fn start_writeback(file: &File, from: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain syscall on a file descriptor this `File` keeps open; no memory is passed.
+    let rc = unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            from as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!("sync_file_range: {}", std::io::Error::last_os_error());
+    }
 }
 
 fn segment_path(dir: &Path, id: u64) -> PathBuf {
@@ -105,8 +132,6 @@ fn create_segment(dir: &Path, id: u64) -> StoreResult<Arc<File>> {
         .write(true)
         .create_new(true)
         .open(segment_path(dir, id))?;
-    // The new name must survive a power loss before any synced pointer can refer to it.
-    File::open(dir)?.sync_all()?;
     Ok(Arc::new(file))
 }
 
@@ -136,6 +161,7 @@ impl ValueLog {
                         id,
                         Segment {
                             file,
+                            named: true,
                             live: count,
                             pending: 0,
                         },
@@ -158,6 +184,7 @@ impl ValueLog {
             active,
             Segment {
                 file,
+                named: false,
                 live: 0,
                 pending: 0,
             },
@@ -169,6 +196,7 @@ impl ValueLog {
                 segments,
                 active,
                 active_len: 0,
+                written_back: 0,
             }),
             commit: Mutex::new(()),
         })
@@ -181,7 +209,7 @@ impl ValueLog {
             reason: format!("a value of {} bytes is too large", value.len()),
         })?;
         let crc = crc32fast::hash(value);
-        let (segment, offset, file) = {
+        let (segment, offset, file, writeback) = {
             let mut state = self.state.lock();
             if state.active_len > 0 && state.active_len + u64::from(len) > SEGMENT_SIZE {
                 let next = state.active + 1;
@@ -191,24 +219,36 @@ impl ValueLog {
                     next,
                     Segment {
                         file,
+                        named: false,
                         live: 0,
                         pending: 0,
                     },
                 );
                 state.active = next;
                 state.active_len = 0;
+                state.written_back = 0;
                 self.delete_if_unused(&mut state, previous);
             }
             let segment = state.active;
             let offset = state.active_len;
             state.active_len += u64::from(len);
+            // Bytes reserved before this value are written (or being written) by now or soon;
+            // a range still being written is simply written back when it is done.
+            let writeback = (offset - state.written_back >= WRITEBACK_EVERY).then(|| {
+                let range = (state.written_back, offset - state.written_back);
+                state.written_back = offset;
+                range
+            });
             let entry = state
                 .segments
                 .get_mut(&segment)
                 .expect("the active segment is always in the map");
             entry.pending += 1;
-            (segment, offset, entry.file.clone())
+            (segment, offset, entry.file.clone(), writeback)
         };
+        if let Some((from, len)) = writeback {
+            start_writeback(&file, from, len);
+        }
         let pointer = Pointer {
             segment,
             offset,
@@ -240,6 +280,21 @@ impl ValueLog {
         Ok(Some(Bytes::from(buf)))
     }
 
+    /// The first `len` bytes of a value (all of it if shorter), unchecked: the CRC covers the
+    /// whole value. `None` if its segment is gone or too short.
+    pub fn read_prefix(&self, pointer: &Pointer, len: usize) -> StoreResult<Option<Bytes>> {
+        let file = match self.state.lock().segments.get(&pointer.segment) {
+            Some(s) => s.file.clone(),
+            None => return Ok(None),
+        };
+        let mut buf = vec![0u8; len.min(pointer.len as usize)];
+        match file.read_exact_at(&mut buf, pointer.offset) {
+            Ok(()) => Ok(Some(Bytes::from(buf))),
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     fn torn(&self, pointer: &Pointer) -> Option<Bytes> {
         tracing::warn!(
             column = self.column,
@@ -251,15 +306,27 @@ impl ValueLog {
 
     /// Makes the given segments' bytes durable.
     pub fn sync(&self, segments: impl IntoIterator<Item = u64>) -> StoreResult<()> {
-        let files: Vec<Arc<File>> = {
+        let ids: Vec<u64> = segments.into_iter().collect();
+        let (files, unnamed): (Vec<Arc<File>>, bool) = {
             let state = self.state.lock();
-            segments
-                .into_iter()
-                .filter_map(|id| state.segments.get(&id).map(|s| s.file.clone()))
-                .collect()
+            let present: Vec<&Segment> =
+                ids.iter().filter_map(|id| state.segments.get(id)).collect();
+            (
+                present.iter().map(|s| s.file.clone()).collect(),
+                present.iter().any(|s| !s.named),
+            )
         };
         for file in files {
             file.sync_data()?;
+        }
+        if unnamed {
+            File::open(&self.dir)?.sync_all()?;
+            let mut state = self.state.lock();
+            for id in &ids {
+                if let Some(s) = state.segments.get_mut(id) {
+                    s.named = true;
+                }
+            }
         }
         Ok(())
     }

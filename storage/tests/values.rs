@@ -211,3 +211,23 @@ fn concurrent_writers_each_read_back_their_own_value() {
         }
     }
 }
+
+#[test]
+fn a_value_prefix_reads_only_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
+    let v = value(3, 100_000);
+    batches
+        .insert(&digest(3), &v, Durability::Buffered)
+        .unwrap();
+    assert_eq!(
+        batches.value_prefix(&digest(3), 5).unwrap(),
+        Some(v.slice(..5))
+    );
+    assert_eq!(batches.value_prefix(&digest(3), 200_000).unwrap(), Some(v));
+    assert_eq!(batches.value_prefix(&digest(4), 5).unwrap(), None);
+    let votes: Map<u64, u64> = store.map(Column::Consensus);
+    votes.insert(&1, &7, Durability::Buffered).unwrap();
+    assert_eq!(votes.value_prefix(&1, 1).unwrap().map(|b| b.len()), Some(1));
+}
