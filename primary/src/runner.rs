@@ -214,10 +214,11 @@ impl Runner {
                     author,
                     round,
                     digest,
-                } => self
-                    .stores
-                    .votes
-                    .insert(&author, &(round, digest), Durability::Sync)?,
+                } => {
+                    let mut write = self.stores.store.batch();
+                    write.insert(&self.stores.votes, &author, &(round, digest));
+                    write.commit_blocking(Durability::Sync).await?
+                }
                 Output::StoreHeader(header) => {
                     self.stores
                         .headers
