@@ -636,68 +636,43 @@ impl WriteBatch {
             .collect();
         columns.sort_by_key(|c| c.position());
         columns.dedup();
-        // Locked in one order (that of `Column::ALL`), so two writers cannot deadlock.
-        let locks: Vec<_> = columns
+        let logs: Vec<(Column, &ValueLog)> = columns
             .iter()
-            .filter_map(|c| store.value_log(*c))
-            .map(|log| log.commit.lock())
+            .filter_map(|c| Some((*c, store.value_log(*c)?)))
             .collect();
-        let mut replaced: Vec<(Column, Pointer)> = Vec::new();
-        for &column in &columns {
-            let keys: Vec<Vec<u8>> = self
-                .appended
-                .iter()
-                .filter(|(c, ..)| *c == column)
-                .map(|(_, k, _)| k.clone())
-                .chain(
-                    self.removed
-                        .iter()
-                        .filter(|(c, _, to)| *c == column && to.is_none())
-                        .map(|(_, k, _)| k.clone()),
-                )
-                .collect();
-            let mut old = store.pointers(column, &keys)?;
+        // Locked in one order (that of `Column::ALL`), so two writers cannot deadlock.
+        let locks: Vec<_> = logs.iter().map(|(_, log)| log.commit.lock()).collect();
+        // Per value log: the pointers this write adds, and those it replaces or removes.
+        let mut settlements = Vec::new();
+        for &(column, log) in &logs {
+            let mine = || self.appended.iter().filter(move |(c, ..)| *c == column);
+            let written: Vec<Pointer> = mine().map(|(_, _, p)| *p).collect();
+            let mut keys: Vec<Vec<u8>> = mine().map(|(_, k, _)| k.clone()).collect();
+            let mut replaced = Vec::new();
             for (_, from, to) in self.removed.iter().filter(|(c, ..)| *c == column) {
-                if let Some(to) = to {
-                    old.extend(
+                match to {
+                    None => keys.push(from.clone()),
+                    Some(to) => replaced.extend(
                         store
                             .pointers_in(column, from, to)?
                             .into_iter()
                             .map(|e| e.1),
-                    );
+                    ),
                 }
             }
-            replaced.extend(old.into_iter().map(|p| (column, p)));
-        }
-        if durability == Durability::Sync {
-            for &column in &columns {
-                if let Some(log) = store.value_log(column) {
-                    log.sync(
-                        self.appended
-                            .iter()
-                            .filter(|(c, ..)| *c == column)
-                            .map(|(_, _, p)| p.segment),
-                    )?;
-                }
+            replaced.extend(store.pointers(column, &keys)?);
+            if durability == Durability::Sync {
+                log.sync(written.iter().map(|p| p.segment))?;
             }
+            settlements.push((log, written, replaced));
         }
+        self.appended.clear();
         let batch = std::mem::take(&mut self.batch);
         let written = std::mem::take(&mut self.written);
-        let appended = std::mem::take(&mut self.appended);
         let result = store.write(batch, durability);
-        for &column in &columns {
-            let Some(log) = store.value_log(column) else {
-                continue;
-            };
-            let mine = appended.iter().filter(|(c, ..)| *c == column);
-            let pointers: Vec<Pointer> = mine.map(|(_, _, p)| *p).collect();
-            let old: Vec<Pointer> = replaced
-                .iter()
-                .filter(|(c, _)| *c == column)
-                .map(|(_, p)| *p)
-                .collect();
+        for (log, pointers, replaced) in settlements {
             match &result {
-                Ok(()) => log.settle(&pointers, &old, &[]),
+                Ok(()) => log.settle(&pointers, &replaced, &[]),
                 Err(_) => log.settle(&[], &[], &pointers),
             }
         }

@@ -86,6 +86,17 @@ struct Segment {
     pending: u64,
 }
 
+impl Segment {
+    fn new(file: Arc<File>, named: bool, live: u64) -> Self {
+        Self {
+            file,
+            named,
+            live,
+            pending: 0,
+        }
+    }
+}
+
 struct State {
     segments: HashMap<u64, Segment>,
     active: u64,
@@ -157,15 +168,7 @@ impl ValueLog {
             match live.get(&id) {
                 Some(&count) => {
                     let file = Arc::new(OpenOptions::new().read(true).open(&path)?);
-                    segments.insert(
-                        id,
-                        Segment {
-                            file,
-                            named: true,
-                            live: count,
-                            pending: 0,
-                        },
-                    );
+                    segments.insert(id, Segment::new(file, true, count));
                 }
                 None => fs::remove_file(&path)?,
             }
@@ -180,15 +183,7 @@ impl ValueLog {
         }
         let active = newest + 1;
         let file = create_segment(dir, active)?;
-        segments.insert(
-            active,
-            Segment {
-                file,
-                named: false,
-                live: 0,
-                pending: 0,
-            },
-        );
+        segments.insert(active, Segment::new(file, false, 0));
         Ok(Self {
             column,
             dir: dir.to_path_buf(),
@@ -215,15 +210,7 @@ impl ValueLog {
                 let next = state.active + 1;
                 let file = create_segment(&self.dir, next)?;
                 let previous = state.active;
-                state.segments.insert(
-                    next,
-                    Segment {
-                        file,
-                        named: false,
-                        live: 0,
-                        pending: 0,
-                    },
-                );
+                state.segments.insert(next, Segment::new(file, false, 0));
                 state.active = next;
                 state.active_len = 0;
                 state.written_back = 0;
@@ -264,44 +251,47 @@ impl ValueLog {
 
     /// Reads a value; `None` if it is torn or its segment is gone.
     pub fn read(&self, pointer: &Pointer) -> StoreResult<Option<Bytes>> {
-        let file = match self.state.lock().segments.get(&pointer.segment) {
-            Some(s) => s.file.clone(),
-            None => return Ok(None),
-        };
-        let mut buf = vec![0u8; pointer.len as usize];
-        match file.read_exact_at(&mut buf, pointer.offset) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(self.torn(pointer)),
-            Err(e) => return Err(e.into()),
+        match self.read_at(pointer, pointer.len as usize)? {
+            Some(buf) if crc32fast::hash(&buf) == pointer.crc => Ok(Some(Bytes::from(buf))),
+            Some(_) => {
+                self.warn_torn(pointer);
+                Ok(None)
+            }
+            None => Ok(None),
         }
-        if crc32fast::hash(&buf) != pointer.crc {
-            return Ok(self.torn(pointer));
-        }
-        Ok(Some(Bytes::from(buf)))
     }
 
     /// The first `len` bytes of a value (all of it if shorter), unchecked: the CRC covers the
     /// whole value. `None` if its segment is gone or too short.
     pub fn read_prefix(&self, pointer: &Pointer, len: usize) -> StoreResult<Option<Bytes>> {
+        Ok(self
+            .read_at(pointer, len.min(pointer.len as usize))?
+            .map(Bytes::from))
+    }
+
+    /// `len` bytes at the pointer's offset; `None` if its segment is gone or ends before.
+    fn read_at(&self, pointer: &Pointer, len: usize) -> StoreResult<Option<Vec<u8>>> {
         let file = match self.state.lock().segments.get(&pointer.segment) {
             Some(s) => s.file.clone(),
             None => return Ok(None),
         };
-        let mut buf = vec![0u8; len.min(pointer.len as usize)];
+        let mut buf = vec![0u8; len];
         match file.read_exact_at(&mut buf, pointer.offset) {
-            Ok(()) => Ok(Some(Bytes::from(buf))),
-            Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(None),
+            Ok(()) => Ok(Some(buf)),
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                self.warn_torn(pointer);
+                Ok(None)
+            }
             Err(e) => Err(e.into()),
         }
     }
 
-    fn torn(&self, pointer: &Pointer) -> Option<Bytes> {
+    fn warn_torn(&self, pointer: &Pointer) {
         tracing::warn!(
             column = self.column,
             ?pointer,
             "a stored value is torn; reading it as absent"
         );
-        None
     }
 
     /// Makes the given segments' bytes durable.
