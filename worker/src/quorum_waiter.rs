@@ -47,9 +47,6 @@ struct Pending {
     stake: Stake,
     /// Targets that have not answered (sent, or waiting for a delivery slot).
     unanswered: usize,
-    /// Whether this worker's own copy is stored. The report waits for it even when the peers
-    /// alone make a quorum: the own primary and executor read the batch from this store.
-    own_stored: bool,
     /// For the quorum latency histogram.
     sealed_at: Instant,
 }
@@ -161,12 +158,7 @@ impl QuorumWaiter {
                             tracing::error!("storing an own batch failed; the worker stops disseminating");
                             break;
                         }
-                        Target::Own => {
-                            if let Some(pending) = self.pending.get_mut(&sequence) {
-                                pending.own_stored = true;
-                            }
-                            self.own_stake
-                        }
+                        Target::Own => self.own_stake,
                         Target::Peer(index) => {
                             self.peers[index].in_flight -= 1;
                             self.metrics.deliveries_in_flight.dec();
@@ -212,7 +204,6 @@ impl QuorumWaiter {
                 message: batch.message,
                 stake: 0,
                 unanswered: self.peers.len() + 1,
-                own_stored: false,
                 sealed_at: Instant::now(),
             },
         );
@@ -260,7 +251,7 @@ impl QuorumWaiter {
         };
         pending.stake += stake;
         pending.unanswered -= 1;
-        let reached = pending.own_stored && pending.stake >= self.quorum;
+        let reached = pending.stake >= self.quorum;
         if !reached && pending.unanswered > 0 {
             return true;
         }

@@ -43,12 +43,17 @@ fn others_batch(report: WorkerToPrimary) -> BatchDigest {
     }
 }
 
-fn stored_transactions(cluster: &Cluster, i: usize, digest: &BatchDigest) -> Vec<Bytes> {
-    let stored = cluster
-        .batches(i)
-        .get(digest)
-        .unwrap()
-        .expect("batch stored");
+/// The transactions of a batch in worker `i`'s store, once it is there: a worker's own copy
+/// may land after the `OurBatch` report, since the peers' acknowledgements alone can make the
+/// quorum.
+async fn stored_transactions(cluster: &Cluster, i: usize, digest: &BatchDigest) -> Vec<Bytes> {
+    let stored = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        cluster.batches(i).notify_read(*digest),
+    )
+    .await
+    .expect("batch stored")
+    .unwrap();
     assert_eq!(BatchDigest::of_encoded(&stored), *digest);
     decode_message::<Batch>(stored, usize::MAX)
         .unwrap()
@@ -72,7 +77,11 @@ async fn client_transactions_become_a_batch_stored_everywhere() {
         assert_eq!(others_batch(cluster.next_report(i).await), digest);
     }
     for i in 0..4 {
-        assert_eq!(stored_transactions(&cluster, i, &digest), txs, "worker {i}");
+        assert_eq!(
+            stored_transactions(&cluster, i, &digest).await,
+            txs,
+            "worker {i}"
+        );
     }
     let metrics = cluster.worker(0).metrics();
     assert_eq!(metrics.batches_sealed.with_label_values(&["size"]).get(), 1);
@@ -101,7 +110,7 @@ async fn many_batches_are_in_flight_and_none_is_lost() {
     }
     let mut received: Vec<Bytes> = Vec::new();
     for digest in &ours {
-        received.extend(stored_transactions(&cluster, 1, digest));
+        received.extend(stored_transactions(&cluster, 1, digest).await);
     }
     // Quorums may complete out of order, so the reports need not follow the sealing order.
     received.sort();
@@ -141,7 +150,7 @@ async fn a_partial_batch_is_sealed_after_the_delay() {
         send_transactions(cluster.transaction_address(2), std::slice::from_ref(&tx)).await;
 
     let digest = our_batch(cluster.next_report(2).await);
-    assert_eq!(stored_transactions(&cluster, 2, &digest), vec![tx]);
+    assert_eq!(stored_transactions(&cluster, 2, &digest).await, vec![tx]);
     let metrics = cluster.worker(2).metrics();
     assert_eq!(
         metrics.batches_sealed.with_label_values(&["timeout"]).get(),
@@ -240,7 +249,7 @@ async fn quorum_without_one_worker_then_the_synchronizer_fetches_the_batch() {
     // Acknowledged at once, before the batch is fetched.
     assert_eq!(cluster.request(3, 3, &sync).await.unwrap(), Bytes::new());
     assert_eq!(others_batch(cluster.next_report(3).await), digest);
-    assert_eq!(stored_transactions(&cluster, 3, &digest), txs);
+    assert_eq!(stored_transactions(&cluster, 3, &digest).await, txs);
     let metrics = cluster.worker(3).metrics();
     assert_eq!(metrics.sync_batches_fetched.get(), 1);
     assert_eq!(metrics.sync_requests_sent.get(), 1);
@@ -305,7 +314,7 @@ async fn the_synchronizer_retries_other_authorities_when_the_target_is_down() {
     };
     cluster.request(3, 3, &sync).await.unwrap();
     assert_eq!(others_batch(cluster.next_report(3).await), digest);
-    assert_eq!(stored_transactions(&cluster, 3, &digest), txs);
+    assert_eq!(stored_transactions(&cluster, 3, &digest).await, txs);
     let metrics = cluster.worker(3).metrics();
     assert_eq!(metrics.sync_batches_fetched.get(), 1);
     assert!(
