@@ -3,17 +3,20 @@
 use crate::dag::{Dag, Vertex};
 use crate::error::ConsensusError;
 use crate::schedule::LeaderSchedule;
-use crate::state::{CommittedSubDag, ConsensusState};
+use crate::state::{Commit, CommittedSubDag, ConsensusState};
 use weft_types::{AuthorityIndex, Certificate, Committee, Round};
 
 /// Orders the certified DAG. Feed it every certificate once it is verified and all its parents
 /// above the GC round have been fed ([`Bullshark::process_certificate`]); it returns the
-/// sub-DAGs that became committed, in order. No I/O, clock or randomness: the same committed
-/// state and the same set of certificates give the same output whatever order they came in.
+/// sub-DAGs that became committed, in order, each with the state right after it. No I/O, clock
+/// or randomness: the same committed state and the same set of certificates give the same output
+/// whatever order they came in.
 ///
-/// After each call that returned sub-DAGs, the caller persists them together with
-/// [`Bullshark::state`] in one atomic write, and tells the primaries the new
-/// [`Bullshark::gc_round`]. After a restart, [`Bullshark::recover`] resumes from that state.
+/// The caller persists each sub-DAG together with its [`Commit::state`] in one atomic write, and
+/// only then lets the primary garbage-collect below that sub-DAG's leader round. A call may
+/// commit several sub-DAGs; persisting the call's last state alone would leave, after a crash
+/// between two of its writes, a state older than the store's GC (recovery would then miss
+/// parents). After a restart, [`Bullshark::recover`] resumes from the last persisted state.
 pub struct Bullshark {
     committee: Committee,
     /// Certificates this many rounds below the last committed leader are dropped.
@@ -58,7 +61,7 @@ impl Bullshark {
         schedule: Box<dyn LeaderSchedule>,
         state: ConsensusState,
         certificates: impl IntoIterator<Item = Certificate>,
-    ) -> Result<(Self, Vec<CommittedSubDag>), ConsensusError> {
+    ) -> Result<(Self, Vec<Commit>), ConsensusError> {
         let mut consensus = Self::new(committee, gc_depth, schedule, state)?;
         let mut certificates: Vec<Certificate> = certificates.into_iter().collect();
         // Every parent is one round below its child, so round order is a causal order.
@@ -77,7 +80,7 @@ impl Bullshark {
     pub fn process_certificate(
         &mut self,
         certificate: Certificate,
-    ) -> Result<Vec<CommittedSubDag>, ConsensusError> {
+    ) -> Result<Vec<Commit>, ConsensusError> {
         let round = certificate.round();
         if !self.insert(certificate)? {
             return Ok(Vec::new());
@@ -91,7 +94,7 @@ impl Bullshark {
         Ok(self.commit(anchor))
     }
 
-    /// What to persist with the sub-DAGs returned so far.
+    /// The state after the sub-DAGs returned so far (the last [`Commit::state`]).
     pub fn state(&self) -> ConsensusState {
         ConsensusState {
             last_committed: self.last_committed.clone(),
@@ -196,13 +199,16 @@ impl Bullshark {
     /// Commits from `anchor` and then from any further anchor, until none is left. A schedule
     /// change can make other leaders of uncommitted rounds anchors (or not), so after one the
     /// remaining leaders are chosen again.
-    fn commit(&mut self, mut anchor: Option<Round>) -> Vec<CommittedSubDag> {
+    fn commit(&mut self, mut anchor: Option<Round>) -> Vec<Commit> {
         let mut committed = Vec::new();
         while let Some(round) = anchor {
             for (round, leader) in self.leader_chain(round) {
                 let sub_dag = self.commit_leader(round, leader);
                 let schedule_changed = self.schedule.on_commit(&sub_dag);
-                committed.push(sub_dag);
+                committed.push(Commit {
+                    sub_dag,
+                    state: self.state(),
+                });
                 if schedule_changed {
                     break;
                 }

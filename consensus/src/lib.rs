@@ -18,4 +18,4 @@ pub use error::ConsensusError;
 pub use schedule::{
     LeaderSchedule, LeaderScheduleKind, Reputation, ReputationState, RoundRobin, ScheduleState,
 };
-pub use state::{CommittedSubDag, ConsensusState, MAX_STATE_BYTES, STATE_VERSION};
+pub use state::{Commit, CommittedSubDag, ConsensusState, MAX_STATE_BYTES, STATE_VERSION};

@@ -66,6 +66,14 @@ impl Decode for CommittedSubDag {
     }
 }
 
+/// A committed sub-DAG and the consensus state right after it. Persisted in one atomic write,
+/// they let a restart resume exactly after `sub_dag`, whatever else the same call committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Commit {
+    pub sub_dag: CommittedSubDag,
+    pub state: ConsensusState,
+}
+
 /// Everything consensus needs to resume where it stopped. The node persists it in the same
 /// atomic write as the sub-DAGs that produced it (see [`crate::Bullshark::state`]).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{check_against_oracle, consensus, feed};
+use common::{check_against_oracle, consensus, feed, sub_dags};
 use weft_consensus::{Bullshark, ConsensusError, LeaderSchedule, LeaderScheduleKind, RoundRobin};
 use weft_test_utils::CommitteeFixture;
 use weft_types::{AuthorityIndex, Certificate, Header, Round};
@@ -215,7 +215,7 @@ fn duplicates_and_certificates_below_gc_are_ignored() {
     let mut committed = Vec::new();
     for round in &dag[1..] {
         for c in round {
-            committed.extend(consensus.process_certificate(c.clone()).unwrap());
+            committed.extend(sub_dags(consensus.process_certificate(c.clone()).unwrap()));
             assert!(consensus.process_certificate(c.clone()).unwrap().is_empty());
         }
     }

@@ -4,20 +4,31 @@
 mod common;
 
 use bytes::Bytes;
-use common::{consensus, feed, sequence};
+use common::{consensus, feed, sequence, sub_dags};
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 use weft_consensus::{
-    Bullshark, CommittedSubDag, ConsensusError, ConsensusState, LeaderScheduleKind,
+    Bullshark, Commit, CommittedSubDag, ConsensusError, ConsensusState, LeaderScheduleKind,
     ReputationState, ScheduleState, STATE_VERSION,
 };
 use weft_test_utils::{causal_order, CommitteeFixture, DagShape};
 use weft_types::codec::DecodeError;
-use weft_types::{AuthorityIndex, CertificateDigest};
+use weft_types::{AuthorityIndex, Certificate, CertificateDigest};
+
+/// The certificates a node still has after the primary garbage-collected for `commit`: those
+/// above its sub-DAG's leader round minus `gc_depth` (what `CommitNotice` makes it delete).
+fn stored_after_gc(stored: &[Certificate], commit: &Commit, gc_depth: u64) -> Vec<Certificate> {
+    let gc_round = commit.sub_dag.leader_round.saturating_sub(gc_depth);
+    stored
+        .iter()
+        .filter(|c| c.round() > gc_round)
+        .cloned()
+        .collect()
+}
 
 #[test]
-fn crash_after_any_commit_and_recover_equals_an_uninterrupted_run() {
+fn crash_after_any_sub_dag_and_recover_equals_an_uninterrupted_run() {
     let cases = [
-        (4, &[1u16][..], LeaderScheduleKind::RoundRobin, 50, 21),
+        (4, &[1u16][..], LeaderScheduleKind::RoundRobin, 50, 21, 80),
         (
             4,
             &[][..],
@@ -26,6 +37,7 @@ fn crash_after_any_commit_and_recover_equals_an_uninterrupted_run() {
             },
             3,
             22,
+            30,
         ),
         (
             7,
@@ -35,38 +47,39 @@ fn crash_after_any_commit_and_recover_equals_an_uninterrupted_run() {
             },
             50,
             23,
+            80,
         ),
-        (7, &[0][..], LeaderScheduleKind::RoundRobin, 2, 24),
+        (7, &[0][..], LeaderScheduleKind::RoundRobin, 2, 24, 30),
     ];
-    for (authorities, silent, kind, gc_depth, seed) in cases {
+    let mut multi_commit_calls = 0;
+    for (authorities, silent, kind, gc_depth, seed, rounds) in cases {
         let f = CommitteeFixture::new(authorities, 1, seed);
         let mut rng = StdRng::seed_from_u64(seed);
         let shape = DagShape {
             silent: silent.iter().map(|i| AuthorityIndex(*i)).collect(),
-            ..DagShape::live(30)
+            ..DagShape::live(rounds)
         };
         let dag = f.random_dag(&shape, &mut rng);
         let order = causal_order(&dag, |_| false, &mut rng);
 
-        // The uninterrupted run, with what the node would persist after each call.
+        // The uninterrupted run: each commit with the call (certificate) that produced it.
         let mut reference = consensus(&f.committee, gc_depth, kind);
-        let calls: Vec<(Vec<CommittedSubDag>, ConsensusState)> = order
-            .iter()
-            .map(|c| {
-                let out = reference.process_certificate(c.clone()).unwrap();
-                (out, reference.state())
-            })
-            .collect();
-        let full: Vec<CommittedSubDag> = calls.iter().flat_map(|(o, _)| o.clone()).collect();
+        let mut commits: Vec<(usize, Commit)> = Vec::new();
+        for (j, c) in order.iter().enumerate() {
+            let out = reference.process_certificate(c.clone()).unwrap();
+            multi_commit_calls += usize::from(out.len() > 1);
+            commits.extend(out.into_iter().map(|commit| (j, commit)));
+        }
+        let full: Vec<CommittedSubDag> = commits.iter().map(|(_, c)| c.sub_dag.clone()).collect();
         assert!(full.len() >= 6, "seed {seed}: only {} commits", full.len());
 
-        for crash in (0..order.len()).filter(|j| !calls[*j].0.is_empty()) {
-            // Certificates stored after the last persisted state (the node crashed before it
+        for (m, (call, commit)) in commits.iter().enumerate() {
+            // Certificates stored after the last persisted sub-DAG (the node crashed before it
             // persisted the commits they caused) must be committed by the recovery itself.
             for unpersisted in [0, 1, 9, 40] {
-                let persisted = ConsensusState::from_bytes(calls[crash].1.to_bytes()).unwrap();
-                let stored_until = (crash + 1 + unpersisted).min(order.len());
-                let mut stored = order[..stored_until].to_vec();
+                let persisted = ConsensusState::from_bytes(commit.state.to_bytes()).unwrap();
+                let stored_until = (call + 1 + unpersisted).min(order.len());
+                let mut stored = stored_after_gc(&order[..stored_until], commit, gc_depth);
                 stored.shuffle(&mut rng);
                 let (mut recovered, replayed) = Bullshark::recover(
                     f.committee.clone(),
@@ -75,27 +88,71 @@ fn crash_after_any_commit_and_recover_equals_an_uninterrupted_run() {
                     persisted,
                     stored,
                 )
-                .unwrap();
-                if unpersisted == 0 {
-                    assert!(
-                        replayed.is_empty(),
-                        "seed {seed} crash {crash}: output again"
-                    );
-                }
-                let mut output: Vec<CommittedSubDag> = calls[..=crash]
-                    .iter()
-                    .flat_map(|(o, _)| o.clone())
-                    .collect();
-                output.extend(replayed);
+                .unwrap_or_else(|e| panic!("seed {seed} crash after sub-DAG {m}: {e}"));
+                let mut output = full[..=m].to_vec();
+                output.extend(sub_dags(replayed));
                 output.extend(feed(&mut recovered, &order[stored_until..]));
                 assert!(
                     sequence(&output) == sequence(&full),
-                    "seed {seed} crash after call {crash}, {unpersisted} unpersisted"
+                    "seed {seed} crash after sub-DAG {m}, {unpersisted} unpersisted"
                 );
                 assert_eq!(recovered.state(), reference.state());
             }
         }
     }
+    assert!(
+        multi_commit_calls > 0,
+        "no call committed several sub-DAGs: the crash between them is not exercised"
+    );
+}
+
+/// Why each sub-DAG carries its own state: persisting only a call's last state, while the
+/// primary garbage-collects after each of its sub-DAGs, leaves a crash between two of them
+/// with a state older than the store's GC, and the authority cannot recover.
+#[test]
+fn a_state_older_than_the_stores_gc_cannot_recover() {
+    let gc_depth = 3;
+    let f = CommitteeFixture::new(4, 1, 22);
+    let gc = |round: u64| round.saturating_sub(gc_depth);
+    // Seeded DAGs with a slow authority, whose rounds as leader are weakly supported, until
+    // one call commits several sub-DAGs.
+    for seed in 0..200 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let shape = DagShape {
+            slow: vec![AuthorityIndex(1)],
+            slow_parent: 0.3,
+            ..DagShape::live(30)
+        };
+        let dag = f.random_dag(&shape, &mut rng);
+        let order = causal_order(&dag, |_| false, &mut rng);
+        let mut reference = consensus(&f.committee, gc_depth, LeaderScheduleKind::RoundRobin);
+        let mut before = reference.state();
+        for (j, c) in order.iter().enumerate() {
+            let out = reference.process_certificate(c.clone()).unwrap();
+            if out.len() > 1
+                && gc(out[0].sub_dag.leader_round) > gc(before.last_committed_leader_round)
+            {
+                let stored = stored_after_gc(&order[..=j], &out[0], gc_depth);
+                let recover = |state: ConsensusState| {
+                    Bullshark::recover(
+                        f.committee.clone(),
+                        gc_depth,
+                        LeaderScheduleKind::RoundRobin.build(&f.committee).unwrap(),
+                        state,
+                        stored.clone(),
+                    )
+                    .map(|_| ())
+                };
+                let err = recover(before).unwrap_err();
+                assert!(matches!(err, ConsensusError::MissingParent { .. }), "{err}");
+                // The first sub-DAG's own state recovers from the same store.
+                recover(out[0].state.clone()).unwrap();
+                return;
+            }
+            before = reference.state();
+        }
+    }
+    panic!("no call committed several sub-DAGs far enough apart to show the hazard");
 }
 
 fn reputation_state() -> ConsensusState {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use weft_consensus::{Bullshark, CommittedSubDag, ConsensusState, LeaderSchedule};
+use weft_consensus::{Bullshark, Commit, ConsensusState, LeaderSchedule};
 use weft_network::{Peer, ReliableSender};
 use weft_primary::CommitNotice;
 use weft_storage::{Column, Durability, Map, Store, StoreError, WriteBatch};
@@ -51,7 +51,7 @@ pub struct ConsensusActor {
     bullshark: Bullshark,
     schedule: SharedSchedule,
     rx_primary: mpsc::Receiver<Certificate>,
-    tx_executor: mpsc::Sender<(CommittedSubDag, Option<ConsensusState>)>,
+    tx_executor: mpsc::Sender<Commit>,
 }
 
 impl ConsensusActor {
@@ -59,10 +59,10 @@ impl ConsensusActor {
     /// to the executor first.
     pub fn spawn(
         bullshark: Bullshark,
-        recovered: Vec<CommittedSubDag>,
+        recovered: Vec<Commit>,
         schedule: SharedSchedule,
         rx_primary: mpsc::Receiver<Certificate>,
-        tx_executor: mpsc::Sender<(CommittedSubDag, Option<ConsensusState>)>,
+        tx_executor: mpsc::Sender<Commit>,
     ) -> JoinHandle<()> {
         let actor = Self {
             bullshark,
@@ -73,7 +73,7 @@ impl ConsensusActor {
         tokio::spawn(actor.run(recovered))
     }
 
-    async fn run(mut self, recovered: Vec<CommittedSubDag>) {
+    async fn run(mut self, recovered: Vec<Commit>) {
         if !self.output(recovered).await {
             return;
         }
@@ -92,21 +92,16 @@ impl ConsensusActor {
     }
 
     /// Hands sub-DAGs to the executor; false once it is gone.
-    async fn output(&mut self, committed: Vec<CommittedSubDag>) -> bool {
-        if committed.is_empty() {
+    async fn output(&mut self, committed: Vec<Commit>) -> bool {
+        let Some(last) = committed.last() else {
             return true;
-        }
-        let state = self.bullshark.state();
-        let restored = self.schedule.lock().restore(&state.schedule);
+        };
+        let restored = self.schedule.lock().restore(&last.state.schedule);
         if let Err(e) = restored {
             tracing::error!("leader schedule update failed: {e}");
         }
-        let last = committed.len() - 1;
-        for (i, sub_dag) in committed.into_iter().enumerate() {
-            // The state covers every sub-DAG of this call, so it travels with the last one
-            // only: persisted earlier, it would claim sub-DAGs not yet in the log.
-            let s = (i == last).then(|| state.clone());
-            if self.tx_executor.send((sub_dag, s)).await.is_err() {
+        for commit in committed {
+            if self.tx_executor.send(commit).await.is_err() {
                 return false;
             }
         }
@@ -121,6 +116,9 @@ pub struct Executor {
     batches: Map<BatchDigest, Bytes>,
     /// Committed batches → the sub-DAG that committed them.
     pins: Map<BatchDigest, u64>,
+    /// The primary's record of own batches to propose again after a restart; a committed one
+    /// leaves it in the same write as the log record.
+    own_batches: Map<(BatchDigest, WorkerId), u64>,
     consensus: Map<String, Bytes>,
     retention: u64,
     /// Records below this index are already pruned.
@@ -131,7 +129,7 @@ pub struct Executor {
     sender: ReliableSender,
     retry: Duration,
     max_message_size: usize,
-    rx_consensus: mpsc::Receiver<(CommittedSubDag, Option<ConsensusState>)>,
+    rx_consensus: mpsc::Receiver<Commit>,
     /// Sub-DAGs whose output is durable: the primary may garbage-collect below them.
     tx_primary: mpsc::Sender<CommitNotice>,
     me: weft_types::AuthorityIndex,
@@ -147,13 +145,14 @@ impl Executor {
         parameters: &weft_config::Parameters,
         external_workers: bool,
         sender: ReliableSender,
-        rx_consensus: mpsc::Receiver<(CommittedSubDag, Option<ConsensusState>)>,
+        rx_consensus: mpsc::Receiver<Commit>,
         tx_primary: mpsc::Sender<CommitNotice>,
     ) -> JoinHandle<()> {
         let workers = weft_primary::own_workers(committee, me);
         let executor = Self {
             batches: store.map(Column::Batches),
             pins: store.map(Column::CommittedBatches),
+            own_batches: store.map(Column::OwnBatches),
             consensus: store.map(Column::Consensus),
             pruned: 0,
             store,
@@ -172,19 +171,19 @@ impl Executor {
     }
 
     async fn run(mut self) {
-        while let Some((sub_dag, state)) = self.rx_consensus.recv().await {
-            if let Err(e) = self.execute(sub_dag, state).await {
+        while let Some(commit) = self.rx_consensus.recv().await {
+            if let Err(e) = self.execute(commit).await {
                 tracing::error!("writing the committed log failed: {e}; stopping");
                 return;
             }
         }
     }
 
-    async fn execute(
-        &mut self,
-        sub_dag: CommittedSubDag,
-        state: Option<ConsensusState>,
-    ) -> Result<(), StoreError> {
+    /// Writes the sub-DAG's record with the consensus state right after it, then lets the
+    /// primary garbage-collect below it: whenever a crash comes, the persisted state is never
+    /// older than the store's GC.
+    async fn execute(&mut self, commit: Commit) -> Result<(), StoreError> {
+        let Commit { sub_dag, state } = commit;
         let index = sub_dag.index;
         if index < self.log.next_index() {
             // Already in the log (recovery replayed it): never output twice.
@@ -213,9 +212,16 @@ impl Executor {
         for digest in &record.batches {
             write.insert(&self.pins, digest, &index);
         }
-        if let Some(state) = state {
-            write.insert(&self.consensus, &STATE_KEY.to_string(), &state.to_bytes());
+        for certificate in sub_dag
+            .certificates
+            .iter()
+            .filter(|c| c.author() == self.me)
+        {
+            for batch in &certificate.header.payload {
+                write.remove(&self.own_batches, batch);
+            }
         }
+        write.insert(&self.consensus, &STATE_KEY.to_string(), &state.to_bytes());
         self.prune(&mut write, (index + 1).saturating_sub(self.retention))?;
         write.commit_blocking(Durability::Sync).await?;
         self.log.advance(index);

@@ -7,6 +7,7 @@ use crate::runner::CoreInput;
 use crate::PrimaryStores;
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use weft_network::{Handler, HandlerError};
@@ -30,6 +31,8 @@ pub(crate) struct PrimaryHandler {
     pub max_certificates_per_fetch: usize,
     /// The GC round, recorded with each stored batch (see the runner's orphan sweep).
     pub gc_round: tokio::sync::watch::Receiver<weft_types::Round>,
+    /// Sequence of the next own batch record: a restart proposes them in report order.
+    pub next_own_batch: std::sync::atomic::AtomicU64,
 }
 
 /// A refused request: the label of the message and the reason, for the metric and the peer.
@@ -140,10 +143,16 @@ impl PrimaryHandler {
         // Recorded before the core hears of it, so a header carrying it finds it stored. The
         // GC round of the moment dates it for the orphan sweep.
         let gc_round = *self.gc_round.borrow();
-        self.stores
-            .payload
-            .insert(&(digest, worker), &gc_round, Durability::Buffered)
-            .map_err(store_failure)?;
+        let mut write = self.stores.store.batch();
+        write.insert(&self.stores.payload, &(digest, worker), &gc_round);
+        if ours {
+            // The worker acknowledges the batch's transactions to their clients once this
+            // answer arrives, so the record that a restart proposes it again is written first
+            // (through the WAL: it survives a killed process).
+            let sequence = self.next_own_batch.fetch_add(1, Ordering::Relaxed);
+            write.insert(&self.stores.own_batches, &(digest, worker), &sequence);
+        }
+        write.commit(Durability::Buffered).map_err(store_failure)?;
         if ours {
             self.tx_core
                 .send(CoreInput::OurBatch(digest, worker))

@@ -96,6 +96,8 @@ pub struct PrimaryStores {
     pub certificates: Map<CertificateDigest, Certificate>,
     pub certificates_by_round: Map<(Round, AuthorityIndex), CertificateDigest>,
     pub payload: Map<(BatchDigest, WorkerId), u64>,
+    /// Own batches reported and not yet committed → report sequence (see `Column::OwnBatches`).
+    pub own_batches: Map<(BatchDigest, WorkerId), u64>,
     pub consensus: Map<String, u64>,
 }
 
@@ -108,6 +110,7 @@ impl PrimaryStores {
             certificates: store.map(Column::Certificates),
             certificates_by_round: store.map(Column::CertificatesByRound),
             payload: store.map(Column::Payload),
+            own_batches: store.map(Column::OwnBatches),
             consensus: store.map(Column::Consensus),
         }
     }
@@ -133,7 +136,7 @@ impl PrimaryStores {
     }
 
     /// What a restarting primary needs: its vote record, its GC round, the certificates
-    /// above it and its latest header.
+    /// above it, its latest header and its uncommitted own batches (in report order).
     fn recover(&self, me: AuthorityIndex) -> Result<Recovered, StoreError> {
         let votes = self.votes.iter()?;
         let gc_round = self.consensus.get(&GC_ROUND_KEY.to_string())?.unwrap_or(0);
@@ -142,11 +145,14 @@ impl PrimaryStores {
             Some((_, (_, digest))) => self.headers.get(digest)?,
             None => None,
         };
+        let mut own_batches = self.own_batches.iter()?;
+        own_batches.sort_by_key(|(_, sequence)| *sequence);
         Ok(Recovered {
             votes,
             certificates,
             gc_round,
             last_header,
+            own_batches: own_batches.into_iter().map(|(batch, _)| batch).collect(),
         })
     }
 }
@@ -218,6 +224,13 @@ impl Primary {
         let stores = PrimaryStores::new(&store);
         let recovered = stores.recover(me)?;
         let gc_round = recovered.gc_round;
+        let next_own_batch = stores
+            .own_batches
+            .iter()?
+            .into_iter()
+            .map(|(_, sequence)| sequence + 1)
+            .max()
+            .unwrap_or(0);
         let config = CoreConfig {
             gc_depth: parameters.gc_depth,
             header_num_of_batches_threshold: parameters.header_num_of_batches_threshold,
@@ -258,6 +271,7 @@ impl Primary {
             max_message_size: parameters.max_message_size,
             max_certificates_per_fetch: parameters.max_certificates_per_fetch,
             gc_round: rx_gc_round.clone(),
+            next_own_batch: std::sync::atomic::AtomicU64::new(next_own_batch),
         };
         let server = Server::spawn(
             address,

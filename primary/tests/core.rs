@@ -282,6 +282,40 @@ fn a_certificate_far_ahead_triggers_a_range_fetch() {
     );
 }
 
+/// A parent first missed by a certificate far ahead (which asks for a range, not for the
+/// digest) is asked for by digest once that certificate comes within reach: the range starts at
+/// the highest round with a quorum and cannot bring a parent below it. Without this a lagging
+/// authority waited for ever (simulator seed 7000138 with 7 authorities).
+#[test]
+fn a_parent_first_missed_far_ahead_is_fetched_once_within_reach() {
+    let f = CommitteeFixture::new(4, 1, 7);
+    let rounds = f.dag(6);
+    let mut c = core(&f, a(0));
+    let child = rounds[6][2].clone();
+    let lost = rounds[5][1].digest();
+    c.handle_certificate(child.clone()).unwrap();
+    let out = c.take_outputs();
+    assert!(
+        out.iter().any(|o| matches!(o, Output::FetchRange { .. })),
+        "{out:?}"
+    );
+    // The range brings the rest; the child, woken by its other parents, is within reach.
+    let mut out = Vec::new();
+    for cert in rounds[1..=5]
+        .iter()
+        .flatten()
+        .filter(|c| c.digest() != lost)
+    {
+        c.handle_certificate(cert.clone()).unwrap();
+        out.extend(c.take_outputs());
+    }
+    assert!(
+        out.iter().any(|o| matches!(o,
+            Output::FetchCertificates { digests, .. } if digests.contains(&lost))),
+        "{out:?}"
+    );
+}
+
 #[test]
 fn garbage_collection_follows_commits() {
     let f = CommitteeFixture::new(4, 1, 8);
@@ -408,4 +442,49 @@ fn a_stuck_primary_resends_its_header_and_pulls_its_round() {
         _ => None,
     });
     assert!(second.is_some_and(|p| p != a(0) && Some(p) != first));
+}
+
+/// Invariant 8 in the core: own batches reported before a restart and not committed are
+/// proposed again — those queued or in a certificate below the GC round in the first header,
+/// in report order — while one that a live own certificate carries waits for consensus and
+/// comes back only if that certificate can no longer be committed.
+#[test]
+fn a_restarted_core_proposes_its_uncommitted_own_batches_again() {
+    let f = CommitteeFixture::new(4, 1, 10);
+    let rounds = f.dag(1);
+    let b = |i: u8| (BatchDigest(Digest::of(&[i])), 0);
+    let own_round_1 = f.certificate(f.header(a(0), 1, &rounds[0], vec![b(2)]));
+    let votes = vec![(a(0), (1, own_round_1.header.digest()))];
+    let mut certificates = rounds[1][1..].to_vec();
+    certificates.push(own_round_1);
+    let mut c = Core::recover(
+        a(0),
+        f.committee.clone(),
+        f.keys(a(0)).protocol.copy(),
+        config(),
+        leader(),
+        Recovered {
+            votes,
+            certificates,
+            own_batches: vec![b(3), b(2), b(1)],
+            ..Default::default()
+        },
+    );
+    c.tick(1_000);
+    let h = proposed(&c.take_outputs()).expect("a header after the restart");
+    assert_eq!(h.round, 2);
+    assert_eq!(h.payload, vec![b(3), b(1)], "queued ones, in report order");
+    // Consensus outputs a later own certificate without the one of round 1: b(2) comes back.
+    for v in f.votes(&h, [a(1), a(2)]) {
+        c.handle_vote(v).unwrap();
+    }
+    c.take_outputs();
+    c.own_certificates_committed(&[2]);
+    for author in [a(1), a(2), a(3)] {
+        let cert = f.certificate(f.header(author, 2, &rounds[1][1..], vec![]));
+        c.handle_certificate(cert).unwrap();
+    }
+    c.tick(2_000);
+    let h3 = proposed(&c.take_outputs()).expect("header of round 3");
+    assert_eq!(h3.payload, vec![b(2)]);
 }

@@ -29,7 +29,7 @@ mod verify;
 
 pub use config::SimConfig;
 pub use report::Report;
-pub use sim::{run_seed, Simulation, Stats};
+pub use sim::{run_seed, run_seed_with_gc_depth, Simulation, Stats};
 
 /// Seeds a test runs: `WEFT_SIM_SEEDS` if set, else `default`.
 pub fn seed_count(default: u64) -> u64 {

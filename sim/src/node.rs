@@ -7,9 +7,9 @@ use crate::network::{Fetch, Message};
 use crate::sim::{Ctx, Event};
 use crate::store::{CommittedRecord, DurableStore};
 use crate::sync::{Requester, Synchronizer};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use weft_consensus::{Bullshark, CommittedSubDag, ConsensusError, ConsensusState, LeaderSchedule};
+use weft_consensus::{Bullshark, Commit, ConsensusError, ConsensusState, LeaderSchedule};
 use weft_primary::core::{Core, CoreConfig, CoreError, LeaderFn, Output};
 use weft_types::{AuthorityIndex, BatchDigest, Certificate, Digest, HeaderDigest, KeyPair, Round};
 
@@ -61,6 +61,14 @@ impl Authority {
     /// The round of the primary's latest header, while up.
     pub fn round(&self) -> Option<Round> {
         self.live.as_ref().map(|l| l.core.round())
+    }
+
+    /// Which of `candidates` the primary still means to get committed (none while down).
+    pub fn batches_in_use(&self, candidates: &HashSet<BatchDigest>) -> HashSet<BatchDigest> {
+        self.live
+            .as_ref()
+            .map(|l| l.core.batches_in_use(candidates))
+            .unwrap_or_default()
     }
 
     /// The primary's view of the DAG, for `WEFT_SIM_TRACE`.
@@ -149,7 +157,7 @@ impl Authority {
         });
         self.tick(ctx, ctx.now);
         ctx.stats.recovered_commits += recovered.len() as u64;
-        self.commit(ctx, recovered);
+        self.commit(ctx, recovered, usize::MAX);
         let after = ctx.config.batch_every.draw(&mut ctx.rng);
         ctx.schedule(after, self.event_batch());
     }
@@ -158,7 +166,7 @@ impl Authority {
     fn recover_consensus(
         &self,
         ctx: &Ctx,
-    ) -> Result<(Bullshark, Vec<CommittedSubDag>, SharedSchedule), ConsensusError> {
+    ) -> Result<(Bullshark, Vec<Commit>, SharedSchedule), ConsensusError> {
         let (committee, kind, gc_depth) =
             (&ctx.committee, ctx.config.schedule, ctx.config.gc_depth);
         let schedule = kind.build(committee)?;
@@ -199,12 +207,10 @@ impl Authority {
         };
         let n = self.store.batches_made;
         self.store.batches_made += 1;
-        let digest = BatchDigest(Digest::of_parts([
-            b"weft-sim-batch".as_slice(),
-            &self.index.0.to_le_bytes(),
-            &n.to_le_bytes(),
-        ]));
+        let digest = batch_digest(self.index, n);
         live.core.tick(ctx.now);
+        // The primary records the report before it answers the worker (the acknowledgement).
+        self.store.own_batches.push((digest, 0));
         live.core.add_batch(digest, 0);
         ctx.stats.batches_made += 1;
         self.carry_out(ctx);
@@ -332,50 +338,50 @@ impl Authority {
         }
     }
 
-    /// Consensus takes the certificates waiting in its channel, in causal order.
-    pub fn consensus_step(&mut self, ctx: &mut Ctx) {
+    /// Consensus takes the certificates waiting in its channel, in causal order, and the
+    /// executor writes what they commit. With a crash point, the process is killed during this
+    /// step: between the first two writes if the step commits several sub-DAGs (the point that
+    /// leaves a store garbage-collected for a sub-DAG the call's last state would cover);
+    /// otherwise, for [`CrashPoint::AtStep`], before any write (certificates stored, not yet
+    /// ordered). Returns whether it was killed.
+    pub fn consensus_step(&mut self, ctx: &mut Ctx, crash: Option<CrashPoint>) -> bool {
         let Some(live) = self.live.as_mut() else {
-            return;
+            return false;
         };
         live.consensus_scheduled = false;
         let mut committed = Vec::new();
         while let Some(c) = live.to_consensus.pop_front() {
             match live.bullshark.process_certificate(c) {
-                Ok(sub_dags) => committed.extend(sub_dags),
+                Ok(commits) => committed.extend(commits),
                 Err(e) => {
                     let what = format!("{}: consensus refused a certificate: {e}", self.index);
                     ctx.observer.violation(ctx.now, what);
                 }
             }
         }
-        self.commit(ctx, committed);
+        let (write_limit, killed) = match (crash, committed.len()) {
+            (None, _) => (usize::MAX, false),
+            (Some(_), n) if n >= 2 => (1, true),
+            (Some(CrashPoint::AtStep), _) => (0, true),
+            (Some(CrashPoint::BetweenWrites), _) => (usize::MAX, false),
+        };
+        self.commit(ctx, committed, write_limit);
+        killed
     }
 
     /// The executor: appends each sub-DAG to the committed log (one already there — replayed
-    /// by recovery — is skipped, and must be identical), persists the consensus state in the
-    /// same step, updates the schedule, then tells the primary (its own certificates that were
-    /// output, and the leader round for garbage collection).
-    fn commit(&mut self, ctx: &mut Ctx, sub_dags: Vec<CommittedSubDag>) {
+    /// by recovery — is skipped, and must be identical) together with the consensus state
+    /// right after it, updates the schedule, then tells the primary (its own certificates that
+    /// were output, and the leader round for garbage collection), one sub-DAG at a time.
+    /// Writes at most `write_limit` sub-DAGs.
+    fn commit(&mut self, ctx: &mut Ctx, commits: Vec<Commit>, write_limit: usize) {
         let me = self.index;
         let Some(live) = self.live.as_mut() else {
             return;
         };
-        if sub_dags.is_empty() {
-            return;
-        }
-        let mut notices = Vec::new();
-        for s in &sub_dags {
-            let record = CommittedRecord::from(s);
+        for Commit { sub_dag: s, state } in commits.into_iter().take(write_limit) {
+            let record = CommittedRecord::from(&s);
             let next = self.store.log.len() as u64;
-            if s.index == next {
-                let own: Vec<Round> = s
-                    .certificates
-                    .iter()
-                    .filter(|c| c.author() == me)
-                    .map(Certificate::round)
-                    .collect();
-                notices.push((s.leader_round, own));
-            }
             if s.index < next {
                 ctx.stats.replayed += 1;
                 if self.store.log[s.index as usize] != record {
@@ -385,28 +391,40 @@ impl Authority {
                     );
                     ctx.observer.violation(ctx.now, what);
                 }
-            } else if s.index > next {
+                continue;
+            }
+            if s.index > next {
                 let what = format!("{me}: sub-DAG {} follows {} (a gap)", s.index, next);
                 ctx.observer.violation(ctx.now, what);
-            } else {
-                self.store.log.push(record);
+                continue;
             }
-        }
-        let state = live.bullshark.state();
-        let restored = live
-            .schedule
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .restore(&state.schedule);
-        if let Err(e) = restored {
-            ctx.observer
-                .violation(ctx.now, format!("{me}: schedule update failed: {e}"));
-        }
-        self.store.consensus_state = Some(state);
-        // What the executor's `CommitNotice` does, for each sub-DAG it wrote.
-        for (leader_round, own) in notices {
+            self.store.log.push(record);
+            let own_certificates = s.certificates.iter().filter(|c| c.author() == me);
+            let committed: HashSet<BatchDigest> = own_certificates
+                .flat_map(|c| c.header.payload.iter().map(|(d, _)| *d))
+                .collect();
+            self.store
+                .own_batches
+                .retain(|(d, _)| !committed.contains(d));
+            let restored = live
+                .schedule
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .restore(&state.schedule);
+            if let Err(e) = restored {
+                ctx.observer
+                    .violation(ctx.now, format!("{me}: schedule update failed: {e}"));
+            }
+            self.store.consensus_state = Some(state);
+            // What the executor's `CommitNotice` does once the write is durable.
+            let own: Vec<Round> = s
+                .certificates
+                .iter()
+                .filter(|c| c.author() == me)
+                .map(Certificate::round)
+                .collect();
             live.core.own_certificates_committed(&own);
-            live.core.handle_committed(leader_round);
+            live.core.handle_committed(s.leader_round);
         }
         self.carry_out(ctx);
     }
@@ -521,4 +539,22 @@ impl Authority {
             ctx.schedule_at(deadline, event);
         }
     }
+}
+
+/// Where an armed authority is killed during a consensus step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// At this step: between two sub-DAG writes if it commits several, else before writing.
+    AtStep,
+    /// At the first step that commits several sub-DAGs, between the first two writes.
+    BetweenWrites,
+}
+
+/// The `n`-th synthetic batch of `authority`'s workers.
+pub fn batch_digest(authority: AuthorityIndex, n: u64) -> BatchDigest {
+    BatchDigest(Digest::of_parts([
+        b"weft-sim-batch".as_slice(),
+        &authority.0.to_le_bytes(),
+        &n.to_le_bytes(),
+    ]))
 }

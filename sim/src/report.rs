@@ -10,6 +10,8 @@ use weft_types::Round;
 pub struct Report {
     pub seed: u64,
     pub authorities: usize,
+    /// The run's GC depth, if a test chose it instead of the default.
+    pub gc_depth: Option<Round>,
     /// Hash of every event in order: equal for two runs of one seed.
     pub trace_hash: u64,
     pub end_ms: u64,
@@ -42,8 +44,12 @@ impl Report {
 
     /// The command that runs this seed again, alone, with its trace.
     pub fn replay_command(&self) -> String {
+        let gc = self
+            .gc_depth
+            .map(|d| format!("WEFT_SIM_GC_DEPTH={d} "))
+            .unwrap_or_default();
         format!(
-            "WEFT_SIM_SEED={} WEFT_SIM_AUTHORITIES={} cargo test -p weft-sim --test seeds replay -- --nocapture",
+            "WEFT_SIM_SEED={} WEFT_SIM_AUTHORITIES={} {gc}cargo test -p weft-sim --test seeds replay -- --nocapture",
             self.seed, self.authorities
         )
     }

@@ -4,7 +4,7 @@
 use crate::check::{check_logs, Observer};
 use crate::config::SimConfig;
 use crate::network::{Fetch, Message, Network};
-use crate::node::Authority;
+use crate::node::{batch_digest, Authority, CrashPoint};
 use crate::report::{describe, Report};
 use crate::sync::Requester;
 use crate::verify::Verifier;
@@ -12,10 +12,10 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::{Hash, Hasher};
 use weft_test_utils::CommitteeFixture;
-use weft_types::{AuthorityIndex, Certificate, Committee, HeaderDigest, Round};
+use weft_types::{AuthorityIndex, BatchDigest, Certificate, Committee, HeaderDigest, Round};
 
 /// A run that needs more events than this is stuck in a loop (a few hundred thousand is
 /// typical).
@@ -226,14 +226,29 @@ pub struct Simulation {
     partition_id: u64,
     /// Log lengths when the final phase began.
     final_start: Vec<usize>,
+    /// The GC depth a test chose (reported for the replay command).
+    gc_depth_chosen: Option<Round>,
+    /// Batches each authority had reported when the final phase began.
+    final_start_batches: Vec<u64>,
 }
 
 /// Runs `seed` with a committee of `authorities` and a [`SimConfig::randomized`] config drawn
 /// from the same seed. Prints every event if `WEFT_SIM_TRACE` is set.
 pub fn run_seed(authorities: usize, seed: u64) -> Report {
+    run_seed_with_gc_depth(authorities, seed, None)
+}
+
+/// [`run_seed`] with the GC depth set (the rest drawn as there, so the draws are the same).
+/// A short depth makes garbage collection, and recovery from a store it has pruned, happen
+/// within a run's few dozen rounds.
+pub fn run_seed_with_gc_depth(authorities: usize, seed: u64, gc_depth: Option<Round>) -> Report {
     let mut rng = StdRng::seed_from_u64(seed);
-    let config = SimConfig::randomized(authorities, &mut rng);
+    let mut config = SimConfig::randomized(authorities, &mut rng);
+    if let Some(depth) = gc_depth {
+        config.gc_depth = depth;
+    }
     let mut sim = Simulation::new(config, rng, seed);
+    sim.gc_depth_chosen = gc_depth;
     sim.verbose = std::env::var_os("WEFT_SIM_TRACE").is_some();
     sim.ctx.verbose = sim.verbose;
     sim.run()
@@ -270,6 +285,8 @@ impl Simulation {
             armed: BTreeSet::new(),
             partition_id: 0,
             final_start: Vec::new(),
+            final_start_batches: Vec::new(),
+            gc_depth_chosen: None,
         }
     }
 
@@ -380,12 +397,22 @@ impl Simulation {
                 }
             }
             Event::Consensus { node, incarnation } => {
-                if self.nodes[node.0 as usize].is_current(incarnation) && self.armed.remove(&node) {
-                    self.crash_now(node);
-                }
-                let n = &mut self.nodes[node.0 as usize];
-                if n.is_current(incarnation) {
-                    n.consensus_step(&mut self.ctx);
+                if self.nodes[node.0 as usize].is_current(incarnation) {
+                    // With a chosen GC depth, armed authorities wait for a step that commits
+                    // several sub-DAGs: the crash point that matters when GC is short.
+                    let point = if self.gc_depth_chosen.is_some() {
+                        CrashPoint::BetweenWrites
+                    } else {
+                        CrashPoint::AtStep
+                    };
+                    let crash =
+                        (self.armed.contains(&node) && self.may_crash(node)).then_some(point);
+                    if self.nodes[node.0 as usize].consensus_step(&mut self.ctx, crash) {
+                        self.armed.remove(&node);
+                        self.crash_now(node);
+                    } else if point == CrashPoint::AtStep {
+                        self.armed.remove(&node);
+                    }
                 }
             }
             Event::SyncCheck {
@@ -466,7 +493,8 @@ impl Simulation {
         if let Some(&i) = up.choose(&mut ctx.rng) {
             let victim = AuthorityIndex(i as u16);
             if ctx.rng.gen_bool(0.5) {
-                // Crash where it hurts recovery most: certificates stored, not yet ordered.
+                // Crash where it hurts recovery most: certificates stored, not yet ordered, or
+                // between two sub-DAG writes of one commit.
                 self.armed.insert(victim);
             } else {
                 self.crash_now(victim);
@@ -477,14 +505,22 @@ impl Simulation {
         ctx.schedule(after, Event::Crash);
     }
 
-    /// Crashes `victim` if fewer than f authorities are down, and schedules its restart.
-    fn crash_now(&mut self, victim: AuthorityIndex) {
-        let ctx = &mut self.ctx;
+    /// Whether `victim` may crash now: it is up, fewer than f authorities are down, and the
+    /// final phase has not begun.
+    fn may_crash(&self, victim: AuthorityIndex) -> bool {
         let down = self.nodes.iter().filter(|n| !n.is_up()).count();
-        let node = &mut self.nodes[victim.0 as usize];
-        if self.final_phase || !node.is_up() || down >= ctx.config.max_faulty() {
+        !self.final_phase
+            && self.nodes[victim.0 as usize].is_up()
+            && down < self.ctx.config.max_faulty()
+    }
+
+    /// Crashes `victim` if [`Self::may_crash`], and schedules its restart.
+    fn crash_now(&mut self, victim: AuthorityIndex) {
+        if !self.may_crash(victim) {
             return;
         }
+        let ctx = &mut self.ctx;
+        let node = &mut self.nodes[victim.0 as usize];
         node.crash(ctx);
         ctx.stats.crashes += 1;
         let after = ctx.config.faults.downtime.draw(&mut ctx.rng);
@@ -524,6 +560,7 @@ impl Simulation {
             }
         }
         self.final_start = self.nodes.iter().map(|n| n.store.log.len()).collect();
+        self.final_start_batches = self.nodes.iter().map(|n| n.store.batches_made).collect();
     }
 
     fn report(mut self) -> Report {
@@ -548,6 +585,23 @@ impl Simulation {
         }
         let longest = logs.iter().max_by_key(|l| l.len()).copied().unwrap_or(&[]);
         let batches: BTreeSet<_> = longest.iter().flat_map(|r| r.batches.iter()).collect();
+        // Invariant 8: a batch reported to its primary (its transactions acknowledged) is
+        // committed or still on its way (queued, proposed, or in a certificate consensus may
+        // still commit), whatever crashed since: never forgotten.
+        for (a, made) in self.final_start_batches.iter().enumerate() {
+            let author = AuthorityIndex(a as u16);
+            let open: HashSet<BatchDigest> = (0..*made)
+                .map(|n| batch_digest(author, n))
+                .filter(|d| !batches.contains(d))
+                .collect();
+            let lost = open.len() - self.nodes[a].batches_in_use(&open).len();
+            if lost > 0 {
+                liveness.push(format!(
+                    "liveness: {lost} of the {made} batches authority {a} reported before the \
+                     final phase are neither committed nor still to be proposed"
+                ));
+            }
+        }
         let mut trace = self.trace;
         for log in &logs {
             log.hash(&mut trace);
@@ -555,6 +609,7 @@ impl Simulation {
         Report {
             seed: self.seed,
             authorities: self.ctx.config.authorities,
+            gc_depth: self.gc_depth_chosen,
             trace_hash: trace.finish(),
             end_ms: self.ctx.now,
             highest_round: self

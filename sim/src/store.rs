@@ -8,6 +8,7 @@ use weft_consensus::{CommittedSubDag, ConsensusState};
 use weft_primary::core::Recovered;
 use weft_types::{
     AuthorityIndex, BatchDigest, Certificate, CertificateDigest, Header, HeaderDigest, Round,
+    WorkerId,
 };
 
 /// One committed sub-DAG as the committed log holds it: enough to compare authorities.
@@ -53,6 +54,9 @@ pub struct DurableStore {
     pub consensus_state: Option<ConsensusState>,
     /// The committed log, from index 0 (no retention limit in the simulation).
     pub log: Vec<CommittedRecord>,
+    /// Own batches reported to the primary and not committed yet, in report order (what
+    /// `Column::OwnBatches` holds).
+    pub own_batches: Vec<(BatchDigest, WorkerId)>,
     /// Synthetic batches this authority's workers made so far (keeps digests unique across
     /// restarts).
     pub batches_made: u64,
@@ -110,6 +114,7 @@ impl DurableStore {
             certificates: self.certificates_above(self.primary_gc_round),
             gc_round: self.primary_gc_round,
             last_header,
+            own_batches: self.own_batches.clone(),
         }
     }
 }

@@ -8,13 +8,18 @@
 //! and every authority is back. The two liveness bugs this simulator found in the primary's
 //! core are kept below as regression tests on the seeds that showed them.
 
-use weft_sim::{run_seed, seed_count, Report};
+use weft_sim::{run_seed, run_seed_with_gc_depth, seed_count, Report};
 
 /// Runs seeds `first..first + count` (`WEFT_SIM_FIRST_SEED` moves the window); fails listing every failing seed with its replay
 /// command.
 fn run_many(authorities: usize, first: u64, count: u64) {
+    run_many_with(authorities, first, count, |_| None)
+}
+
+/// [`run_many`] with a GC depth chosen per seed.
+fn run_many_with(authorities: usize, first: u64, count: u64, gc: impl Fn(u64) -> Option<u64>) {
     let reports: Vec<Report> = (first..first + count)
-        .map(|seed| run_seed(authorities, seed))
+        .map(|seed| run_seed_with_gc_depth(authorities, seed, gc(seed)))
         .collect();
     let unsafe_runs: Vec<&Report> = reports.iter().filter(|r| !r.safe()).collect();
     let stalled: Vec<&Report> = reports.iter().filter(|r| !r.liveness.is_empty()).collect();
@@ -65,6 +70,19 @@ fn seven_authorities_many_seeds() {
     );
 }
 
+/// GC depths of 20 to 30 rounds: garbage collection, the orphan sweep and restarts from a
+/// pruned store all happen within a run. This is where a crash between two sub-DAG writes of
+/// one commit shows whether the persisted consensus state can be older than the store's GC.
+#[test]
+fn short_gc_depths_many_seeds() {
+    for (authorities, share) in [(4, 4), (7, 20)] {
+        let first = var("WEFT_SIM_FIRST_SEED", 2_000_000);
+        run_many_with(authorities, first, seed_count(200) / share, |seed| {
+            Some(20 + seed % 11)
+        });
+    }
+}
+
 /// The checks are not vacuous: runs do crash, restart, partition, lose messages and still
 /// commit a lot, on both committee sizes.
 #[test]
@@ -86,13 +104,17 @@ fn var(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// `WEFT_SIM_SEED=<seed> [WEFT_SIM_AUTHORITIES=<n>] [WEFT_SIM_TRACE=1]`: one seed, strictly,
+/// `WEFT_SIM_SEED=<seed> [WEFT_SIM_AUTHORITIES=<n>] [WEFT_SIM_GC_DEPTH=<rounds>]
+/// [WEFT_SIM_TRACE=1]`: one seed, strictly,
 /// with its report (and every event with `WEFT_SIM_TRACE`).
 #[test]
 fn replay() {
-    let report = run_seed(
+    let report = run_seed_with_gc_depth(
         var("WEFT_SIM_AUTHORITIES", 4) as usize,
         var("WEFT_SIM_SEED", 0),
+        std::env::var("WEFT_SIM_GC_DEPTH")
+            .ok()
+            .and_then(|v| v.parse().ok()),
     );
     println!("{report}");
     assert!(report.passed(), "replay: {}", report.replay_command());
@@ -114,8 +136,8 @@ fn one_seed_gives_one_trace() {
 // (in about 3 % of seeds); a change to the core or to the simulator changes the traces, so
 // these seeds replay the situation only approximately. The many-seeds tests are the net.
 
-/// Regression (fixed in `Core::wait_for`: ranges now start at the highest quorum round, and a
-/// stuck primary pulls its round). The bug: authority 3 ends at round 15 with 124 pending messages and
+/// Regression (first fixed in part: ranges start at the highest quorum round, and a stuck
+/// primary pulls its round; then at the root, see the seed 7000138 test below). The bug: authority 3 ends at round 15 with 124 pending messages and
 /// nothing requested; its round 14 holds A0, A1, A3 (a quorum) but not A2@14, which the
 /// others' round-15 certificates reference. When a certificate waits on a parent while the
 /// core is far behind, only `FetchRange` is emitted, yet the parent is registered in
@@ -142,6 +164,22 @@ fn lagging_primary_never_fetches_a_parent_at_its_highest_quorum_round() {
 #[test]
 fn votes_lost_in_crashes_are_never_asked_again_and_the_round_stalls() {
     let report = run_seed(4, 464);
+    println!("{report}");
+    assert!(report.passed(), "{}", report.replay_command());
+}
+
+/// Regression, found on 2026-12-01 in a window of seeds CI never ran. The bug was the one of
+/// seed 112 above, one round lower, in `Core::wait_for` (production code, not the simulator):
+/// A3 restarts behind; round-16 certificates of A1 and A5 arrive while its highest quorum round
+/// is far below, so their missing parent A1@15 is registered in `waiting_on` and only a range
+/// is asked for. Once A3 has caught up to a quorum at round 16, its ranges start at 16 and can
+/// never bring A1@15, and the parent was not "fresh" any more, so it was never asked for by
+/// digest: A3 stayed at round 17 with 700 pending messages and nothing requested, committing 7
+/// sub-DAGs against the others' 31 and none after healing. Now a digest counts as asked for
+/// only once `FetchCertificates` carried it, so it is asked as soon as a waiter is within reach.
+#[test]
+fn a_parent_missed_while_far_behind_is_fetched_once_within_reach() {
+    let report = run_seed(7, 7_000_138);
     println!("{report}");
     assert!(report.passed(), "{}", report.replay_command());
 }

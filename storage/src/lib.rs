@@ -78,10 +78,15 @@ pub enum Column {
     /// Batch digest → the sub-DAG that committed it: batches the committed log still refers
     /// to, which garbage collection must leave for the log's retention to delete.
     CommittedBatches,
+    /// (batch digest, worker id) → report sequence: own batches that the workers reported (so
+    /// their transactions were acknowledged to clients) and no committed sub-DAG holds yet. A
+    /// restarting primary proposes them again; the executor deletes them in the write that
+    /// commits them.
+    OwnBatches,
 }
 
 impl Column {
-    pub const ALL: [Column; 9] = [
+    pub const ALL: [Column; 10] = [
         Column::Batches,
         Column::Headers,
         Column::Certificates,
@@ -91,6 +96,7 @@ impl Column {
         Column::Payload,
         Column::CommittedLog,
         Column::CommittedBatches,
+        Column::OwnBatches,
     ];
 
     pub fn name(self) -> &'static str {
@@ -104,6 +110,7 @@ impl Column {
             Column::Payload => "payload",
             Column::CommittedLog => "committed_log",
             Column::CommittedBatches => "committed_batches",
+            Column::OwnBatches => "own_batches",
         }
     }
 

@@ -5,8 +5,8 @@
 
 use std::collections::{HashMap, HashSet};
 use weft_consensus::{
-    Bullshark, CommittedSubDag, ConsensusError, ConsensusState, LeaderSchedule, LeaderScheduleKind,
-    ScheduleState,
+    Bullshark, Commit, CommittedSubDag, ConsensusError, ConsensusState, LeaderSchedule,
+    LeaderScheduleKind, ScheduleState,
 };
 use weft_types::{AuthorityIndex, Certificate, CertificateDigest, Committee, Round};
 
@@ -59,7 +59,13 @@ pub fn feed<'a>(
     certificates
         .into_iter()
         .flat_map(|c| consensus.process_certificate(c.clone()).unwrap())
+        .map(|commit| commit.sub_dag)
         .collect()
+}
+
+/// The sub-DAGs of `commits`.
+pub fn sub_dags(commits: Vec<Commit>) -> Vec<CommittedSubDag> {
+    commits.into_iter().map(|c| c.sub_dag).collect()
 }
 
 /// What identifies a commit sequence: per sub-DAG its index, leader round and certificates.
