@@ -3,7 +3,7 @@
 
 mod parameters;
 
-pub use parameters::{ParameterError, Parameters};
+pub use parameters::{ParameterError, Parameters, RpcParameters};
 
 use rand::{CryptoRng, RngCore};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};

@@ -38,6 +38,132 @@ pub struct Parameters {
     /// `gc_depth`. The batches are what takes room: about 100 MB/s at 200k tx/s of 512 B, so
     /// the default of 10,000 sub-DAGs (tens of minutes) is some 10 GB per node at that load.
     pub committed_log_retention: u64,
+    /// The Ethereum JSON-RPC ingress (`eth_sendRawTransaction`). Its listening address is per
+    /// authority, so it is not here: `weft node run --rpc-address` turns it on.
+    pub rpc: RpcParameters,
+}
+
+/// Limits and policy of the Ethereum JSON-RPC ingress; the defaults follow reth's
+/// (`crates/node/core/src/args/rpc_server.rs`) where reth has one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RpcParameters {
+    /// Largest HTTP body or WebSocket message, in bytes (reth: 15 MB); a larger one is
+    /// refused by the server (HTTP 413, or a -32007 error over WebSocket).
+    pub max_request_body_size: u32,
+    /// Largest response, in bytes.
+    pub max_response_body_size: u32,
+    /// Most calls in one JSON-RPC batch; a longer batch is refused whole (-32005).
+    pub max_batch_len: u32,
+    /// Connections served at once (reth: 500); further ones are refused.
+    pub max_connections: u32,
+    /// Calls per second one connection may make (a batch counts each of its calls); calls
+    /// beyond it get -32005 until the next second.
+    pub rate_limit_per_connection: u32,
+    /// Largest raw transaction accepted, in bytes; at most `max_transaction_size`, which it
+    /// is when `None` (128 KiB by default, as reth's `txpool.max-tx-input-bytes`).
+    pub max_transaction_size: Option<usize>,
+    /// The chain ids of the rollups this committee sequences; a transaction for any other
+    /// chain, or without a chain id (pre-EIP-155), is refused.
+    pub chain_ids: Vec<u64>,
+    /// What `eth_chainId` answers on the endpoint's root path (`/<chain_id>` answers its own);
+    /// one of `chain_ids`. `None`: the first of `chain_ids`.
+    pub default_chain_id: Option<u64>,
+    /// Recover each transaction's sender, refusing those whose signature recovers none. A
+    /// rollup that checks signatures itself may turn this off and save the recovery's CPU.
+    pub recover_senders: bool,
+}
+
+impl Default for RpcParameters {
+    fn default() -> Self {
+        Self {
+            max_request_body_size: 15 * 1024 * 1024,
+            max_response_body_size: 15 * 1024 * 1024,
+            max_batch_len: 100,
+            max_connections: 500,
+            rate_limit_per_connection: 10_000,
+            max_transaction_size: None,
+            chain_ids: vec![1337],
+            default_chain_id: None,
+            recover_senders: true,
+        }
+    }
+}
+
+impl RpcParameters {
+    /// The chain id `eth_chainId` answers on the root path.
+    pub fn default_chain_id(&self) -> u64 {
+        self.default_chain_id
+            .or_else(|| self.chain_ids.first().copied())
+            .unwrap_or_default()
+    }
+
+    /// The largest raw transaction the ingress accepts, given the workers' limit.
+    pub fn max_transaction_size(&self, worker_max_transaction_size: usize) -> usize {
+        self.max_transaction_size
+            .unwrap_or(worker_max_transaction_size)
+    }
+
+    /// Checks the section on its own and against the worker's `max_transaction_size`.
+    pub fn validate(&self, worker_max_transaction_size: usize) -> Result<(), ParameterError> {
+        let fail = |field: &'static str, reason: String| Err(ParameterError { field, reason });
+        let max_transaction_size = self.max_transaction_size(worker_max_transaction_size);
+        let positive: [(&'static str, u64); 5] = [
+            (
+                "rpc.max_response_body_size",
+                self.max_response_body_size.into(),
+            ),
+            ("rpc.max_batch_len", self.max_batch_len.into()),
+            ("rpc.max_connections", self.max_connections.into()),
+            (
+                "rpc.rate_limit_per_connection",
+                self.rate_limit_per_connection.into(),
+            ),
+            ("rpc.max_transaction_size", max_transaction_size as u64),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return fail(field, "must be greater than 0".into());
+            }
+        }
+        if max_transaction_size > worker_max_transaction_size {
+            return fail(
+                "rpc.max_transaction_size",
+                format!("must be at most max_transaction_size ({worker_max_transaction_size})"),
+            );
+        }
+        // The largest transaction, hex-encoded inside a call, must fit in a request.
+        let smallest_body = 2 * max_transaction_size as u64 + 1024;
+        if u64::from(self.max_request_body_size) < smallest_body {
+            return fail(
+                "rpc.max_request_body_size",
+                format!(
+                    "must hold the largest transaction as hex: at least 2 * {max_transaction_size} + 1024 = {smallest_body}"
+                ),
+            );
+        }
+        if self.chain_ids.is_empty() {
+            return fail("rpc.chain_ids", "must name at least one chain id".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for id in &self.chain_ids {
+            if *id == 0 {
+                return fail("rpc.chain_ids", "0 is not a chain id".into());
+            }
+            if !seen.insert(*id) {
+                return fail("rpc.chain_ids", format!("{id} is listed twice"));
+            }
+        }
+        if let Some(id) = self.default_chain_id {
+            if !self.chain_ids.contains(&id) {
+                return fail(
+                    "rpc.default_chain_id",
+                    format!("{id} is not one of rpc.chain_ids"),
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for Parameters {
@@ -57,6 +183,7 @@ impl Default for Parameters {
             channel_capacity: 1_000,
             leader_schedule: LeaderScheduleKind::RoundRobin,
             committed_log_retention: 10_000,
+            rpc: RpcParameters::default(),
         }
     }
 }
@@ -144,7 +271,7 @@ impl Parameters {
         if self.max_message_size > 1 << 30 {
             return fail("max_message_size", "must be at most 1 GiB".into());
         }
-        Ok(())
+        self.rpc.validate(self.max_transaction_size)
     }
 }
 
@@ -174,5 +301,75 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(p.validate().unwrap_err().field, "max_header_num_of_batches");
+    }
+
+    #[test]
+    fn invalid_rpc_values_name_the_field() {
+        let with = |rpc: RpcParameters| Parameters {
+            rpc,
+            ..Default::default()
+        };
+        let field = |rpc: RpcParameters| with(rpc).validate().unwrap_err().field;
+        let d = RpcParameters::default;
+        assert_eq!(
+            field(RpcParameters {
+                chain_ids: vec![],
+                ..d()
+            }),
+            "rpc.chain_ids"
+        );
+        assert_eq!(
+            field(RpcParameters {
+                chain_ids: vec![5, 5],
+                ..d()
+            }),
+            "rpc.chain_ids"
+        );
+        assert_eq!(
+            field(RpcParameters {
+                default_chain_id: Some(9),
+                ..d()
+            }),
+            "rpc.default_chain_id"
+        );
+        assert_eq!(
+            field(RpcParameters {
+                max_transaction_size: Some(1 << 20),
+                ..d()
+            }),
+            "rpc.max_transaction_size"
+        );
+        assert_eq!(
+            field(RpcParameters {
+                max_request_body_size: 1000,
+                ..d()
+            }),
+            "rpc.max_request_body_size"
+        );
+        assert_eq!(
+            field(RpcParameters {
+                rate_limit_per_connection: 0,
+                ..d()
+            }),
+            "rpc.rate_limit_per_connection"
+        );
+        let rpc = RpcParameters {
+            chain_ids: vec![10, 20],
+            ..d()
+        };
+        assert_eq!(rpc.default_chain_id(), 10);
+        assert_eq!(with(rpc).validate(), Ok(()));
+    }
+
+    /// A parameters file written before the rpc section existed still loads, and a partial
+    /// section keeps the other defaults.
+    #[test]
+    fn rpc_section_is_optional_and_partial() {
+        let p: Parameters = serde_json::from_str(r#"{"gc_depth": 7}"#).unwrap();
+        assert_eq!(p.rpc, RpcParameters::default());
+        let p: Parameters = serde_json::from_str(r#"{"rpc": {"chain_ids": [1, 2]}}"#).unwrap();
+        assert_eq!(p.rpc.chain_ids, vec![1, 2]);
+        assert!(p.rpc.recover_senders);
+        assert!(serde_json::from_str::<Parameters>(r#"{"rpc": {"chain_id": 1}}"#).is_err());
     }
 }

@@ -15,7 +15,7 @@ use weft_network::{NetworkConfig, NetworkMetrics, ReliableSender};
 use weft_primary::{Primary, PrimaryArgs, PrimaryHandle, PrimaryMetrics, PrimaryStores};
 use weft_storage::Store;
 use weft_types::{AuthorityIndex, Certificate, Committee, Round};
-use weft_worker::{Worker, WorkerHandle};
+use weft_worker::{TxSubmitter, Worker, WorkerHandle};
 
 /// Certificates on their way from the primary to consensus.
 pub const CONSENSUS_CHANNEL_CAPACITY: usize = 10_000;
@@ -42,6 +42,11 @@ pub struct NodeHandle {
 }
 
 impl NodeHandle {
+    /// One acknowledged-submission handle per in-process worker (none with external workers).
+    pub fn submitters(&self) -> Vec<TxSubmitter> {
+        self.workers.iter().map(WorkerHandle::submitter).collect()
+    }
+
     /// Stops every actor, then fsyncs the store.
     pub async fn shutdown(self) -> Result<()> {
         let store = self.store.clone();

@@ -36,6 +36,11 @@ pub struct NodeRunArgs {
     /// The workers run as separate processes (`weft worker run`), not in this one.
     #[arg(long)]
     external_workers: bool,
+    /// Serve the Ethereum JSON-RPC ingress (HTTP and WebSocket) on this address (port 0:
+    /// any free port, logged as `rpc server started address=...`); its limits and chain ids
+    /// are the parameters file's `rpc` section. Needs the workers in this process.
+    #[arg(long, conflicts_with = "external_workers")]
+    rpc_address: Option<std::net::SocketAddr>,
     #[command(flatten)]
     l1: L1Args,
 }
@@ -151,6 +156,14 @@ pub fn node(args: NodeRunArgs) -> Result<()> {
             store = %args.common.store.display(),
             "node started"
         );
+        let rpc = match args.rpc_address {
+            Some(address) => Some(
+                weft_node::rpc::RpcIngress::start(&node, address, &loaded.parameters)
+                    .await
+                    .context("starting the rpc ingress")?,
+            ),
+            None => None,
+        };
         let l1 = match &args.l1.l1_rpc {
             Some(rpc) => Some(start_l1(rpc, &args.l1, &args.common.store, &node, &loaded).await?),
             None => None,
@@ -160,6 +173,10 @@ pub fn node(args: NodeRunArgs) -> Result<()> {
         shutdown_signal().await?;
         info!("shutting down");
         status.abort();
+        // First, so that no transaction is taken that the workers could not make durable.
+        if let Some(rpc) = rpc {
+            rpc.shutdown().await;
+        }
         if let Some((poster, forced)) = l1 {
             forced.shutdown().await;
             poster.shutdown().await;

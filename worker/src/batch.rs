@@ -2,6 +2,7 @@
 //! into a `Batch`.
 
 use crate::error::RequestError;
+use crate::submit::{AckSender, Acks};
 use bytes::{BufMut, Bytes, BytesMut};
 use weft_types::codec::{DecodeError, Reader, WIRE_VERSION};
 use weft_types::{BatchDigest, WorkerMessage};
@@ -24,18 +25,22 @@ pub struct BatchBuilder {
     count: u32,
     /// Ids of the sample transactions of the current batch, for the benchmark log.
     samples: Vec<u64>,
+    /// Acknowledgements owed to the submitters of the current batch's transactions.
+    acks: Acks,
     /// Bytes reserved per batch, so that appending never reallocates.
     capacity: usize,
 }
 
 /// A sealed batch, ready to broadcast and store.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct SealedBatch {
     pub digest: BatchDigest,
     /// The `WorkerMessage::Batch` encoding, sent to peers as is.
     pub message: Bytes,
     /// Ids of the sample transactions it contains.
     pub samples: Vec<u64>,
+    /// Acknowledgements owed once the batch is durable (one per acknowledged submission).
+    pub acks: Acks,
 }
 
 impl SealedBatch {
@@ -52,6 +57,7 @@ impl BatchBuilder {
             buf: BytesMut::new(),
             count: 0,
             samples: Vec::new(),
+            acks: Acks::default(),
             capacity: capacity + EMPTY_LEN,
         };
         builder.start();
@@ -78,6 +84,14 @@ impl BatchBuilder {
         self.count += 1;
     }
 
+    /// [`BatchBuilder::push`], plus the acknowledgement owed to its submitter, if any.
+    pub(crate) fn push_acknowledged(&mut self, tx: &[u8], ack: Option<AckSender>) {
+        self.push(tx);
+        if let Some(ack) = ack {
+            self.acks.push(ack);
+        }
+    }
+
     /// Transactions in the current batch.
     pub fn len(&self) -> usize {
         self.count as usize
@@ -100,12 +114,14 @@ impl BatchBuilder {
         let message = self.buf.split().freeze();
         let digest = BatchDigest::of_encoded(&message[BATCH_OFFSET..]);
         let samples = std::mem::take(&mut self.samples);
+        let acks = std::mem::take(&mut self.acks);
         self.count = 0;
         self.start();
         SealedBatch {
             digest,
             message,
             samples,
+            acks,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::batch::{BatchBuilder, SealedBatch};
 use crate::metrics::WorkerMetrics;
-use bytes::Bytes;
+use crate::submit::Submission;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -23,8 +23,8 @@ pub struct BatchMaker {
     max_batch_delay: Duration,
     /// The batch being filled, already in its wire encoding.
     builder: BatchBuilder,
-    /// Client transactions.
-    rx_ingress: mpsc::Receiver<Bytes>,
+    /// Client transactions, with an acknowledgement to resolve for acknowledged submissions.
+    rx_ingress: mpsc::Receiver<Submission>,
     /// Sealed batches; waiting on it is the backpressure of dissemination.
     tx_quorum_waiter: mpsc::Sender<SealedBatch>,
     metrics: Arc<WorkerMetrics>,
@@ -37,7 +37,7 @@ impl BatchMaker {
         batch_size: usize,
         max_batch_delay: Duration,
         max_transaction_size: usize,
-        rx_ingress: mpsc::Receiver<Bytes>,
+        rx_ingress: mpsc::Receiver<Submission>,
         tx_quorum_waiter: mpsc::Sender<SealedBatch>,
         metrics: Arc<WorkerMetrics>,
         shutdown: CancellationToken,
@@ -67,9 +67,9 @@ impl BatchMaker {
         loop {
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
-                Some(tx) = self.rx_ingress.recv() => {
+                Some((tx, ack)) = self.rx_ingress.recv() => {
                     depth.set(self.rx_ingress.len() as i64);
-                    self.builder.push(&tx);
+                    self.builder.push_acknowledged(&tx, ack);
                     if self.builder.encoded_len() >= self.batch_size {
                         if !self.seal("size").await {
                             break;
@@ -110,12 +110,13 @@ impl BatchMaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use prometheus::Registry;
     use weft_types::codec::decode_message;
     use weft_types::{Batch, WorkerMessage};
 
     struct Setup {
-        tx_ingress: mpsc::Sender<Bytes>,
+        tx_ingress: mpsc::Sender<Submission>,
         rx_sealed: mpsc::Receiver<SealedBatch>,
         metrics: Arc<WorkerMetrics>,
         _shutdown: tokio_util::sync::DropGuard,
@@ -158,7 +159,7 @@ mod tests {
         // Encoding: 5 bytes of header, 104 per 100-byte transaction: the 10th reaches 1045.
         let txs: Vec<Bytes> = (0..10u8).map(|i| Bytes::from(vec![i + 1; 100])).collect();
         for tx in &txs {
-            s.tx_ingress.send(tx.clone()).await.unwrap();
+            s.tx_ingress.send((tx.clone(), None)).await.unwrap();
         }
         let start = Instant::now();
         let sealed = s.rx_sealed.recv().await.unwrap();
@@ -178,7 +179,7 @@ mod tests {
         let mut s = setup(1_000_000, delay);
         let start = Instant::now();
         s.tx_ingress
-            .send(Bytes::from_static(b"tx-1"))
+            .send((Bytes::from_static(b"tx-1"), None))
             .await
             .unwrap();
         let first = s.rx_sealed.recv().await.unwrap();
@@ -188,7 +189,7 @@ mod tests {
             vec![Bytes::from_static(b"tx-1")]
         );
         s.tx_ingress
-            .send(Bytes::from_static(b"tx-2"))
+            .send((Bytes::from_static(b"tx-2"), None))
             .await
             .unwrap();
         let second = s.rx_sealed.recv().await.unwrap();

@@ -3,6 +3,7 @@
 use crate::batch::validate_batch;
 use crate::error::RequestError;
 use crate::metrics::WorkerMetrics;
+use crate::submit::Report;
 use crate::synchronizer::SyncRequest;
 use crate::{blocking, store_batch};
 use bytes::Bytes;
@@ -30,7 +31,7 @@ pub struct WorkerHandler {
     pub batches: Map<BatchDigest, Bytes>,
     /// Batches the node's committed log refers to: the log's retention deletes those.
     pub pins: Map<BatchDigest, u64>,
-    pub tx_primary: mpsc::Sender<WorkerToPrimary>,
+    pub tx_primary: mpsc::Sender<Report>,
     pub tx_synchronizer: mpsc::Sender<SyncRequest>,
     pub metrics: Arc<WorkerMetrics>,
 }
@@ -116,7 +117,7 @@ impl WorkerHandler {
             worker_id: self.worker_id,
         };
         self.tx_primary
-            .send(report)
+            .send(report.into())
             .await
             .map_err(|_| RequestError::ShuttingDown)?;
         Ok(Bytes::new())

@@ -1,7 +1,7 @@
 //! Client ingress: plain TCP, each transaction framed by its 4-byte big-endian length.
 
 use crate::metrics::WorkerMetrics;
-use bytes::Bytes;
+use crate::submit::Submission;
 use futures::StreamExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,7 +26,7 @@ pub struct TxReceiver {
     /// Largest transaction accepted; a larger (or empty) frame closes its connection.
     max_transaction_size: usize,
     /// Every connection's transactions, in the order each connection sent them.
-    tx_batch_maker: mpsc::Sender<Bytes>,
+    tx_batch_maker: mpsc::Sender<Submission>,
     metrics: Arc<WorkerMetrics>,
     /// Cancelled when the worker stops; closes the listener and every connection.
     shutdown: CancellationToken,
@@ -36,7 +36,7 @@ impl TxReceiver {
     pub fn spawn(
         listener: TcpListener,
         max_transaction_size: usize,
-        tx_batch_maker: mpsc::Sender<Bytes>,
+        tx_batch_maker: mpsc::Sender<Submission>,
         metrics: Arc<WorkerMetrics>,
         shutdown: CancellationToken,
     ) -> JoinHandle<()> {
@@ -94,7 +94,7 @@ async fn serve_client(
     stream: TcpStream,
     address: SocketAddr,
     max_transaction_size: usize,
-    tx_batch_maker: mpsc::Sender<Bytes>,
+    tx_batch_maker: mpsc::Sender<Submission>,
     metrics: Arc<WorkerMetrics>,
 ) {
     let codec = LengthDelimitedCodec::builder()
@@ -117,7 +117,7 @@ async fn serve_client(
                 return;
             }
             Ok(tx) => {
-                if tx_batch_maker.send(tx.freeze()).await.is_err() {
+                if tx_batch_maker.send((tx.freeze(), None)).await.is_err() {
                     return;
                 }
                 metrics.transactions_received.inc();

@@ -5,10 +5,18 @@
 //!
 //! ```text
 //! clients ─TCP─▶ TxReceiver ─tx─▶ BatchMaker ─sealed─▶ QuorumWaiter ─OurBatch─────▶ PrimaryConnector ─▶ primary
-//!                                                        │ ▲ batch / ack                    ▲
+//!   in-process ─TxSubmitter─tx+ack─▲                     │ ▲ batch / ack                    ▲
 //!                                                        ▼ │                                  │ OthersBatch
 //!                         peer workers ◀───────────▶ server (WorkerHandler) ─Synchronize─▶ Synchronizer
 //! ```
+//!
+//! # Acknowledged submission
+//! In-process callers (the JSON-RPC ingress) submit through [`WorkerHandle::submitter`]: the
+//! transaction takes the raw ingress's path, carrying a oneshot that travels with its sealed
+//! batch and its `OurBatch` report. The [`Acknowledgement`] resolves to the batch digest only
+//! when the batch is stored by a quorum of stake *and* the own primary answered the report
+//! `Ok` (it records the batch durably before answering); any other end is an error, never a
+//! false acknowledgement. A full batch maker channel is [`SubmitError::Full`] at once.
 //!
 //! # Client protocol
 //! Plain TCP on the committee's `transaction_addresses[id]`, no TLS (clients are not committee
@@ -49,6 +57,7 @@ mod ingress;
 mod metrics;
 mod primary_connector;
 mod quorum_waiter;
+mod submit;
 mod synchronizer;
 
 pub use batch::{validate_batch, BatchBuilder, SealedBatch, SAMPLE_TX_MARKER};
@@ -57,6 +66,7 @@ pub use error::{RequestError, WorkerError};
 pub use ingress::MAX_CLIENT_CONNECTIONS;
 pub use metrics::WorkerMetrics;
 pub use quorum_waiter::{MAX_BATCHES_AWAITING_QUORUM, MAX_DELIVERIES_PER_PEER};
+pub use submit::{Acknowledgement, Acks, PendingAck, SubmissionQueue, SubmitError, TxSubmitter};
 pub use synchronizer::MAX_SYNC_ATTEMPTS;
 
 use batch_maker::BatchMaker;
@@ -171,6 +181,11 @@ impl Worker {
         let transaction_address = listener.local_addr()?;
 
         let (tx_batch_maker, rx_ingress) = mpsc::channel(TRANSACTION_CHANNEL_CAPACITY);
+        let submitter = TxSubmitter::new(
+            tx_batch_maker.clone(),
+            parameters.max_transaction_size,
+            metrics.clone(),
+        );
         let (tx_quorum_waiter, rx_batch_maker) = mpsc::channel(SEALED_BATCH_CHANNEL_CAPACITY);
         let (tx_primary, rx_worker) = mpsc::channel(REPORT_CHANNEL_CAPACITY);
         let (tx_synchronizer, rx_handler) = mpsc::channel(SYNC_CHANNEL_CAPACITY);
@@ -182,6 +197,7 @@ impl Worker {
             metrics: metrics.clone(),
             transaction_address,
             worker_address,
+            submitter,
         };
         handle.tasks.push(PrimaryConnector::spawn(
             primary,
@@ -277,9 +293,16 @@ pub struct WorkerHandle {
     metrics: Arc<WorkerMetrics>,
     transaction_address: SocketAddr,
     worker_address: SocketAddr,
+    submitter: TxSubmitter,
 }
 
 impl WorkerHandle {
+    /// Submits transactions in-process with an acknowledgement each; clones of it keep working
+    /// (returning [`SubmitError::Stopped`]) after the worker stopped.
+    pub fn submitter(&self) -> TxSubmitter {
+        self.submitter.clone()
+    }
+
     /// Stops accepting clients and peers, stops every actor (in-flight deliveries and reports
     /// are dropped), and returns once all of them are done. The store is left to its owner.
     pub async fn shutdown(mut self) {

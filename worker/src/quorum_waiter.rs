@@ -2,6 +2,7 @@
 
 use crate::batch::SealedBatch;
 use crate::metrics::WorkerMetrics;
+use crate::submit::{Acks, Report, SubmitError};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
@@ -49,6 +50,8 @@ struct Pending {
     unanswered: usize,
     /// For the quorum latency histogram.
     sealed_at: Instant,
+    /// Handed to the primary connector with the `OurBatch` report.
+    acks: Acks,
 }
 
 /// A peer worker and the deliveries to it.
@@ -89,8 +92,8 @@ pub struct QuorumWaiter {
     /// Every outstanding delivery, to peers and to the own store.
     deliveries: FuturesUnordered<BoxFuture<'static, Delivery>>,
     rx_batch_maker: mpsc::Receiver<SealedBatch>,
-    /// `OurBatch` reports.
-    tx_primary: mpsc::Sender<WorkerToPrimary>,
+    /// `OurBatch` reports, with the acknowledgements the primary's answer resolves.
+    tx_primary: mpsc::Sender<Report>,
     metrics: Arc<WorkerMetrics>,
     /// Cancelled when the worker stops; outstanding deliveries are then dropped.
     shutdown: CancellationToken,
@@ -107,7 +110,7 @@ impl QuorumWaiter {
         sender: ReliableSender,
         batches: Map<BatchDigest, Bytes>,
         rx_batch_maker: mpsc::Receiver<SealedBatch>,
-        tx_primary: mpsc::Sender<WorkerToPrimary>,
+        tx_primary: mpsc::Sender<Report>,
         metrics: Arc<WorkerMetrics>,
         shutdown: CancellationToken,
     ) -> JoinHandle<()> {
@@ -205,6 +208,7 @@ impl QuorumWaiter {
                 stake: 0,
                 unanswered: self.peers.len() + 1,
                 sealed_at: Instant::now(),
+                acks: batch.acks,
             },
         );
         for index in 0..self.peers.len() {
@@ -265,14 +269,18 @@ impl QuorumWaiter {
             self.metrics.batches_without_quorum.inc();
             tracing::warn!(digest = %pending.digest, stake = pending.stake,
                 "batch cannot reach a quorum: the peers that answered refused it");
+            pending.acks.fail(SubmitError::NoQuorum);
             return true;
         }
         self.metrics
             .quorum_latency
             .observe(pending.sealed_at.elapsed().as_secs_f64());
-        let report = WorkerToPrimary::OurBatch {
-            digest: pending.digest,
-            worker_id: self.worker_id,
+        let report = Report {
+            message: WorkerToPrimary::OurBatch {
+                digest: pending.digest,
+                worker_id: self.worker_id,
+            },
+            acks: pending.acks,
         };
         self.tx_primary.send(report).await.is_ok()
     }

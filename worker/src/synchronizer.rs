@@ -4,6 +4,7 @@ use crate::batch::validate_batch;
 use crate::error::RequestError;
 use crate::metrics::WorkerMetrics;
 use crate::store_batch;
+use crate::submit::Report;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
@@ -69,7 +70,7 @@ pub struct Synchronizer {
     /// The own primary's `Synchronize` requests, from the server.
     rx_handler: mpsc::Receiver<SyncRequest>,
     /// `OthersBatch` reports.
-    tx_primary: mpsc::Sender<WorkerToPrimary>,
+    tx_primary: mpsc::Sender<Report>,
     metrics: Arc<WorkerMetrics>,
     /// Cancelled when the worker stops.
     shutdown: CancellationToken,
@@ -84,7 +85,7 @@ impl Synchronizer {
         batches: Map<BatchDigest, Bytes>,
         config: SyncConfig,
         rx_handler: mpsc::Receiver<SyncRequest>,
-        tx_primary: mpsc::Sender<WorkerToPrimary>,
+        tx_primary: mpsc::Sender<Report>,
         metrics: Arc<WorkerMetrics>,
         shutdown: CancellationToken,
     ) -> JoinHandle<()> {
@@ -296,7 +297,7 @@ impl Synchronizer {
             worker_id: self.worker_id,
         };
         self.tx_primary
-            .send(report)
+            .send(report.into())
             .await
             .map_err(|_| RequestError::ShuttingDown)
     }

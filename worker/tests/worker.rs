@@ -399,3 +399,66 @@ async fn primary_messages_from_other_authorities_are_refused() {
     assert_eq!(cluster.request(0, 0, &delete).await.unwrap(), Bytes::new());
     assert!(!cluster.batches(0).contains(&digest).unwrap());
 }
+
+/// Proves: an acknowledged submission resolves only once the own primary answered the
+/// `OurBatch` report of the batch holding it (after a quorum stored that batch), to that
+/// batch's digest; an error answer fails it instead, and so does a worker that stops first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_wait_for_the_primary_answer() {
+    use futures::FutureExt;
+    use weft_worker::SubmitError;
+
+    let mut rng = StdRng::seed_from_u64(7);
+    // 10 transactions of 100 B seal one batch by size; the timer never fires.
+    let mut cluster = Cluster::new_gated(29, parameters(1_000, 3_600_000)).await;
+    cluster.start_all().await;
+    let submitter = cluster.worker(0).submitter();
+    let submit = |rng: &mut StdRng| {
+        transactions(rng, 10, 100)
+            .into_iter()
+            .map(|tx| submitter.try_submit(tx).expect("room in the channel"))
+            .collect::<Vec<_>>()
+    };
+
+    let mut acks = submit(&mut rng);
+    let digest = our_batch(cluster.next_report(0).await);
+    // The primary has the report but holds its answer: nothing is acknowledged yet. (The
+    // report reached the primary after the quorum, and the answer cannot have left.)
+    for ack in &mut acks {
+        assert!(
+            ack.now_or_never().is_none(),
+            "acknowledged before the answer"
+        );
+    }
+    cluster.answer(0, 1);
+    for ack in acks {
+        assert_eq!(guarded(ack).await, Ok(digest));
+    }
+    let stored = (0..4)
+        .filter(|i| cluster.batches(*i).contains(&digest).unwrap())
+        .count();
+    assert!(stored >= 3, "a quorum stored the batch, got {stored}");
+
+    // A refused report fails its acknowledgements: no false acknowledgement.
+    cluster.refuse(0);
+    let acks = submit(&mut rng);
+    our_batch(cluster.next_report(0).await);
+    cluster.answer(0, 1);
+    for ack in acks {
+        assert_eq!(guarded(ack).await, Err(SubmitError::PrimaryRefused));
+    }
+
+    // A worker that stops before the answer fails them too, and refuses new submissions.
+    let acks = submit(&mut rng);
+    our_batch(cluster.next_report(0).await);
+    cluster.stop_worker(0).await;
+    for ack in acks {
+        assert_eq!(guarded(ack).await, Err(SubmitError::Stopped));
+    }
+    assert_eq!(
+        submitter
+            .try_submit(Bytes::from_static(b"late"))
+            .unwrap_err(),
+        SubmitError::Stopped
+    );
+}

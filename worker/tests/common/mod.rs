@@ -5,12 +5,13 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures::future::BoxFuture;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tempfile::TempDir;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use weft_config::Parameters;
 use weft_network::{
     Handler, HandlerError, NetworkConfig, NetworkError, NetworkMetrics, Peer, ReliableSender,
@@ -31,10 +32,20 @@ pub async fn guarded<F: Future>(future: F) -> F::Output {
         .expect("test timed out")
 }
 
-/// Stands in for a primary: records every `WorkerToPrimary` its own workers send.
+/// Stands in for a primary: records every `WorkerToPrimary` its own workers send, then (if
+/// gated) waits for a permit before it answers, and answers with an error while `refuse` is set.
 struct RecordingPrimary {
     authority: AuthorityIndex,
     tx_test: mpsc::Sender<WorkerToPrimary>,
+    control: PrimaryControl,
+}
+
+/// How a recording primary answers.
+#[derive(Clone, Default)]
+pub struct PrimaryControl {
+    /// One permit per answer; `None` answers at once.
+    gate: Option<Arc<Semaphore>>,
+    refuse: Arc<AtomicBool>,
 }
 
 impl Handler for RecordingPrimary {
@@ -52,6 +63,15 @@ impl Handler for RecordingPrimary {
             self.tx_test
                 .try_send(report)
                 .map_err(|_| HandlerError::new("test channel full"))?;
+            if let Some(gate) = &self.control.gate {
+                gate.acquire()
+                    .await
+                    .map_err(|_| HandlerError::new("gate closed"))?
+                    .forget();
+            }
+            if self.control.refuse.load(Ordering::SeqCst) {
+                return Err(HandlerError::new("refused by the test"));
+            }
             Ok(Bytes::new())
         })
     }
@@ -64,6 +84,7 @@ pub struct Cluster {
     pub stores: Vec<Store>,
     pub workers: Vec<Option<WorkerHandle>>,
     reports: Vec<mpsc::Receiver<WorkerToPrimary>>,
+    controls: Vec<PrimaryControl>,
     _primaries: Vec<ServerHandle>,
     _dirs: Vec<TempDir>,
 }
@@ -71,13 +92,29 @@ pub struct Cluster {
 impl Cluster {
     /// Four authorities with one worker each; primaries recording, no worker started.
     pub async fn new(seed: u64, parameters: Parameters) -> Self {
+        Self::with_primaries(seed, parameters, false).await
+    }
+
+    /// [`Cluster::new`] with primaries that answer a report only once the test grants it
+    /// ([`Cluster::answer`]).
+    pub async fn new_gated(seed: u64, parameters: Parameters) -> Self {
+        Self::with_primaries(seed, parameters, true).await
+    }
+
+    async fn with_primaries(seed: u64, parameters: Parameters, gated: bool) -> Self {
         let fixture = CommitteeFixture::with_free_ports(4, 1, seed);
         let committee = Arc::new(fixture.committee.clone());
         let mut dirs = Vec::new();
         let mut stores = Vec::new();
         let mut primaries = Vec::new();
         let mut reports = Vec::new();
+        let mut controls = Vec::new();
         for (index, authority) in committee.authorities() {
+            let control = PrimaryControl {
+                gate: gated.then(|| Arc::new(Semaphore::new(0))),
+                ..PrimaryControl::default()
+            };
+            controls.push(control.clone());
             let dir = tempfile::tempdir().unwrap();
             stores.push(Store::open(dir.path()).unwrap());
             dirs.push(dir);
@@ -89,6 +126,7 @@ impl Cluster {
                 Arc::new(RecordingPrimary {
                     authority: index,
                     tx_test,
+                    control,
                 }),
                 NetworkConfig::default(),
                 Arc::new(NetworkMetrics::unregistered()),
@@ -105,6 +143,7 @@ impl Cluster {
             stores,
             workers: (0..4).map(|_| None).collect(),
             reports,
+            controls,
             _primaries: primaries,
             _dirs: dirs,
         }
@@ -144,6 +183,18 @@ impl Cluster {
     /// The next report primary `i` received.
     pub async fn next_report(&mut self, i: usize) -> WorkerToPrimary {
         guarded(self.reports[i].recv()).await.expect("primary runs")
+    }
+
+    /// Lets gated primary `i` answer `count` more reports.
+    pub fn answer(&self, i: usize, count: usize) {
+        if let Some(gate) = &self.controls[i].gate {
+            gate.add_permits(count);
+        }
+    }
+
+    /// From now on primary `i` answers every report with an error.
+    pub fn refuse(&self, i: usize) {
+        self.controls[i].refuse.store(true, Ordering::SeqCst);
     }
 
     /// Whether primary `i` has received nothing so far.

@@ -1,0 +1,124 @@
+//! An authority's Ethereum JSON-RPC ingress (the `weft-rpc` server) wired to its in-process
+//! workers, and the transaction index that `weft_getTransactionPosition` reads: a task
+//! follows the committed log from its first retained entry (so the index rebuilds after a
+//! restart) and indexes each committed Ethereum transaction by hash.
+
+use crate::log::CommittedLog;
+use crate::node::NodeHandle;
+use anyhow::{bail, Result};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use weft_config::Parameters;
+use weft_rpc::{
+    MemoryIndex, Position, RpcServer, RpcServerArgs, RpcServerHandle, TransactionIndex,
+};
+
+/// Sub-DAGs read from the log at a time while catching up.
+const ENTRIES_PER_READ: usize = 64;
+
+/// The index of the committed log's retained entries; the next sub-DAG index is the log's own
+/// (the index may lag it by the entries it has not read yet).
+pub struct LogIndex {
+    index: MemoryIndex,
+    log: CommittedLog,
+}
+
+impl TransactionIndex for LogIndex {
+    fn position(&self, hash: &alloy::primitives::B256) -> Option<Position> {
+        self.index.position(hash)
+    }
+
+    fn next_sub_dag_index(&self) -> u64 {
+        self.log.next_index()
+    }
+}
+
+/// A running ingress: the server and the task feeding its index.
+pub struct RpcIngress {
+    server: RpcServerHandle,
+    follower: JoinHandle<()>,
+}
+
+impl RpcIngress {
+    /// Starts the server on `address` with the node's workers. The node must run its workers
+    /// in-process (the ingress hands transactions to them directly).
+    pub async fn start(
+        node: &NodeHandle,
+        address: SocketAddr,
+        parameters: &Parameters,
+    ) -> Result<Self> {
+        let submitters = node.submitters();
+        if submitters.is_empty() {
+            bail!("the rpc ingress needs the workers in this process (no --external-workers)");
+        }
+        let index = Arc::new(LogIndex {
+            index: MemoryIndex::new(parameters.committed_log_retention),
+            log: node.log.clone(),
+        });
+        let follower = tokio::spawn(follow(node.log.clone(), index.clone()));
+        let metrics = node.metrics.clone();
+        let server = RpcServer::spawn(RpcServerArgs {
+            address,
+            parameters: parameters.rpc.clone(),
+            worker_max_transaction_size: parameters.max_transaction_size,
+            submitters,
+            index,
+            authority: node.authority.0,
+            round: Some(Arc::new(move || metrics.round.get().max(0) as u64)),
+        })
+        .await;
+        let server = match server {
+            Ok(server) => server,
+            Err(e) => {
+                follower.abort();
+                return Err(e.into());
+            }
+        };
+        Ok(Self { server, follower })
+    }
+
+    pub fn local_address(&self) -> SocketAddr {
+        self.server.local_address()
+    }
+
+    /// Stops the server (waiting for open connections) and the index follower.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+        self.follower.abort();
+        let _ = self.follower.await;
+    }
+}
+
+/// Indexes every committed sub-DAG in order, from the first one the log retains, waiting for
+/// new ones. Stops on a storage failure (the ingress keeps serving, without new positions).
+async fn follow(log: CommittedLog, index: Arc<LogIndex>) {
+    let mut from = index.index.next_expected();
+    loop {
+        let reader = log.clone();
+        let read = tokio::task::spawn_blocking(move || reader.read(from, ENTRIES_PER_READ)).await;
+        let entries = match read {
+            Ok(Ok(entries)) => entries,
+            Ok(Err(e)) => {
+                tracing::error!("the rpc index stops following the committed log: {e}");
+                return;
+            }
+            // The runtime is shutting down.
+            Err(_) => return,
+        };
+        if entries.is_empty() {
+            log.wait_for(from).await;
+            continue;
+        }
+        for entry in entries {
+            match entry.transactions() {
+                Ok(transactions) => index.index.record(entry.index, &transactions),
+                Err(e) => tracing::error!(
+                    index = entry.index,
+                    "committed sub-DAG has an undecodable batch, not indexed: {e}"
+                ),
+            }
+            from = entry.index + 1;
+        }
+    }
+}

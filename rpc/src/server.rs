@@ -1,0 +1,256 @@
+//! The JSON-RPC server: HTTP and WebSocket on one port, the `eth_*`, `net_*`, `web3_*` and
+//! `weft_*` methods, and the limits of [`weft_config::RpcParameters`].
+
+use crate::decode::{check_transaction, decode_hex, TxPolicy};
+use crate::error::{RpcError, TxError};
+use crate::index::{Position, TransactionIndex};
+use crate::limits::{ConnectionLayer, LimitLayer, Namespace};
+use alloy_primitives::B256;
+use bytes::Bytes;
+use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
+use jsonrpsee::server::{BatchRequestConfig, RpcModule, Server, ServerConfig, ServerHandle};
+use jsonrpsee::types::{ErrorObjectOwned, Params};
+use jsonrpsee::Extensions;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use weft_config::RpcParameters;
+use weft_worker::{SubmitError, TxSubmitter};
+
+/// What `web3_clientVersion` answers.
+pub const CLIENT_VERSION: &str = concat!("weft/v", env!("CARGO_PKG_VERSION"));
+
+/// Reads the own primary's current round, for `weft_status`.
+pub type RoundSource = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Everything the server needs. The limits come from the committee's parameters file, the
+/// address from the operator.
+pub struct RpcServerArgs {
+    /// Where to listen (port 0: any free port; see [`RpcServerHandle::local_address`]).
+    pub address: SocketAddr,
+    pub parameters: RpcParameters,
+    /// The workers' `max_transaction_size`, the ceiling of `parameters.max_transaction_size`.
+    pub worker_max_transaction_size: usize,
+    /// One per worker of this authority; transactions are spread over them by hash.
+    pub submitters: Vec<TxSubmitter>,
+    pub index: Arc<dyn TransactionIndex>,
+    /// For `weft_status`.
+    pub authority: u16,
+    pub round: Option<RoundSource>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RpcServerError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("invalid rpc parameters: {0}")]
+    Parameters(#[from] weft_config::ParameterError),
+    #[error("the rpc ingress needs at least one in-process worker")]
+    NoWorkers,
+    #[error("registering the methods: {0}")]
+    Register(#[from] jsonrpsee::core::RegisterMethodError),
+}
+
+/// A running server; dropping it does not stop it, [`RpcServerHandle::shutdown`] does.
+pub struct RpcServerHandle {
+    handle: ServerHandle,
+    local_address: SocketAddr,
+}
+
+impl RpcServerHandle {
+    pub fn local_address(&self) -> SocketAddr {
+        self.local_address
+    }
+
+    /// Stops accepting connections and waits until the open ones are closed.
+    pub async fn shutdown(self) {
+        // Already stopped is as good as stopping.
+        let _ = self.handle.stop();
+        self.handle.stopped().await;
+    }
+}
+
+/// State shared by every call.
+struct Context {
+    policy: TxPolicy,
+    default_chain_id: u64,
+    submitters: Vec<TxSubmitter>,
+    index: Arc<dyn TransactionIndex>,
+    authority: u16,
+    round: Option<RoundSource>,
+}
+
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Status {
+    authority: u16,
+    round: Option<u64>,
+    next_sub_dag_index: u64,
+    chain_ids: Vec<u64>,
+}
+
+pub struct RpcServer;
+
+impl RpcServer {
+    /// Validates the parameters, binds `args.address` and serves until shut down.
+    pub async fn spawn(args: RpcServerArgs) -> Result<RpcServerHandle, RpcServerError> {
+        let parameters = &args.parameters;
+        parameters.validate(args.worker_max_transaction_size)?;
+        if args.submitters.is_empty() {
+            return Err(RpcServerError::NoWorkers);
+        }
+        let chain_ids = Arc::new(parameters.chain_ids.clone());
+        let config = ServerConfig::builder()
+            .max_request_body_size(parameters.max_request_body_size)
+            .max_response_body_size(parameters.max_response_body_size)
+            .max_connections(parameters.max_connections)
+            // Batches are bounded by LimitLayer, which answers with reth's -32005.
+            .set_batch_request_config(BatchRequestConfig::Unlimited)
+            .build();
+        let http = tower::ServiceBuilder::new().layer(ConnectionLayer {
+            chain_ids: chain_ids.clone(),
+            rate_limit: parameters.rate_limit_per_connection,
+        });
+        let rpc = RpcServiceBuilder::new().layer(LimitLayer {
+            max_batch_len: parameters.max_batch_len as usize,
+            max_response_body_size: parameters.max_response_body_size as usize,
+        });
+        let server = Server::builder()
+            .set_config(config)
+            .set_http_middleware(http)
+            .set_rpc_middleware(rpc)
+            .build(args.address)
+            .await
+            .map_err(|source| RpcServerError::Bind {
+                address: args.address,
+                source,
+            })?;
+        let local_address = server.local_addr().map_err(|source| RpcServerError::Bind {
+            address: args.address,
+            source,
+        })?;
+        let context = Context {
+            policy: TxPolicy {
+                max_transaction_size: parameters
+                    .max_transaction_size(args.worker_max_transaction_size),
+                chain_ids: parameters.chain_ids.clone(),
+                recover_senders: parameters.recover_senders,
+            },
+            default_chain_id: parameters.default_chain_id(),
+            submitters: args.submitters,
+            index: args.index,
+            authority: args.authority,
+            round: args.round,
+        };
+        let handle = server.start(module(context)?);
+        tracing::info!(address = %local_address, chain_ids = ?chain_ids, "rpc server started");
+        Ok(RpcServerHandle {
+            handle,
+            local_address,
+        })
+    }
+}
+
+fn module(context: Context) -> Result<RpcModule<Context>, RpcServerError> {
+    let mut module = RpcModule::new(context);
+    module.register_async_method(
+        "eth_sendRawTransaction",
+        |params, context, extensions| async move {
+            send_raw_transaction(params, &context, &extensions).await
+        },
+    )?;
+    module.register_method("eth_chainId", |_, context, extensions| {
+        format!("{:#x}", chain_id(context, extensions))
+    })?;
+    module.register_method("net_version", |_, context, extensions| {
+        chain_id(context, extensions).to_string()
+    })?;
+    module.register_method("web3_clientVersion", |_, _, _| CLIENT_VERSION)?;
+    module.register_method("weft_subDagIndex", |_, context, _| {
+        context.index.next_sub_dag_index()
+    })?;
+    module.register_method("weft_status", |_, context, _| {
+        Ok::<_, ErrorObjectOwned>(Status {
+            authority: context.authority,
+            round: context.round.as_ref().map(|round| round()),
+            next_sub_dag_index: context.index.next_sub_dag_index(),
+            chain_ids: context.policy.chain_ids.clone(),
+        })
+    })?;
+    module.register_method("weft_getTransactionPosition", transaction_position)?;
+    Ok(module)
+}
+
+/// The endpoint's chain id, or the configured default on `/`.
+fn chain_id(context: &Context, extensions: &Extensions) -> u64 {
+    extensions
+        .get::<Namespace>()
+        .map_or(context.default_chain_id, |n| n.0)
+}
+
+async fn send_raw_transaction(
+    params: Params<'static>,
+    context: &Context,
+    extensions: &Extensions,
+) -> Result<String, ErrorObjectOwned> {
+    let text: String = params.one()?;
+    // Hex is twice the bytes; refuse an oversized one before allocating its bytes.
+    let raw = decode_hex(&text, context.policy.max_transaction_size)?;
+    let checked = check_transaction(&raw, &context.policy)?;
+    if let Some(Namespace(endpoint)) = extensions.get::<Namespace>() {
+        if *endpoint != checked.chain_id {
+            let error = TxError::ChainIdMismatch {
+                chain_id: checked.chain_id,
+                endpoint: *endpoint,
+            };
+            return Err(error.into());
+        }
+    }
+    let raw = Bytes::from(raw);
+    // By hash, so that a resubmission lands on the same worker; the next worker takes over
+    // when one is full.
+    let n = context.submitters.len();
+    let first = u64::from_be_bytes(checked.hash.0[..8].try_into().unwrap_or_default()) as usize;
+    let mut busy = false;
+    for k in 0..n {
+        match context.submitters[(first + k) % n].try_submit(raw.clone()) {
+            Ok(ack) => {
+                return match ack.await {
+                    Ok(_) => Ok(format!("0x{}", hex::encode(checked.hash))),
+                    Err(e) => Err(RpcError::NotAcknowledged(e).into()),
+                };
+            }
+            Err(SubmitError::Full) => busy = true,
+            Err(SubmitError::Stopped) => {}
+            Err(e) => return Err(RpcError::InvalidParams(e.to_string()).into()),
+        }
+    }
+    Err(if busy {
+        RpcError::Busy
+    } else {
+        RpcError::Stopped
+    }
+    .into())
+}
+
+fn transaction_position(
+    params: Params<'_>,
+    context: &Context,
+    extensions: &Extensions,
+) -> Result<Option<Position>, ErrorObjectOwned> {
+    let text: String = params.one()?;
+    let digits = text.strip_prefix("0x").unwrap_or(&text);
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(digits, &mut hash).map_err(|e| {
+        RpcError::InvalidParams(format!("transaction hash must be 32 bytes of hex: {e}"))
+    })?;
+    let position = context.index.position(&B256::from(hash));
+    // Under `/<chain_id>`, only that rollup's transactions are visible.
+    Ok(match extensions.get::<Namespace>() {
+        Some(Namespace(chain)) => position.filter(|p| p.chain_id == *chain),
+        None => position,
+    })
+}

@@ -1,0 +1,114 @@
+//! Signed transactions of every accepted type, from fixed keys, for the tests and the bench.
+#![allow(dead_code)]
+
+use alloy_consensus::{
+    SignableTransaction, Signed, TxEip1559, TxEip2930, TxEip7702, TxEnvelope, TxLegacy,
+};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_eips::eip7702::{Authorization, SignedAuthorization};
+use alloy_primitives::{Address, Signature, TxKind, U256};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+
+/// The `i`-th test account (private key `i + 1`).
+pub fn signer(i: u64) -> PrivateKeySigner {
+    let mut key = [0u8; 32];
+    key[24..].copy_from_slice(&(i + 1).to_be_bytes());
+    PrivateKeySigner::from_slice(&key).expect("a valid secp256k1 key")
+}
+
+pub fn recipient() -> Address {
+    Address::repeat_byte(0x42)
+}
+
+pub fn eip1559(chain_id: u64, nonce: u64) -> TxEip1559 {
+    TxEip1559 {
+        chain_id,
+        nonce,
+        gas_limit: 21_000,
+        max_fee_per_gas: 2_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: TxKind::Call(recipient()),
+        value: U256::from(1_000u64),
+        ..Default::default()
+    }
+}
+
+/// Signs `tx` with account `account` and returns its envelope.
+pub fn sign<T>(tx: T, account: u64) -> TxEnvelope
+where
+    T: SignableTransaction<Signature>,
+    TxEnvelope: From<Signed<T>>,
+{
+    let signature = signer(account)
+        .sign_hash_sync(&tx.signature_hash())
+        .expect("signing with a local key");
+    tx.into_signed(signature).into()
+}
+
+/// A signed EIP-1559 transfer, as raw envelope bytes.
+pub fn transfer(chain_id: u64, account: u64, nonce: u64) -> Vec<u8> {
+    sign(eip1559(chain_id, nonce), account).encoded_2718()
+}
+
+/// A legacy transfer; `chain_id: None` is a pre-EIP-155 one.
+pub fn legacy(chain_id: Option<u64>, nonce: u64) -> Vec<u8> {
+    let tx = TxLegacy {
+        chain_id,
+        nonce,
+        gas_price: 1_000_000_000,
+        gas_limit: 21_000,
+        to: TxKind::Call(recipient()),
+        value: U256::from(5u64),
+        ..Default::default()
+    };
+    sign(tx, 0).encoded_2718()
+}
+
+pub fn eip2930(chain_id: u64, nonce: u64) -> Vec<u8> {
+    let tx = TxEip2930 {
+        chain_id,
+        nonce,
+        gas_price: 1_000_000_000,
+        gas_limit: 30_000,
+        to: TxKind::Call(recipient()),
+        value: U256::from(7u64),
+        ..Default::default()
+    };
+    sign(tx, 1).encoded_2718()
+}
+
+pub fn eip7702(chain_id: u64, nonce: u64) -> Vec<u8> {
+    let authorization = Authorization {
+        chain_id: U256::from(chain_id),
+        address: recipient(),
+        nonce: 0,
+    };
+    let signature = signer(3)
+        .sign_hash_sync(&authorization.signature_hash())
+        .expect("signing with a local key");
+    let signed = SignedAuthorization::new_unchecked(
+        authorization,
+        signature.v() as u8,
+        signature.r(),
+        signature.s(),
+    );
+    let tx = TxEip7702 {
+        chain_id,
+        nonce,
+        gas_limit: 60_000,
+        max_fee_per_gas: 2_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: recipient(),
+        authorization_list: vec![signed],
+        ..Default::default()
+    };
+    sign(tx, 2).encoded_2718()
+}
+
+/// An EIP-1559 transfer whose signature is replaced by `signature` (the hash is recomputed, so
+/// the envelope is well formed).
+pub fn with_signature(chain_id: u64, nonce: u64, signature: Signature) -> Vec<u8> {
+    let envelope: TxEnvelope = eip1559(chain_id, nonce).into_signed(signature).into();
+    envelope.encoded_2718()
+}
