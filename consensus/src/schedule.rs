@@ -11,6 +11,7 @@ use crate::error::ConsensusError;
 use crate::state::CommittedSubDag;
 use bytes::{BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use weft_types::codec::{Decode, DecodeError, Encode, Reader};
 use weft_types::{AuthorityIndex, CertificateDigest, Committee, Round, Stake};
 
@@ -37,10 +38,22 @@ impl LeaderScheduleKind {
             }
         })
     }
+
+    /// A fixed snapshot of the schedule of this kind in `state`, as a function of the round:
+    /// what the primary's core waits on, replaced (as an input) when a commit changes it.
+    pub fn leaders(
+        &self,
+        committee: &Committee,
+        state: &ScheduleState,
+    ) -> Result<Arc<dyn Fn(Round) -> AuthorityIndex + Send + Sync>, ConsensusError> {
+        let mut schedule = self.build(committee)?;
+        schedule.restore(state)?;
+        Ok(Arc::new(move |round| schedule.leader(round)))
+    }
 }
 
 /// Chooses the leader of each even round.
-pub trait LeaderSchedule: Send {
+pub trait LeaderSchedule: Send + Sync {
     /// The leader of even round `round`.
     fn leader(&self, round: Round) -> AuthorityIndex;
 

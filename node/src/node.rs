@@ -2,9 +2,8 @@
 //! executor that writes the committed log, all sharing one store and one metrics registry.
 
 use crate::log::CommittedLog;
-use crate::ordering::{self, ConsensusActor, Executor, SharedSchedule};
+use crate::ordering::{self, ConsensusActor, Executor, ExecutorArgs};
 use anyhow::{Context, Result};
-use parking_lot::Mutex;
 use prometheus::Registry;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -14,7 +13,7 @@ use weft_consensus::{Bullshark, ConsensusState};
 use weft_network::{NetworkConfig, NetworkMetrics, ReliableSender};
 use weft_primary::{Primary, PrimaryArgs, PrimaryHandle, PrimaryMetrics, PrimaryStores};
 use weft_storage::Store;
-use weft_types::{AuthorityIndex, Certificate, Committee, Round};
+use weft_types::{AuthorityIndex, Certificate, Committee};
 use weft_worker::{TxSubmitter, Worker, WorkerHandle};
 
 /// Certificates on their way from the primary to consensus.
@@ -112,16 +111,11 @@ impl Node {
             state,
             certificates,
         )?;
-        let shared: SharedSchedule =
-            Arc::new(Mutex::new(parameters.leader_schedule.build(&committee)?));
-        let restored = shared.lock().restore(&bullshark.state().schedule);
-        if let Err(e) = restored {
-            anyhow::bail!("restoring the leader schedule: {e}");
-        }
-        let leader = {
-            let shared = shared.clone();
-            Arc::new(move |r: Round| shared.lock().leader(r))
-        };
+        let schedule = bullshark.state().schedule;
+        let leader = parameters
+            .leader_schedule
+            .leaders(&committee, &schedule)
+            .context("restoring the leader schedule")?;
         let log = CommittedLog::open(&store)?;
         tracing::info!(
             authority = %me,
@@ -142,18 +136,19 @@ impl Node {
             network_metrics.clone(),
         )?;
         let mut tasks = vec![
-            Executor::spawn(
-                store.clone(),
-                log.clone(),
-                &committee,
+            Executor::spawn(ExecutorArgs {
+                store: store.clone(),
+                log: log.clone(),
+                committee: (*committee).clone(),
                 me,
-                &parameters,
-                !with_workers,
+                parameters: parameters.clone(),
+                external_workers: !with_workers,
                 sender,
-                rx_executor,
-                tx_committed,
-            ),
-            ConsensusActor::spawn(bullshark, recovered, shared, rx_consensus, tx_executor),
+                schedule,
+                rx_consensus: rx_executor,
+                tx_primary: tx_committed,
+            }),
+            ConsensusActor::spawn(bullshark, recovered, rx_consensus, tx_executor),
         ];
 
         let mut workers = Vec::new();

@@ -7,13 +7,11 @@
 
 use crate::log::{CommittedLog, CommittedRecord};
 use bytes::Bytes;
-use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use weft_consensus::{Bullshark, Commit, ConsensusState, LeaderSchedule};
+use weft_consensus::{Bullshark, Commit, ConsensusState, LeaderScheduleKind, ScheduleState};
 use weft_network::{Peer, ReliableSender};
 use weft_primary::CommitNotice;
 use weft_storage::{Column, Durability, Map, Store, StoreError, WriteBatch};
@@ -27,9 +25,6 @@ pub const STATE_KEY: &str = "bullshark_state";
 
 /// Committed sub-DAGs waiting for their batches.
 pub const EXECUTOR_CHANNEL_CAPACITY: usize = 1_000;
-
-/// The leader schedule as consensus last updated it, shared with the primary's proposer.
-pub type SharedSchedule = Arc<Mutex<Box<dyn LeaderSchedule>>>;
 
 pub fn load_state(store: &Store) -> Result<Option<ConsensusState>, StoreError> {
     let map: Map<String, Bytes> = store.map(Column::Consensus);
@@ -49,7 +44,6 @@ pub fn load_state(store: &Store) -> Result<Option<ConsensusState>, StoreError> {
 /// Runs Bullshark on the primary's certificates.
 pub struct ConsensusActor {
     bullshark: Bullshark,
-    schedule: SharedSchedule,
     rx_primary: mpsc::Receiver<Certificate>,
     tx_executor: mpsc::Sender<Commit>,
 }
@@ -60,13 +54,11 @@ impl ConsensusActor {
     pub fn spawn(
         bullshark: Bullshark,
         recovered: Vec<Commit>,
-        schedule: SharedSchedule,
         rx_primary: mpsc::Receiver<Certificate>,
         tx_executor: mpsc::Sender<Commit>,
     ) -> JoinHandle<()> {
         let actor = Self {
             bullshark,
-            schedule,
             rx_primary,
             tx_executor,
         };
@@ -93,13 +85,6 @@ impl ConsensusActor {
 
     /// Hands sub-DAGs to the executor; false once it is gone.
     async fn output(&mut self, committed: Vec<Commit>) -> bool {
-        let Some(last) = committed.last() else {
-            return true;
-        };
-        let restored = self.schedule.lock().restore(&last.state.schedule);
-        if let Err(e) = restored {
-            tracing::error!("leader schedule update failed: {e}");
-        }
         for commit in committed {
             if self.tx_executor.send(commit).await.is_err() {
                 return false;
@@ -129,26 +114,47 @@ pub struct Executor {
     sender: ReliableSender,
     retry: Duration,
     max_message_size: usize,
+    schedule_kind: LeaderScheduleKind,
+    /// The leader schedule the primary has, to send it a new one only when a commit changes it.
+    schedule: ScheduleState,
+    committee: Committee,
     rx_consensus: mpsc::Receiver<Commit>,
     /// Sub-DAGs whose output is durable: the primary may garbage-collect below them.
     tx_primary: mpsc::Sender<CommitNotice>,
     me: weft_types::AuthorityIndex,
 }
 
+/// Everything the executor needs.
+pub struct ExecutorArgs {
+    pub store: Store,
+    pub log: CommittedLog,
+    pub committee: Committee,
+    pub me: weft_types::AuthorityIndex,
+    pub parameters: weft_config::Parameters,
+    /// The workers run as separate processes: batches are fetched from them.
+    pub external_workers: bool,
+    pub sender: ReliableSender,
+    /// The leader schedule the primary starts with (consensus's, after recovery).
+    pub schedule: ScheduleState,
+    pub rx_consensus: mpsc::Receiver<Commit>,
+    pub tx_primary: mpsc::Sender<CommitNotice>,
+}
+
 impl Executor {
-    #[allow(clippy::too_many_arguments)]
-    pub fn spawn(
-        store: Store,
-        log: CommittedLog,
-        committee: &Committee,
-        me: weft_types::AuthorityIndex,
-        parameters: &weft_config::Parameters,
-        external_workers: bool,
-        sender: ReliableSender,
-        rx_consensus: mpsc::Receiver<Commit>,
-        tx_primary: mpsc::Sender<CommitNotice>,
-    ) -> JoinHandle<()> {
-        let workers = weft_primary::own_workers(committee, me);
+    pub fn spawn(args: ExecutorArgs) -> JoinHandle<()> {
+        let ExecutorArgs {
+            store,
+            log,
+            committee,
+            me,
+            parameters,
+            external_workers,
+            sender,
+            schedule,
+            rx_consensus,
+            tx_primary,
+        } = args;
+        let workers = weft_primary::own_workers(&committee, me);
         let executor = Self {
             batches: store.map(Column::Batches),
             pins: store.map(Column::CommittedBatches),
@@ -163,6 +169,9 @@ impl Executor {
             sender,
             retry: parameters.sync_retry_delay(),
             max_message_size: parameters.max_message_size,
+            schedule_kind: parameters.leader_schedule,
+            schedule,
+            committee,
             rx_consensus,
             tx_primary,
             me,
@@ -232,7 +241,21 @@ impl Executor {
             sub_dag.certificates.len(),
             record.batches.len(),
         );
+        let leaders = if state.schedule != self.schedule {
+            self.schedule = state.schedule.clone();
+            // The state decoded and checked when consensus made it; failing now is a bug.
+            match self.schedule_kind.leaders(&self.committee, &self.schedule) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::error!("leader schedule update failed: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let notice = CommitNotice {
+            leaders,
             leader_round: sub_dag.leader_round,
             own_rounds: sub_dag
                 .certificates

@@ -18,8 +18,9 @@ use weft_types::{
     KeyPair, Round, Signature, Stake, Vote, WorkerId,
 };
 
-/// Who leads an even round. Shared with consensus so that proposers wait for the same leader
-/// that consensus will try to commit.
+/// Who leads an even round: a fixed snapshot of consensus's schedule, replaced through
+/// [`Core::set_leaders`] when a commit changes it, so proposers wait for the leader that
+/// consensus will try to commit.
 pub type LeaderFn = Arc<dyn Fn(Round) -> AuthorityIndex + Send + Sync>;
 
 /// Certificates further than this many rounds above the highest round with a quorum are not
@@ -593,6 +594,11 @@ impl Core {
         for p in payload.into_iter().rev() {
             self.batches.push_front(p);
         }
+    }
+
+    /// The leader schedule after a commit that changed it (reputation schedules do).
+    pub fn set_leaders(&mut self, leader: LeaderFn) {
+        self.leader = leader;
     }
 
     /// Consensus committed the leader of `leader_round`: drop what is now below GC.

@@ -40,11 +40,24 @@ use weft_types::{
 };
 
 /// What the node tells the primary after each committed sub-DAG is durably output.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct CommitNotice {
     pub leader_round: Round,
     /// Rounds of this authority's certificates in the sub-DAG.
     pub own_rounds: Vec<Round>,
+    /// The leader schedule after this sub-DAG, when it changed: an input of the core like any
+    /// other, so every run of the core is a function of its inputs alone.
+    pub leaders: Option<LeaderFn>,
+}
+
+impl std::fmt::Debug for CommitNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitNotice")
+            .field("leader_round", &self.leader_round)
+            .field("own_rounds", &self.own_rounds)
+            .field("leaders_changed", &self.leaders.is_some())
+            .finish()
+    }
 }
 
 /// This authority's workers as peers: they authenticate with the authority's network key.

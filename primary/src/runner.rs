@@ -155,6 +155,9 @@ impl Runner {
                 },
                 committed = self.rx_committed.recv() => match committed {
                     Some(notice) => {
+                        if let Some(leaders) = notice.leaders {
+                            self.core.set_leaders(leaders);
+                        }
                         self.core.own_certificates_committed(&notice.own_rounds);
                         self.core.handle_committed(notice.leader_round);
                     }

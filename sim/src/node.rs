@@ -8,19 +8,16 @@ use crate::sim::{Ctx, Event};
 use crate::store::{CommittedRecord, DurableStore};
 use crate::sync::{Requester, Synchronizer};
 use std::collections::{BTreeSet, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
-use weft_consensus::{Bullshark, Commit, ConsensusError, ConsensusState, LeaderSchedule};
-use weft_primary::core::{Core, CoreConfig, CoreError, LeaderFn, Output};
+use weft_consensus::{Bullshark, Commit, ConsensusError, ConsensusState, ScheduleState};
+use weft_primary::core::{Core, CoreConfig, CoreError, Output};
 use weft_types::{AuthorityIndex, BatchDigest, Certificate, Digest, HeaderDigest, KeyPair, Round};
-
-/// The schedule consensus updates and the proposer reads, as in the node.
-type SharedSchedule = Arc<Mutex<Box<dyn LeaderSchedule>>>;
 
 /// What a crash drops.
 struct Live {
     core: Core,
     bullshark: Bullshark,
-    schedule: SharedSchedule,
+    /// The leader schedule the core has (it gets a new one when a commit changes it).
+    schedule: ScheduleState,
     sync: Synchronizer,
     /// Certificates in the channel from the primary to consensus.
     to_consensus: VecDeque<Certificate>,
@@ -128,9 +125,13 @@ impl Authority {
                 return;
             }
         };
-        let leader: LeaderFn = {
-            let s = schedule.clone();
-            Arc::new(move |r| s.lock().unwrap_or_else(|p| p.into_inner()).leader(r))
+        let leader = match ctx.config.schedule.leaders(&ctx.committee, &schedule) {
+            Ok(l) => l,
+            Err(e) => {
+                let what = format!("{} cannot restore its schedule: {e}", self.index);
+                ctx.observer.violation(ctx.now, what);
+                return;
+            }
         };
         let config = CoreConfig {
             gc_depth: ctx.config.gc_depth,
@@ -162,11 +163,10 @@ impl Authority {
         ctx.schedule(after, self.event_batch());
     }
 
-    #[allow(clippy::type_complexity)]
     fn recover_consensus(
         &self,
         ctx: &Ctx,
-    ) -> Result<(Bullshark, Vec<Commit>, SharedSchedule), ConsensusError> {
+    ) -> Result<(Bullshark, Vec<Commit>, ScheduleState), ConsensusError> {
         let (committee, kind, gc_depth) =
             (&ctx.committee, ctx.config.schedule, ctx.config.gc_depth);
         let schedule = kind.build(committee)?;
@@ -178,9 +178,8 @@ impl Authority {
         let stored = self.store.certificates_above(gc_round);
         let (bullshark, recovered) =
             Bullshark::recover(committee.clone(), gc_depth, schedule, state, stored)?;
-        let mut shared = kind.build(committee)?;
-        shared.restore(&bullshark.state().schedule)?;
-        Ok((bullshark, recovered, Arc::new(Mutex::new(shared))))
+        let schedule = bullshark.state().schedule;
+        Ok((bullshark, recovered, schedule))
     }
 
     fn event_batch(&self) -> Event {
@@ -406,14 +405,14 @@ impl Authority {
             self.store
                 .own_batches
                 .retain(|(d, _)| !committed.contains(d));
-            let restored = live
-                .schedule
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .restore(&state.schedule);
-            if let Err(e) = restored {
-                ctx.observer
-                    .violation(ctx.now, format!("{me}: schedule update failed: {e}"));
+            if state.schedule != live.schedule {
+                live.schedule = state.schedule.clone();
+                match ctx.config.schedule.leaders(&ctx.committee, &live.schedule) {
+                    Ok(leaders) => live.core.set_leaders(leaders),
+                    Err(e) => ctx
+                        .observer
+                        .violation(ctx.now, format!("{me}: schedule update failed: {e}")),
+                }
             }
             self.store.consensus_state = Some(state);
             // What the executor's `CommitNotice` does once the write is durable.

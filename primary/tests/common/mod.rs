@@ -100,7 +100,7 @@ pub async fn start(
                     committed = r - lag;
                     let notice = weft_primary::CommitNotice {
                         leader_round: committed,
-                        own_rounds: Vec::new(),
+                        ..Default::default()
                     };
                     if tx_committed.send(notice).await.is_err() {
                         break;
