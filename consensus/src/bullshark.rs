@@ -3,7 +3,8 @@
 use crate::dag::{Dag, Vertex};
 use crate::error::ConsensusError;
 use crate::schedule::LeaderSchedule;
-use crate::state::{Commit, CommittedSubDag, ConsensusState};
+use crate::state::{Commit, ConsensusState};
+use crate::sub_dag::CommittedSubDag;
 use weft_types::{AuthorityIndex, Certificate, Committee, Round};
 
 /// Orders the certified DAG. Feed it every certificate once it is verified and all its parents

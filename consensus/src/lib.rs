@@ -12,10 +12,12 @@ mod dag;
 mod error;
 pub mod schedule;
 mod state;
+mod sub_dag;
 
 pub use bullshark::Bullshark;
 pub use error::ConsensusError;
 pub use schedule::{
     LeaderSchedule, LeaderScheduleKind, Reputation, ReputationState, RoundRobin, ScheduleState,
 };
-pub use state::{Commit, CommittedSubDag, ConsensusState, MAX_STATE_BYTES, STATE_VERSION};
+pub use state::{Commit, ConsensusState, MAX_STATE_BYTES, STATE_VERSION};
+pub use sub_dag::CommittedSubDag;

@@ -8,7 +8,7 @@
 //! change, so a schedule change takes effect for every round above the commit that caused it.
 
 use crate::error::ConsensusError;
-use crate::state::CommittedSubDag;
+use crate::sub_dag::CommittedSubDag;
 use bytes::{BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

@@ -1,13 +1,14 @@
-//! What consensus outputs ([`CommittedSubDag`]) and what it needs persisted to resume after a
-//! restart ([`ConsensusState`]), with their canonical encodings.
+//! What consensus needs persisted to resume after a restart ([`ConsensusState`]), and each
+//! committed sub-DAG paired with the state right after it ([`Commit`]), with their encodings.
 
 use crate::error::ConsensusError;
 use crate::schedule::{LeaderSchedule, ScheduleState};
+use crate::sub_dag::CommittedSubDag;
 use bytes::{BufMut, Bytes, BytesMut};
 use weft_types::codec::{
     decode_message, encode_message, put_vec, vec_len, Decode, DecodeError, Encode, Reader,
 };
-use weft_types::{Certificate, CertificateDigest, Committee, Round};
+use weft_types::{Committee, Round};
 
 /// Version byte in front of an encoded [`ConsensusState`]; bumped when its layout changes so a
 /// node never misreads a state written by another version.
@@ -17,54 +18,6 @@ pub const STATE_VERSION: u8 = 1;
 /// [`ConsensusState::from_bytes`].
 pub const MAX_STATE_BYTES: usize =
     1 + 1 + 8 + 8 + (4 + 8 * Committee::MAX_AUTHORITIES) + ScheduleState::MAX_ENCODED_LEN;
-
-/// One committed leader and the part of its causal history that no earlier sub-DAG ordered.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CommittedSubDag {
-    /// Position in the committed sequence: 0 for the first sub-DAG, then +1 per sub-DAG.
-    pub index: u64,
-    /// Round of the leader (always even).
-    pub leader_round: Round,
-    /// Digest of the leader's certificate, the last of `certificates`.
-    pub leader: CertificateDigest,
-    /// Sorted by (round, author); each certificate appears in exactly one sub-DAG, ever.
-    pub certificates: Vec<Certificate>,
-}
-
-impl CommittedSubDag {
-    /// The leader's certificate (the highest round of the sub-DAG, so it sorts last).
-    pub fn leader_certificate(&self) -> Option<&Certificate> {
-        self.certificates.last()
-    }
-}
-
-impl Encode for CommittedSubDag {
-    fn encode(&self, out: &mut BytesMut) {
-        out.put_u64_le(self.index);
-        out.put_u64_le(self.leader_round);
-        self.leader.encode(out);
-        put_vec(out, &self.certificates);
-    }
-    fn encoded_len(&self) -> usize {
-        8 + 8 + self.leader.encoded_len() + vec_len(&self.certificates)
-    }
-}
-
-impl Decode for CommittedSubDag {
-    const MIN_ENCODED_LEN: usize = 8 + 8 + CertificateDigest::MIN_ENCODED_LEN + 4;
-    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
-        let sub_dag = Self {
-            index: r.u64("sub_dag.index")?,
-            leader_round: r.u64("sub_dag.leader_round")?,
-            leader: CertificateDigest::decode(r)?,
-            certificates: r.vec("sub_dag.certificates")?,
-        };
-        match sub_dag.certificates.last() {
-            Some(leader) if leader.round() == sub_dag.leader_round => Ok(sub_dag),
-            _ => Err(DecodeError::InvalidValue("sub_dag.certificates")),
-        }
-    }
-}
 
 /// A committed sub-DAG and the consensus state right after it. Persisted in one atomic write,
 /// they let a restart resume exactly after `sub_dag`, whatever else the same call committed.
