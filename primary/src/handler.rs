@@ -2,8 +2,8 @@
 //! it to the core, or answer a sync request from storage. Messages from this authority's own
 //! workers (the only peer that authenticates with our own key) report stored batches.
 
+use crate::messages::CoreInput;
 use crate::metrics::PrimaryMetrics;
-use crate::runner::CoreInput;
 use crate::PrimaryStores;
 use bytes::Bytes;
 use futures::future::BoxFuture;

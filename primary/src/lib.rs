@@ -14,6 +14,7 @@
 pub mod core;
 pub mod dag;
 mod handler;
+mod messages;
 mod metrics;
 mod payload;
 mod runner;

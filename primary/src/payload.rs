@@ -2,7 +2,7 @@
 //! for them: it looks them up in the payload record its workers keep up to date, asks the
 //! workers to fetch the missing ones, and tells the core when all are there.
 
-use crate::runner::CoreInput;
+use crate::messages::{CoreInput, PayloadRequest};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
@@ -10,22 +10,9 @@ use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 use weft_network::{Peer, ReliableSender};
 use weft_storage::Map;
 use weft_types::codec::encode_message;
-use weft_types::{
-    AuthorityIndex, BatchDigest, Committee, HeaderDigest, PrimaryToWorker, Round, WorkerId,
-};
+use weft_types::{AuthorityIndex, BatchDigest, Committee, PrimaryToWorker, Round, WorkerId};
 
 use crate::metrics::PrimaryMetrics;
-
-/// A header whose batches must be stored locally.
-#[derive(Debug)]
-pub struct PayloadRequest {
-    pub header: HeaderDigest,
-    pub author: AuthorityIndex,
-    pub round: Round,
-    pub payload: Vec<(BatchDigest, WorkerId)>,
-    /// Tell the core when they are all stored (it waits to vote).
-    pub notify: bool,
-}
 
 pub(crate) struct PayloadSynchronizer {
     /// (digest, worker) → round reported, written when a worker reports a stored batch.

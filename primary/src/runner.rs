@@ -3,9 +3,8 @@
 //! actors.
 
 use crate::core::{Core, CoreError, Output};
+use crate::messages::{CoreInput, PayloadRequest, SyncRequest};
 use crate::metrics::PrimaryMetrics;
-use crate::payload::PayloadRequest;
-use crate::synchronizer::SyncRequest;
 use crate::{CommitNotice, PrimaryStores};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -16,35 +15,9 @@ use weft_network::{CancelHandler, Peer, ReliableSender};
 use weft_storage::{Durability, StoreError};
 use weft_types::codec::encode_message;
 use weft_types::{
-    AuthorityIndex, BatchDigest, Certificate, Committee, Header, HeaderDigest, PrimaryMessage,
-    PrimaryToWorker, Round, Vote, WorkerId,
+    AuthorityIndex, BatchDigest, Certificate, Committee, HeaderDigest, PrimaryMessage,
+    PrimaryToWorker, Round, WorkerId,
 };
-
-/// Verified input for the core, from the network handler, the synchronizers and the workers.
-#[derive(Debug)]
-pub enum CoreInput {
-    Header(Header),
-    Vote(Vote),
-    Certificate(Certificate),
-    OurBatch(BatchDigest, WorkerId),
-    PayloadAvailable {
-        author: AuthorityIndex,
-        round: Round,
-        digest: HeaderDigest,
-    },
-}
-
-impl CoreInput {
-    fn label(&self) -> &'static str {
-        match self {
-            Self::Header(_) => "header",
-            Self::Vote(_) => "vote",
-            Self::Certificate(_) => "certificate",
-            Self::OurBatch(..) => "our_batch",
-            Self::PayloadAvailable { .. } => "payload",
-        }
-    }
-}
 
 /// Depth of the channel into the core.
 pub const CORE_CHANNEL_CAPACITY: usize = 10_000;

@@ -7,8 +7,8 @@
 //! range request is in flight, and a new one starts no sooner than the grace period after the
 //! last one ended unless it continues a full answer.
 
+use crate::messages::{CoreInput, SyncRequest};
 use crate::metrics::PrimaryMetrics;
-use crate::runner::CoreInput;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
@@ -29,22 +29,6 @@ use weft_types::{
     AuthorityIndex, Certificate, CertificateDigest, CertificatesResponse, Committee,
     PrimaryMessage, Round,
 };
-
-/// What the core asks for.
-#[derive(Debug)]
-pub enum SyncRequest {
-    /// Certificates of round `round` (parents of something waiting), first from `from`.
-    Certificates {
-        from: AuthorityIndex,
-        round: Round,
-        digests: Vec<CertificateDigest>,
-    },
-    /// Everything from `from_round` up, first from `from`.
-    Range {
-        from: AuthorityIndex,
-        from_round: Round,
-    },
-}
 
 /// Give up on a digest after this many rounds of requests (it is below GC by then, or gone).
 const MAX_ATTEMPTS: u32 = 20;
