@@ -19,6 +19,7 @@
 
 pub mod check;
 pub mod config;
+pub mod ctx;
 pub mod network;
 mod node;
 pub mod report;
@@ -28,8 +29,9 @@ mod sync;
 mod verify;
 
 pub use config::SimConfig;
+pub use ctx::Stats;
 pub use report::Report;
-pub use sim::{run_seed, run_seed_with_gc_depth, Simulation, Stats};
+pub use sim::{run_seed, run_seed_with_gc_depth, Simulation};
 
 /// Seeds a test runs: `WEFT_SIM_SEEDS` if set, else `default`.
 pub fn seed_count(default: u64) -> u64 {

@@ -3,10 +3,10 @@
 //! restarting follow `node/src/node.rs`; carrying out the core's outputs follows
 //! `primary/src/runner.rs`; committing follows the executor in `node/src/ordering.rs`.
 
+use crate::ctx::{Ctx, Event, Requester};
 use crate::network::{Fetch, Message};
-use crate::sim::{Ctx, Event};
 use crate::store::{CommittedRecord, DurableStore};
-use crate::sync::{Requester, Synchronizer};
+use crate::sync::Synchronizer;
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use weft_consensus::{Bullshark, Commit, ConsensusError, ConsensusState, ScheduleState};
 use weft_primary::core::{Core, CoreConfig, CoreError, Output};

@@ -1,8 +1,8 @@
 //! What a run reports: its trace hash, what it committed, what it counted, and every
 //! violation found, with the command that replays it.
 
+use crate::ctx::{Event, Stats};
 use crate::network::Message;
-use crate::sim::{Event, Stats};
 use weft_types::Round;
 
 /// What a run did and what it found.

@@ -3,10 +3,10 @@
 
 use crate::check::{check_logs, Observer};
 use crate::config::SimConfig;
-use crate::network::{Fetch, Message, Network};
+use crate::ctx::{Ctx, Event, Stats};
+use crate::network::{Fetch, Network};
 use crate::node::{batch_digest, Authority, CrashPoint};
 use crate::report::{describe, Report};
-use crate::sync::Requester;
 use crate::verify::Verifier;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -15,203 +15,11 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::{Hash, Hasher};
 use weft_test_utils::CommitteeFixture;
-use weft_types::{AuthorityIndex, BatchDigest, Certificate, Committee, HeaderDigest, Round};
+use weft_types::{AuthorityIndex, BatchDigest, Round};
 
 /// A run that needs more events than this is stuck in a loop (a few hundred thousand is
 /// typical).
 const MAX_EVENTS: u64 = 20_000_000;
-
-/// Something that happens at a point of virtual time.
-#[derive(Debug)]
-pub enum Event {
-    /// A delivery attempt of the reliable sender reaches `to` (if it is up and the link is).
-    Attempt {
-        from: AuthorityIndex,
-        incarnation: u64,
-        to: AuthorityIndex,
-        message: Message,
-    },
-    /// The reliable sender's retry timer for a lost attempt.
-    Resend {
-        from: AuthorityIndex,
-        incarnation: u64,
-        to: AuthorityIndex,
-        message: Message,
-    },
-    Tick {
-        node: AuthorityIndex,
-        incarnation: u64,
-        at: u64,
-    },
-    Batch {
-        node: AuthorityIndex,
-        incarnation: u64,
-    },
-    Payload {
-        node: AuthorityIndex,
-        incarnation: u64,
-        author: AuthorityIndex,
-        round: Round,
-        digest: HeaderDigest,
-    },
-    Consensus {
-        node: AuthorityIndex,
-        incarnation: u64,
-    },
-    SyncCheck {
-        node: AuthorityIndex,
-        incarnation: u64,
-        at: u64,
-    },
-    /// A sync request reaches `to`, which answers from its store.
-    FetchRequest {
-        from: Requester,
-        to: AuthorityIndex,
-        fetch: Fetch,
-    },
-    FetchAnswer {
-        to: Requester,
-        from: AuthorityIndex,
-        fetch: Fetch,
-        certificates: Vec<Certificate>,
-    },
-    Crash,
-    Restart(AuthorityIndex),
-    Partition,
-    Heal(u64),
-    FinalPhase,
-}
-
-impl Event {
-    /// What identifies the event in the trace hash (and in `WEFT_SIM_TRACE` output).
-    fn trace(&self, h: &mut impl Hasher) {
-        std::mem::discriminant(self).hash(h);
-        match self {
-            Self::Attempt {
-                from, to, message, ..
-            }
-            | Self::Resend {
-                from, to, message, ..
-            } => {
-                (from, to).hash(h);
-                message.trace(h);
-            }
-            Self::Tick { node, at, .. } | Self::SyncCheck { node, at, .. } => (node, at).hash(h),
-            Self::Batch { node, .. } | Self::Consensus { node, .. } => node.hash(h),
-            Self::Payload { node, digest, .. } => (node, digest).hash(h),
-            Self::FetchRequest { from, to, .. } => (from.me, to).hash(h),
-            Self::FetchAnswer {
-                to,
-                from,
-                certificates,
-                ..
-            } => {
-                (to.me, from).hash(h);
-                for c in certificates {
-                    c.digest().hash(h);
-                }
-            }
-            Self::Restart(a) => a.hash(h),
-            Self::Heal(id) => id.hash(h),
-            Self::Crash | Self::Partition | Self::FinalPhase => {}
-        }
-    }
-}
-
-/// Counters for the report.
-#[derive(Clone, Debug, Default)]
-pub struct Stats {
-    pub events: u64,
-    pub messages: u64,
-    pub lost: u64,
-    pub crashes: u64,
-    pub partitions: u64,
-    pub batches_made: u64,
-    /// Sub-DAGs output again by recovery and skipped because the log already held them.
-    pub replayed: u64,
-    /// Sub-DAGs that `Bullshark::recover` committed from stored certificates consensus had
-    /// not processed before the crash.
-    pub recovered_commits: u64,
-    /// Late or out-of-date messages the core ignored.
-    pub benign_refusals: u64,
-}
-
-/// Everything an authority's handlers may touch besides the authority itself.
-pub struct Ctx {
-    pub now: u64,
-    pub rng: StdRng,
-    pub config: SimConfig,
-    pub committee: Committee,
-    pub net: Network,
-    pub observer: Observer,
-    pub verifier: Verifier,
-    pub stats: Stats,
-    /// Print every event and every ignored message (`WEFT_SIM_TRACE`).
-    pub verbose: bool,
-    queue: BTreeMap<(u64, u64), Event>,
-    seq: u64,
-}
-
-impl Ctx {
-    pub fn schedule_at(&mut self, at: u64, event: Event) {
-        self.queue.insert((at.max(self.now), self.seq), event);
-        self.seq += 1;
-    }
-
-    pub fn schedule(&mut self, after: u64, event: Event) {
-        self.schedule_at(self.now + after, event);
-    }
-
-    /// One delivery attempt by the reliable sender (lost attempts are retried).
-    pub fn send(
-        &mut self,
-        from: AuthorityIndex,
-        incarnation: u64,
-        to: AuthorityIndex,
-        message: Message,
-    ) {
-        self.stats.messages += 1;
-        if self.net.lost(&mut self.rng) {
-            self.stats.lost += 1;
-            let after = self.net.retry_delay(&mut self.rng);
-            let event = Event::Resend {
-                from,
-                incarnation,
-                to,
-                message,
-            };
-            self.schedule(after, event);
-        } else {
-            let after = self.net.delay(&mut self.rng);
-            let event = Event::Attempt {
-                from,
-                incarnation,
-                to,
-                message,
-            };
-            self.schedule(after, event);
-        }
-    }
-
-    pub fn broadcast(&mut self, from: AuthorityIndex, incarnation: u64, message: Message) {
-        for to in (0..self.config.authorities as u16).map(AuthorityIndex) {
-            if to != from {
-                self.send(from, incarnation, to, message.clone());
-            }
-        }
-    }
-
-    /// A sync request: not retransmitted (the synchronizer asks again instead).
-    pub fn request(&mut self, from: Requester, to: AuthorityIndex, fetch: Fetch) {
-        self.stats.messages += 1;
-        if self.net.lost(&mut self.rng) {
-            self.stats.lost += 1;
-            return;
-        }
-        let after = self.net.delay(&mut self.rng);
-        self.schedule(after, Event::FetchRequest { from, to, fetch });
-    }
-}
 
 pub struct Simulation {
     nodes: Vec<Authority>,

@@ -4,8 +4,8 @@
 //! every retry period until it arrives or falls below GC; at most one range request is in
 //! flight, and a full range answer continues from its last round.
 
+use crate::ctx::{Ctx, Event, Requester};
 use crate::network::Fetch;
-use crate::sim::{Ctx, Event};
 use rand::seq::SliceRandom;
 use std::collections::BTreeMap;
 use weft_primary::core::Core;
@@ -25,13 +25,6 @@ struct Missing {
     first_seen: u64,
     asked_at: Option<u64>,
     attempts: u32,
-}
-
-/// The requesting authority and its incarnation (answers to an earlier one are lost).
-#[derive(Clone, Copy, Debug)]
-pub struct Requester {
-    pub me: AuthorityIndex,
-    pub incarnation: u64,
 }
 
 #[derive(Default)]
