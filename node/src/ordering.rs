@@ -7,11 +7,13 @@
 
 use crate::log::{CommittedLog, CommittedRecord};
 use bytes::Bytes;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+use std::ops::Range;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use weft_consensus::{Bullshark, Commit, ConsensusState, LeaderScheduleKind, ScheduleState};
+use weft_executor::{ExecutorCore, ExecutorError, Step};
 use weft_network::{Peer, ReliableSender};
 use weft_primary::CommitNotice;
 use weft_storage::{Column, Durability, Map, Store, StoreError, WriteBatch};
@@ -19,6 +21,15 @@ use weft_types::codec::{decode_message, encode_message};
 use weft_types::{
     BatchDigest, BatchResponse, Certificate, Committee, PrimaryToWorker, WorkerId, WorkerMessage,
 };
+
+/// Why the executor stops.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorFailure {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Sequence(#[from] ExecutorError),
+}
 
 /// Key of the persisted [`ConsensusState`] in the consensus column.
 pub const STATE_KEY: &str = "bullshark_state";
@@ -105,9 +116,8 @@ pub struct Executor {
     /// leaves it in the same write as the log record.
     own_batches: Map<(BatchDigest, WorkerId), u64>,
     consensus: Map<String, Bytes>,
-    retention: u64,
-    /// Records below this index are already pruned.
-    pruned: u64,
+    /// What to do with each sub-DAG (the decisions; this actor does the I/O).
+    core: ExecutorCore,
     /// This authority's workers, asked for batches when they run as separate processes.
     workers: BTreeMap<WorkerId, Peer>,
     external_workers: bool,
@@ -115,13 +125,10 @@ pub struct Executor {
     retry: Duration,
     max_message_size: usize,
     schedule_kind: LeaderScheduleKind,
-    /// The leader schedule the primary has, to send it a new one only when a commit changes it.
-    schedule: ScheduleState,
     committee: Committee,
     rx_consensus: mpsc::Receiver<Commit>,
     /// Sub-DAGs whose output is durable: the primary may garbage-collect below them.
     tx_primary: mpsc::Sender<CommitNotice>,
-    me: weft_types::AuthorityIndex,
 }
 
 /// Everything the executor needs.
@@ -160,21 +167,23 @@ impl Executor {
             pins: store.map(Column::CommittedBatches),
             own_batches: store.map(Column::OwnBatches),
             consensus: store.map(Column::Consensus),
-            pruned: 0,
+            core: ExecutorCore::new(
+                me,
+                log.next_index(),
+                parameters.committed_log_retention,
+                schedule,
+            ),
             store,
             log,
-            retention: parameters.committed_log_retention,
             workers,
             external_workers,
             sender,
             retry: parameters.sync_retry_delay(),
             max_message_size: parameters.max_message_size,
             schedule_kind: parameters.leader_schedule,
-            schedule,
             committee,
             rx_consensus,
             tx_primary,
-            me,
         };
         tokio::spawn(executor.run())
     }
@@ -182,102 +191,83 @@ impl Executor {
     async fn run(mut self) {
         while let Some(commit) = self.rx_consensus.recv().await {
             if let Err(e) = self.execute(commit).await {
-                tracing::error!("writing the committed log failed: {e}; stopping");
+                tracing::error!("executing the committed sequence failed: {e}; stopping");
                 return;
             }
         }
     }
 
-    /// Writes the sub-DAG's record with the consensus state right after it, then lets the
-    /// primary garbage-collect below it: whenever a crash comes, the persisted state is never
-    /// older than the store's GC.
-    async fn execute(&mut self, commit: Commit) -> Result<(), StoreError> {
-        let Commit { sub_dag, state } = commit;
-        let index = sub_dag.index;
-        if index < self.log.next_index() {
-            // Already in the log (recovery replayed it): never output twice.
-            return Ok(());
-        }
-        let mut seen = HashSet::new();
-        let mut digests = Vec::new();
+    /// Carries out the core's step for one sub-DAG: makes sure its batches are here, writes
+    /// the record with the consensus state right after it in one synced write, and only then
+    /// lets the primary garbage-collect below it, so the persisted state is never older than
+    /// the store's GC whenever a crash comes.
+    async fn execute(&mut self, commit: Commit) -> Result<(), ExecutorFailure> {
+        let execution = match self.core.execute(commit)? {
+            Step::Replayed(_) => return Ok(()),
+            Step::Execute(execution) => execution,
+        };
+        let index = execution.sub_dag.index;
         let mut transactions = 0usize;
-        for certificate in &sub_dag.certificates {
-            for (digest, worker) in &certificate.header.payload {
-                if !seen.insert(*digest) {
-                    continue;
-                }
-                transactions += self.batch(*digest, *worker, certificate.author()).await?;
-                tracing::info!(target: "weft::bench", "Committed batch {digest}");
-                digests.push(*digest);
-            }
+        for b in &execution.batches {
+            transactions += self.batch(b.digest, b.worker, b.author).await?;
+            tracing::info!(target: "weft::bench", "Committed batch {}", b.digest);
         }
         let record = CommittedRecord {
             index,
-            leader_round: sub_dag.leader_round,
-            batches: digests,
+            leader_round: execution.sub_dag.leader_round,
+            batches: execution.batches.iter().map(|b| b.digest).collect(),
         };
         let mut write = self.store.batch();
         write.insert(self.log.map(), &index, &record);
         for digest in &record.batches {
             write.insert(&self.pins, digest, &index);
         }
-        for certificate in sub_dag
-            .certificates
-            .iter()
-            .filter(|c| c.author() == self.me)
-        {
-            for batch in &certificate.header.payload {
-                write.remove(&self.own_batches, batch);
-            }
+        for batch in &execution.own_batches {
+            write.remove(&self.own_batches, batch);
         }
-        write.insert(&self.consensus, &STATE_KEY.to_string(), &state.to_bytes());
-        self.prune(&mut write, (index + 1).saturating_sub(self.retention))?;
+        let state = execution.state.to_bytes();
+        write.insert(&self.consensus, &STATE_KEY.to_string(), &state);
+        self.prune(&mut write, execution.prune.clone())?;
         write.commit_blocking(Durability::Sync).await?;
         self.log.advance(index);
         tracing::info!(
             target: "weft::bench",
             "Committed sub-dag {index} leader round {} certificates {} batches {} transactions {transactions}",
-            sub_dag.leader_round,
-            sub_dag.certificates.len(),
+            execution.sub_dag.leader_round,
+            execution.sub_dag.certificates.len(),
             record.batches.len(),
         );
-        let leaders = if state.schedule != self.schedule {
-            self.schedule = state.schedule.clone();
-            // The state decoded and checked when consensus made it; failing now is a bug.
-            match self.schedule_kind.leaders(&self.committee, &self.schedule) {
+        let notice = execution.durable();
+        let leaders = match &notice.schedule {
+            // The state was checked when consensus made it; failing now is a bug.
+            Some(schedule) => match self.schedule_kind.leaders(&self.committee, schedule) {
                 Ok(l) => Some(l),
                 Err(e) => {
                     tracing::error!("leader schedule update failed: {e}");
                     None
                 }
-            }
-        } else {
-            None
+            },
+            None => None,
         };
         let notice = CommitNotice {
             leaders,
-            leader_round: sub_dag.leader_round,
-            own_rounds: sub_dag
-                .certificates
-                .iter()
-                .filter(|c| c.author() == self.me)
-                .map(Certificate::round)
-                .collect(),
+            leader_round: notice.leader_round,
+            own_rounds: notice.own_rounds,
         };
         let _ = self.tx_primary.send(notice).await;
         Ok(())
     }
 
-    /// Removes the records below `upto` with the batches they pinned (a batch a later record
+    /// Removes the records of `range` with the batches they pinned (a batch a later record
     /// committed again stays, pinned by that one).
-    fn prune(&mut self, write: &mut WriteBatch, upto: u64) -> Result<(), StoreError> {
-        if upto <= self.pruned {
+    fn prune(&self, write: &mut WriteBatch, range: Range<u64>) -> Result<(), StoreError> {
+        if range.is_empty() {
             return Ok(());
         }
         let records = self
             .log
-            .records(self.pruned, (upto - self.pruned) as usize)?;
-        for record in records.iter().filter(|r| r.index < upto) {
+            .records(range.start, (range.end - range.start) as usize)?;
+        for record in records.iter().filter(|r| range.contains(&r.index)) {
             let pins = self.pins.multi_get(&record.batches)?;
             for (digest, pin) in record.batches.iter().zip(pins) {
                 if pin == Some(record.index) {
@@ -287,7 +277,6 @@ impl Executor {
             }
             write.remove(self.log.map(), &record.index);
         }
-        self.pruned = upto;
         Ok(())
     }
 

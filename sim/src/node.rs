@@ -9,6 +9,7 @@ use crate::store::{CommittedRecord, DurableStore};
 use crate::sync::Synchronizer;
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use weft_consensus::{Bullshark, Commit, ConsensusError, ConsensusState, ScheduleState};
+use weft_executor::{ExecutorCore, Step};
 use weft_primary::core::{Core, CoreConfig, CoreError, Output};
 use weft_types::{AuthorityIndex, BatchDigest, Certificate, Digest, HeaderDigest, KeyPair, Round};
 
@@ -16,8 +17,8 @@ use weft_types::{AuthorityIndex, BatchDigest, Certificate, Digest, HeaderDigest,
 struct Live {
     core: Core,
     bullshark: Bullshark,
-    /// The leader schedule the core has (it gets a new one when a commit changes it).
-    schedule: ScheduleState,
+    /// The executor's decisions, the node's own (`weft_executor`).
+    executor: ExecutorCore,
     sync: Synchronizer,
     /// Certificates in the channel from the primary to consensus.
     to_consensus: VecDeque<Certificate>,
@@ -150,7 +151,12 @@ impl Authority {
         self.live = Some(Live {
             core,
             bullshark,
-            schedule,
+            executor: ExecutorCore::new(
+                self.index,
+                self.store.log.len() as u64,
+                u64::MAX,
+                schedule,
+            ),
             sync: Synchronizer::default(),
             to_consensus: VecDeque::new(),
             consensus_scheduled: false,
@@ -378,52 +384,46 @@ impl Authority {
         let Some(live) = self.live.as_mut() else {
             return;
         };
-        for Commit { sub_dag: s, state } in commits.into_iter().take(write_limit) {
-            let record = CommittedRecord::from(&s);
-            let next = self.store.log.len() as u64;
-            if s.index < next {
-                ctx.stats.replayed += 1;
-                if self.store.log[s.index as usize] != record {
-                    let what = format!(
-                        "{me}: recovery re-committed sub-DAG {} differently",
-                        s.index
-                    );
-                    ctx.observer.violation(ctx.now, what);
+        for commit in commits.into_iter().take(write_limit) {
+            let execution = match live.executor.execute(commit) {
+                Ok(Step::Execute(execution)) => execution,
+                Ok(Step::Replayed(s)) => {
+                    ctx.stats.replayed += 1;
+                    if self.store.log[s.index as usize] != CommittedRecord::from(&s) {
+                        let what = format!(
+                            "{me}: recovery re-committed sub-DAG {} differently",
+                            s.index
+                        );
+                        ctx.observer.violation(ctx.now, what);
+                    }
+                    continue;
                 }
-                continue;
-            }
-            if s.index > next {
-                let what = format!("{me}: sub-DAG {} follows {} (a gap)", s.index, next);
-                ctx.observer.violation(ctx.now, what);
-                continue;
-            }
-            self.store.log.push(record);
-            let own_certificates = s.certificates.iter().filter(|c| c.author() == me);
-            let committed: HashSet<BatchDigest> = own_certificates
-                .flat_map(|c| c.header.payload.iter().map(|(d, _)| *d))
-                .collect();
+                Err(e) => {
+                    ctx.observer.violation(ctx.now, format!("{me}: {e}"));
+                    continue;
+                }
+            };
+            // The node's one synced write: record, own-batch records, consensus state (the
+            // simulation keeps the whole log, so it prunes nothing).
             self.store
-                .own_batches
-                .retain(|(d, _)| !committed.contains(d));
-            if state.schedule != live.schedule {
-                live.schedule = state.schedule.clone();
-                match ctx.config.schedule.leaders(&ctx.committee, &live.schedule) {
+                .log
+                .push(CommittedRecord::from(&execution.sub_dag));
+            let settled: HashSet<BatchDigest> =
+                execution.own_batches.iter().map(|(d, _)| *d).collect();
+            self.store.own_batches.retain(|(d, _)| !settled.contains(d));
+            self.store.consensus_state = Some(execution.state.clone());
+            // What the node does with the notice once the write is durable.
+            let notice = execution.durable();
+            if let Some(schedule) = &notice.schedule {
+                match ctx.config.schedule.leaders(&ctx.committee, schedule) {
                     Ok(leaders) => live.core.set_leaders(leaders),
                     Err(e) => ctx
                         .observer
                         .violation(ctx.now, format!("{me}: schedule update failed: {e}")),
                 }
             }
-            self.store.consensus_state = Some(state);
-            // What the executor's `CommitNotice` does once the write is durable.
-            let own: Vec<Round> = s
-                .certificates
-                .iter()
-                .filter(|c| c.author() == me)
-                .map(Certificate::round)
-                .collect();
-            live.core.own_certificates_committed(&own);
-            live.core.handle_committed(s.leader_round);
+            live.core.own_certificates_committed(&notice.own_rounds);
+            live.core.handle_committed(notice.leader_round);
         }
         self.carry_out(ctx);
     }
