@@ -170,14 +170,7 @@ impl Ctx {
         self.stats.messages += 1;
         if self.net.lost(&mut self.rng) {
             self.stats.lost += 1;
-            let after = self.net.retry_delay(&mut self.rng);
-            let event = Event::Resend {
-                from,
-                incarnation,
-                to,
-                message,
-            };
-            self.schedule(after, event);
+            self.resend_later(from, incarnation, to, message);
         } else {
             let after = self.net.delay(&mut self.rng);
             let event = Event::Attempt {
@@ -188,6 +181,24 @@ impl Ctx {
             };
             self.schedule(after, event);
         }
+    }
+
+    /// A failed delivery: the reliable sender tries again after its retry delay.
+    pub fn resend_later(
+        &mut self,
+        from: AuthorityIndex,
+        incarnation: u64,
+        to: AuthorityIndex,
+        message: Message,
+    ) {
+        let after = self.net.retry_delay(&mut self.rng);
+        let event = Event::Resend {
+            from,
+            incarnation,
+            to,
+            message,
+        };
+        self.schedule(after, event);
     }
 
     pub fn broadcast(&mut self, from: AuthorityIndex, incarnation: u64, message: Message) {

@@ -150,14 +150,7 @@ impl Simulation {
                     receiver.deliver(ctx, message);
                 } else {
                     // The connection failed: the reliable sender tries again later.
-                    let after = ctx.net.retry_delay(&mut ctx.rng);
-                    let event = Event::Resend {
-                        from,
-                        incarnation,
-                        to,
-                        message,
-                    };
-                    ctx.schedule(after, event);
+                    ctx.resend_later(from, incarnation, to, message);
                 }
             }
             Event::Resend {
