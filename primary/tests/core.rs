@@ -25,12 +25,18 @@ fn leader() -> LeaderFn {
 }
 
 fn core(f: &CommitteeFixture, me: AuthorityIndex) -> Core {
-    Core::new(
+    recover(f, me, Recovered::default())
+}
+
+/// `me`'s core rebuilt from what it persisted.
+fn recover(f: &CommitteeFixture, me: AuthorityIndex, recovered: Recovered) -> Core {
+    Core::recover(
         me,
         f.committee.clone(),
         f.keys(me).protocol.copy(),
         config(),
         leader(),
+        recovered,
     )
 }
 
@@ -145,12 +151,9 @@ fn a_restarted_core_never_votes_twice_for_one_round() {
         })
         .collect();
     // Restart from what was persisted.
-    let mut c = Core::recover(
+    let mut c = recover(
+        &f,
         a(0),
-        f.committee.clone(),
-        f.keys(a(0)).protocol.copy(),
-        config(),
-        leader(),
         Recovered {
             votes: persisted,
             ..Default::default()
@@ -457,12 +460,9 @@ fn a_restarted_core_proposes_its_uncommitted_own_batches_again() {
     let votes = vec![(a(0), (1, own_round_1.header.digest()))];
     let mut certificates = rounds[1][1..].to_vec();
     certificates.push(own_round_1);
-    let mut c = Core::recover(
+    let mut c = recover(
+        &f,
         a(0),
-        f.committee.clone(),
-        f.keys(a(0)).protocol.copy(),
-        config(),
-        leader(),
         Recovered {
             votes,
             certificates,
