@@ -2,9 +2,12 @@
 //! authenticate each other over mutual TLS, stop them with SIGTERM; and bad input is refused
 //! with an error that names the problem.
 
+mod common;
+
+use common::{authority, committee_new};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -25,26 +28,6 @@ fn lines(child: &mut Child, index: usize, tx: mpsc::Sender<(usize, String)>) {
             }
         }
     });
-}
-
-/// `weft <subcommand>` for authority `i` of the committee in `dir`, its store in `store`,
-/// logging at INFO to a pipe.
-fn authority(dir: &Path, i: usize, subcommand: &[&str], store: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(subcommand)
-        .arg("--keys")
-        .arg(dir.join(format!("keys-{i}.json")))
-        .arg("--committee")
-        .arg(dir.join("committee.json"))
-        .arg("--parameters")
-        .arg(dir.join("parameters.json"))
-        .arg("--store")
-        .arg(dir.join(store))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("weft starts")
 }
 
 fn start_node(dir: &Path, i: usize) -> Child {
@@ -100,24 +83,7 @@ fn committed_transactions(line: &str) -> Option<u64> {
 #[test]
 fn local_committee_with_an_external_worker_commits_and_shuts_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let base = weft_test_utils::free_base_port(4, 1);
-    let out = weft(&[
-        "committee",
-        "new",
-        "--authorities",
-        "4",
-        "--workers",
-        "1",
-        "--base-port",
-        &base.to_string(),
-        "--out-dir",
-        dir.path().to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    committee_new(dir.path(), 4);
 
     let (tx, rx) = mpsc::channel();
     let mut nodes: Vec<Child> = (0..4).map(|i| start_node(dir.path(), i)).collect();

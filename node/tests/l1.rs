@@ -3,6 +3,9 @@
 //! reads back every transaction a client sent, with the hash chain intact. A transaction a
 //! user forces through the inbox is ordered and back on L1 within the window W.
 
+mod common;
+
+use common::committee_new;
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -76,25 +79,7 @@ async fn four_nodes_post_the_committed_log_and_the_verifier_reads_it_back() {
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let base = weft_test_utils::free_base_port(4, 1).to_string();
-    let out = weft()
-        .args([
-            "committee",
-            "new",
-            "--authorities",
-            "4",
-            "--base-port",
-            &base,
-            "--out-dir",
-        ])
-        .arg(d)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    committee_new(d, 4);
     let mut nodes: Vec<Child> = (0..4)
         .map(|i| {
             let key_file = d.join(format!("l1-key-{i}"));

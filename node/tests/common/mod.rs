@@ -1,16 +1,60 @@
 //! A committee of `weft node run` processes with `--rpc-address` for the JSON-RPC tests
 //! (`rpc.rs`, `rpc_crash.rs`, `rpc_cast.rs`): start, SIGKILL and restart one authority, stop
 //! them all with SIGTERM, read their committed logs; and a small blocking JSON-RPC client.
+//! Also the committee and process helpers every test of the `weft` binary uses.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+/// `weft committee new` for `n` authorities with one worker each, on free ports, in `dir`.
+pub fn committee_new(dir: &Path, n: usize) {
+    let base = weft_test_utils::free_base_port(n, 1);
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["committee", "new", "--authorities", &n.to_string()])
+        .args([
+            "--workers",
+            "1",
+            "--base-port",
+            &base.to_string(),
+            "--out-dir",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `weft <subcommand>` for authority `i` of the committee in `dir`, its store in `store`,
+/// logging at INFO to a pipe.
+pub fn authority(dir: &Path, i: usize, subcommand: &[&str], store: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(subcommand)
+        .arg("--keys")
+        .arg(dir.join(format!("keys-{i}.json")))
+        .arg("--committee")
+        .arg(dir.join("committee.json"))
+        .arg("--parameters")
+        .arg(dir.join("parameters.json"))
+        .arg("--store")
+        .arg(dir.join(store))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("weft starts")
+}
 
 /// How long the tests wait on the weft processes for anything (start, commit, stop).
 pub const PROCESS_DEADLINE: Duration = Duration::from_secs(120);
@@ -32,24 +76,7 @@ impl Cluster {
     /// no test reaches; starts every authority and waits for its RPC server.
     pub fn start(n: usize, chain_ids: &[u64]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let base = weft_test_utils::free_base_port(n, 1);
-        let out = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(["committee", "new", "--authorities", &n.to_string()])
-            .args([
-                "--workers",
-                "1",
-                "--base-port",
-                &base.to_string(),
-                "--out-dir",
-            ])
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        committee_new(dir.path(), n);
         let path = dir.path().join("parameters.json");
         let mut parameters: Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -78,22 +105,16 @@ impl Cluster {
     fn spawn(&mut self, i: usize) {
         assert!(self.nodes[i].is_none(), "authority {i} is running");
         let dir = self.dir.path();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(["node", "run", "--report-every", "1"])
-            .args(["--rpc-address", "127.0.0.1:0"])
-            .arg("--keys")
-            .arg(dir.join(format!("keys-{i}.json")))
-            .arg("--committee")
-            .arg(dir.join("committee.json"))
-            .arg("--parameters")
-            .arg(dir.join("parameters.json"))
-            .arg("--store")
-            .arg(dir.join(format!("store-{i}")))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("weft starts");
+        let store = format!("store-{i}");
+        let args = [
+            "node",
+            "run",
+            "--report-every",
+            "1",
+            "--rpc-address",
+            "127.0.0.1:0",
+        ];
+        let mut child = authority(dir, i, &args, &store);
         // Forward each line to the channel (unbounded), so the node never blocks on its pipe.
         let out = child.stdout.take().expect("piped");
         let tx = self.lines_tx.clone();
