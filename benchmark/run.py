@@ -26,6 +26,11 @@ def bench_args(p):
     p.add_argument('--duration', type=int, default=30)
     p.add_argument('--runs', type=int, default=1)
     p.add_argument('--sample-share', type=float, default=0.0)
+    p.add_argument('--ingress', choices=['tcp', 'rpc'], default='tcp',
+                   help='tcp: the workers\' raw ports; rpc: the Ethereum JSON-RPC ingress, '
+                        'with transactions signed before the run')
+    p.add_argument('--no-recover-senders', action='store_true',
+                   help='rpc ingress: the nodes do not recover senders (rpc.recover_senders)')
     p.add_argument('--header-delay', type=int, default=NODE_PARAMETERS['max_header_delay_ms'])
     p.add_argument('--batch-delay', type=int, default=NODE_PARAMETERS['max_batch_delay_ms'])
     p.add_argument('--batch-size', type=int, default=NODE_PARAMETERS['batch_size'])
@@ -41,7 +46,8 @@ def points(a):
     for rate in a.rate:
         for _ in range(a.runs):
             yield BenchParameters(a.nodes, a.workers, a.faults, rate, a.tx_size, a.duration,
-                                  a.sample_share).validate()
+                                  a.sample_share, a.ingress,
+                                  not a.no_recover_senders).validate()
 
 
 def node_params(a):

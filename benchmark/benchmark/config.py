@@ -42,6 +42,11 @@ class BenchParameters:
     tx_size: int = 512
     duration: int = 30
     sample_share: float = 0.0
+    # 'tcp': the workers' raw transaction ports; 'rpc': the authorities' Ethereum JSON-RPC
+    # ingress, with transactions signed before the run (see `weft-client --ingress rpc`).
+    ingress: str = 'tcp'
+    # `rpc.recover_senders` of the nodes (rpc ingress only).
+    recover_senders: bool = True
 
     def validate(self):
         if self.nodes < 1 or self.workers < 1:
@@ -50,6 +55,8 @@ class BenchParameters:
             raise BenchError('faults must be in 0..nodes-1')
         if self.rate < 1 or self.duration < 1 or self.tx_size < 9:
             raise BenchError('rate and duration must be positive, tx size at least 9 B')
+        if self.ingress not in ('tcp', 'rpc'):
+            raise BenchError(f'unknown ingress {self.ingress!r}: tcp or rpc')
         return self
 
 

@@ -5,6 +5,10 @@ Definitions (as in Narwhal's benchmark, so numbers compare):
   the nodes); consensus TPS: committed bytes / (last commit - first batch sealed) / tx size;
 - end-to-end latency: a client sends a sample transaction -> the batch holding it committed;
   end-to-end TPS: committed bytes / (last commit - first client start) / tx size.
+  Through the JSON-RPC ingress the workers cannot tell samples (they are Ethereum
+  transactions), so the client itself reports each sample's commit as it sees it through
+  `weft_getTransactionPosition` (late by about half its poll period), and its
+  acknowledgement latencies (send -> `eth_sendRawTransaction` answered) as a histogram.
 On top: p50/p99 of both latencies, the longest gap between two commits per node, and a check
 that every sample sent was sealed in exactly one batch and committed exactly once by every
 running node.
@@ -25,6 +29,11 @@ STATUS = re.compile(r'^status round=(\d+) dag_round=(\d+)')
 CLIENT_START = re.compile(r'^Start sending transactions')
 SAMPLE_SENT = re.compile(r'^Sending sample transaction (\d+)$')
 RATE_WARNING = re.compile(r'^Transaction rate too high')
+SAMPLE_COMMITTED = re.compile(r'^Sample transaction (\d+) committed')
+SAMPLE_REFUSED = re.compile(r'^Sample transaction (\d+) refused')
+ACK_HISTOGRAM = re.compile(r'^Acknowledgement latency histogram ms ?(.*)$')
+RPC_DONE = re.compile(r'^Client done: sent (\d+) transactions, (\d+) bursts late, (\d+) '
+                      r'acknowledged, (\d+) refused, (\d+) wrong hashes')
 
 
 class ParseError(Exception):
@@ -59,6 +68,22 @@ def percentile(values, p):
 def stats(values):
     return {'mean': mean(values) if values else 0.0, 'p50': percentile(values, 50),
             'p99': percentile(values, 99), 'count': len(values)}
+
+
+def histogram_stats(histogram):
+    """`stats` of a histogram {milliseconds: count}, in seconds."""
+    total = sum(histogram.values())
+    if not total:
+        return stats([])
+    out = {'mean': sum(ms * n for ms, n in histogram.items()) / total / 1000, 'count': total}
+    for name, p in (('p50', 50), ('p99', 99)):
+        rank, seen = max(1, -(-total * p // 100)), 0
+        for ms in sorted(histogram):
+            seen += histogram[ms]
+            if seen >= rank:
+                out[name] = ms / 1000
+                break
+    return out
 
 
 @dataclass
@@ -100,6 +125,10 @@ class NodeLog:
 class ClientLog:
     start: float = None
     sent: dict = field(default_factory=dict)            # sample id -> [time, ...]
+    committed: dict = field(default_factory=dict)       # sample id -> time (rpc ingress)
+    refused: set = field(default_factory=set)           # sample ids the ingress refused
+    acks: dict = field(default_factory=dict)            # latency ms -> calls (rpc ingress)
+    totals: dict = field(default_factory=dict)          # the rpc client's closing counts
     rate_warnings: int = 0
 
     @classmethod
@@ -112,6 +141,17 @@ class ClientLog:
                 log.start = t if log.start is None else min(log.start, t)
             elif RATE_WARNING.match(msg):
                 log.rate_warnings += 1
+            elif m := SAMPLE_COMMITTED.match(msg):
+                log.committed.setdefault(int(m.group(1)), t)
+            elif m := SAMPLE_REFUSED.match(msg):
+                log.refused.add(int(m.group(1)))
+            elif m := ACK_HISTOGRAM.match(msg):
+                for pair in filter(None, m.group(1).split(',')):
+                    ms, n = pair.split(':')
+                    log.acks[int(ms)] = log.acks.get(int(ms), 0) + int(n)
+            elif m := RPC_DONE.match(msg):
+                log.totals = dict(zip(('sent', 'late', 'acknowledged', 'refused', 'wrong_hash'),
+                                      map(int, m.groups())))
         return log
 
 
@@ -132,9 +172,12 @@ class LogParser:
             for sid, digests in n.samples.items():
                 self.samples.setdefault(sid, []).extend(digests)
         self.sent = {}
+        self.client_commits = {}
         for c in self.clients:
             for sid, ts in c.sent.items():
-                self.sent.setdefault(sid, []).extend(ts)
+                if sid not in c.refused:
+                    self.sent.setdefault(sid, []).extend(ts)
+            self.client_commits.update(c.committed)
         self.commits = {}
         for n in self.nodes:
             for d, t in n.first_commits().items():
@@ -164,6 +207,21 @@ class LogParser:
             digests = self.samples.get(sid, [])
             if len(digests) == 1 and digests[0] in self.commits:
                 out.append(self.commits[digests[0]] - min(sent))
+            elif not digests and sid in self.client_commits:
+                out.append(self.client_commits[sid] - min(sent))
+        return out
+
+    def acknowledgements(self):
+        """The rpc clients' acknowledgement latencies and counts; None for tcp runs."""
+        totals = [c.totals for c in self.clients if c.totals]
+        if not totals:
+            return None
+        merged = {}
+        for c in self.clients:
+            for latency, n in c.acks.items():
+                merged[latency] = merged.get(latency, 0) + n
+        out = {k: sum(t[k] for t in totals) for k in totals[0]}
+        out['latency'] = histogram_stats(merged)
         return out
 
     def exactly_once(self):
@@ -174,6 +232,10 @@ class LogParser:
             digests = self.samples.get(sid, [])
             if len(sent) > 1 or len(digests) > 1:
                 duplicated.append(sid)
+                continue
+            if not digests and sid in self.client_commits:
+                # An rpc sample: its commit was seen through the position lookup, which names
+                # one position; its exactly-once is the node tests' (tests/rpc*.rs).
                 continue
             counts = [len(n.commits.get(digests[0], [])) if digests else 0 for n in self.nodes]
             if any(c > 1 for c in counts):
@@ -213,6 +275,7 @@ class LogParser:
             'missing_examples': once['missing'][:5],
             'duplicated_examples': once['duplicated'][:5],
             'client_rate_warnings': sum(c.rate_warnings for c in self.clients),
+            'acknowledgements': self.acknowledgements(),
             'per_node': per_node,
         }
 
@@ -269,6 +332,13 @@ def summary(config, results):
         f" {r['samples_duplicated']} duplicated, {r['samples_unknown']} unknown",
         f" Client rate warnings: {r['client_rate_warnings']}",
     ]
+    if a := r.get('acknowledgements'):
+        out.insert(-2, f" Ingress: rpc (sender recovery "
+                       f"{'on' if p.get('rpc', {}).get('recover_senders', True) else 'off'}):"
+                       f" {a['sent']:,} sent, {a['acknowledged']:,} acknowledged,"
+                       f" {a['refused']:,} refused, {a['wrong_hash']} wrong hashes;"
+                       f" acknowledgement latency {ms(a['latency']['mean'])}"
+                       f" (p50 {ms(a['latency']['p50'])}, p99 {ms(a['latency']['p99'])})")
     for n in r['per_node']:
         lat = n['consensus_latency']
         usage = (f", peak RSS {n['peak_rss_mib']:.0f} MiB, CPU {n['cpu_share'] * 100:.0f}%"

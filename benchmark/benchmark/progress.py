@@ -2,7 +2,8 @@
 
 from statistics import median
 
-from .logs import (COMMITTED_BATCH, SAMPLE_IN_BATCH, SAMPLE_SENT, STATUS, SUB_DAG, lines)
+from .logs import (COMMITTED_BATCH, SAMPLE_COMMITTED, SAMPLE_IN_BATCH, SAMPLE_REFUSED,
+                   SAMPLE_SENT, STATUS, SUB_DAG, lines)
 
 
 class Tail:
@@ -37,6 +38,7 @@ class Progress:
         self.sent = {}
         self.sample_batch = {}
         self.committed = [{} for _ in node_logs]
+        self.client_commits = {}   # rpc samples: id -> time the client saw it committed
         self.latencies = []
         self.transactions = 0
         self.first_commit = None
@@ -48,6 +50,10 @@ class Progress:
             for t, _, _, msg in lines(tail.read()):
                 if m := SAMPLE_SENT.match(msg):
                     self.sent[int(m.group(1))] = t
+                elif m := SAMPLE_COMMITTED.match(msg):
+                    self.client_commits[int(m.group(1))] = t
+                elif m := SAMPLE_REFUSED.match(msg):
+                    self.sent.pop(int(m.group(1)), None)
         for i, tail in enumerate(self.nodes):
             for t, _, _, msg in lines(tail.read()):
                 if m := SAMPLE_IN_BATCH.match(msg):
@@ -63,6 +69,10 @@ class Progress:
                     self.round = int(m.group(1))
         done = []
         for sid, sent in self.sent.items():
+            if sid in self.client_commits:
+                self.latencies.append(self.client_commits[sid] - sent)
+                done.append(sid)
+                continue
             digest = self.sample_batch.get(sid)
             if all(digest in c for c in self.committed):
                 self.latencies.append(self.committed[0][digest] - sent)

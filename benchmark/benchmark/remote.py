@@ -45,6 +45,9 @@ def connections(settings):
 
 
 def remote(bench, node_params, weft, client, settings, workdir=None, echo=print):
+    if bench.ingress != 'tcp':
+        raise BenchError('remote runs use the tcp ingress only (the rpc clients are local '
+                         'and wan for now)')
     bench.validate()
     hosts = settings['hosts']
     workdir = workdir or os.path.join(WORK_DIR, 'remote')

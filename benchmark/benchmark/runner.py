@@ -83,19 +83,37 @@ def port_free(port):
             return False
 
 
+# The chain id of the rpc ingress's load.
+CHAIN_ID = 1337
+# Accounts signing each rpc client's load.
+RPC_ACCOUNTS = 1000
+
+
+def rpc_parameters(bench):
+    """The nodes' `rpc` section for a run through the JSON-RPC ingress: the load is one
+    relayer-like client per authority, so the per-connection limits are lifted; what is
+    measured is the ingress's cost, not its policing."""
+    return {'chain_ids': [CHAIN_ID], 'recover_senders': bench.recover_senders,
+            'rate_limit_per_connection': 1_000_000, 'max_connections': 4096}
+
+
 def generate(weft, workdir, bench, node_params, host_of, base_port=None):
     """Committee, keys and parameters under `workdir`. Returns (parameters, committee, order):
     `order[i]` is the committee index of the authority whose keys are `keys-<i>.json`.
     `host_of(i)` is the IP the authority with key file i listens on; ports start at
-    `base_port`, or at a free loopback range when not given."""
+    `base_port`, or at a free loopback range when not given. The committee's ports are
+    followed by one JSON-RPC port per authority (`rpc_address`), used when the run goes
+    through that ingress."""
     n, w = bench.nodes, bench.workers
-    base = base_port or free_base_port(n * (1 + 2 * w))
+    base = base_port or free_base_port(n * (2 + 2 * w))
     run([weft, 'committee', 'new', '--authorities', str(n), '--workers', str(w),
          '--base-port', str(base), '--out-dir', workdir])
     params_path = os.path.join(workdir, 'parameters.json')
     with open(params_path) as f:
         params = json.load(f)
     params.update(node_params)
+    if bench.ingress == 'rpc':
+        params['rpc'] = rpc_parameters(bench)
     with open(params_path, 'w') as f:
         json.dump(params, f, indent=2)
     committee_path = os.path.join(workdir, 'committee.json')
@@ -115,6 +133,14 @@ def generate(weft, workdir, bench, node_params, host_of, base_port=None):
     with open(committee_path, 'w') as f:
         json.dump(committee, f, indent=2)
     return params, committee, order
+
+
+def rpc_address(committee, host, i):
+    """The JSON-RPC address of key file i: past every port the committee uses."""
+    last = max(int(addr.rsplit(':', 1)[1]) for a in committee['authorities']
+               for addr in [a['primary_address'], *a['worker_addresses'].values(),
+                            *a['transaction_addresses'].values()])
+    return f'{host}:{last + 1 + i}'
 
 
 def rehost(address, host):
@@ -189,8 +215,13 @@ def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, ext
     os.makedirs(os.path.join(workdir, 'logs'), exist_ok=True)
     params, committee, order = generate(weft, workdir, bench, node_params, launcher.host)
     alive = list(range(bench.nodes - bench.faults))
-    tx_addrs = [addr for i in alive
-                for addr in committee['authorities'][order[i]]['transaction_addresses'].values()]
+    if bench.ingress == 'rpc':
+        # One client per authority, on its JSON-RPC ingress (which spreads over its workers).
+        targets = [[rpc_address(committee, launcher.host(i), i)] for i in alive]
+    else:
+        targets = [list(committee['authorities'][order[i]]['transaction_addresses'].values())
+                   for i in alive]
+    tx_addrs = [addr for t in targets for addr in t]
     per_client = max(1, bench.rate // len(tx_addrs))
     node_logs = [os.path.join(workdir, 'logs', f'node-{i}.log') for i in alive]
     client_logs = []
@@ -198,15 +229,19 @@ def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, ext
     try:
         launcher.prepare(workdir, committee, order)
         for i in alive:
+            rpc = (['--rpc-address', rpc_address(committee, launcher.host(i), i)]
+                   if bench.ingress == 'rpc' else [])
             cluster.start_node(i, [weft, 'node', 'run',
                                    '--keys', os.path.join(workdir, f'keys-{i}.json'),
                                    '--committee', launcher.committee_path(i, workdir),
                                    '--parameters', os.path.join(workdir, 'parameters.json'),
                                    '--store', os.path.join(workdir, f'store-{i}'),
-                                   '--report-every', '2'], node_logs[i])
+                                   '--report-every', '2'] + rpc, node_logs[i])
         client_id = 0
-        for i in alive:
-            for addr in committee['authorities'][order[i]]['transaction_addresses'].values():
+        ingress = (['--ingress', 'rpc', '--chain-id', str(CHAIN_ID),
+                    '--accounts', str(RPC_ACCOUNTS)] if bench.ingress == 'rpc' else [])
+        for i, addrs in zip(alive, targets):
+            for addr in addrs:
                 log = os.path.join(workdir, 'logs', f'client-{client_id}.log')
                 client_logs.append(log)
                 cluster.start_client(i, [client, '--target', addr, '--size', str(bench.tx_size),
@@ -214,15 +249,17 @@ def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, ext
                                          '--duration', str(bench.duration),
                                          '--nodes', ','.join(tx_addrs),
                                          '--sample-share', str(bench.sample_share),
-                                         '--client-id', str(client_id)], log)
+                                         '--client-id', str(client_id)] + ingress, log)
                 client_id += 1
         echo(f'{mode}: {bench.nodes} authorities x {bench.workers} workers, {bench.faults} '
              f'crashed, {bench.rate:,} tx/s of {bench.tx_size} B for {bench.duration} s '
-             f'(logs in {workdir}/logs)')
+             f'through the {bench.ingress} ingress (logs in {workdir}/logs)')
         progress = Progress(node_logs, client_logs)
         began = time.time()
         next_line = began + PROGRESS_EVERY
-        deadline = began + bench.duration + STARTUP_GRACE
+        # rpc clients sign their whole load first (~25 us a transaction per core).
+        signing = bench.rate * bench.duration * 40e-6 if bench.ingress == 'rpc' else 0
+        deadline = began + bench.duration + STARTUP_GRACE + signing
         while any(p.poll() is None for _, p, _ in cluster.clients):
             cluster.check_nodes()
             if time.time() > deadline:
@@ -262,7 +299,9 @@ def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, ext
             node.update(u, cpu_share=u['cpu_seconds'] / wall)
     config = {'mode': mode, 'nodes': bench.nodes, 'workers': bench.workers,
               'faults': bench.faults, 'rate': bench.rate, 'tx_size': bench.tx_size,
-              'duration': bench.duration, 'parameters': params, 'time': time.time()}
+              'duration': bench.duration, 'ingress': bench.ingress,
+              'parameters': params,
+              'time': time.time()}
     config.update(extra or {})
     return config, results, summary(config, results)
 

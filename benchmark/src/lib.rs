@@ -13,6 +13,9 @@
 //! deduplication can never hide a transaction.
 
 use bytes::{BufMut, BytesMut};
+use std::time::Duration;
+
+pub mod eth;
 
 /// First byte of a sample transaction (the worker's `SAMPLE_TX_MARKER`).
 pub const SAMPLE_MARKER: u8 = 0;
@@ -51,9 +54,72 @@ pub fn samples_per_burst(burst: u64, share: f64) -> u64 {
     wanted.clamp(1, burst.max(1))
 }
 
+/// How many transactions each burst carries so that the average rate holds: a burst sends what
+/// the rate owes since the start, so a late tick (a loaded box) does not lower the average, and
+/// one burst never carries more than `max_catch_up` bursts' worth.
+#[derive(Clone, Debug)]
+pub struct Pacer {
+    rate: u64,
+    /// Transactions of an on-time burst.
+    pub nominal: u64,
+    total: u64,
+    max_catch_up: u64,
+    /// Transactions handed out so far.
+    pub counter: u64,
+}
+
+impl Pacer {
+    pub fn new(rate: u64, duration: Duration, interval: Duration, max_catch_up: u64) -> Self {
+        Self {
+            rate,
+            nominal: ((rate as f64 * interval.as_secs_f64()).ceil() as u64).max(1),
+            total: rate * duration.as_secs(),
+            max_catch_up,
+            counter: 0,
+        }
+    }
+
+    pub fn done(&self) -> bool {
+        self.counter >= self.total
+    }
+
+    /// The size of the burst due `elapsed` after the start, and whether the client is behind
+    /// (it owed more than one burst).
+    pub fn burst(&mut self, elapsed: Duration) -> (u64, bool) {
+        let owed = (elapsed.as_secs_f64() * self.rate as f64) as u64 + self.nominal;
+        let burst = owed
+            .saturating_sub(self.counter)
+            .min(self.nominal * self.max_catch_up)
+            .min(self.total - self.counter.min(self.total));
+        self.counter += burst;
+        (burst, owed > self.counter + self.nominal)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// On time, every burst is nominal; after a stall the next bursts catch up, never by more
+    /// than the cap, and the total is never exceeded.
+    #[test]
+    fn the_pacer_keeps_the_average_rate_and_the_total() {
+        let tick = Duration::from_millis(50);
+        let mut p = Pacer::new(1000, Duration::from_secs(1), tick, 4);
+        assert_eq!(p.nominal, 50);
+        assert_eq!(p.burst(Duration::ZERO), (50, false));
+        assert_eq!(p.burst(tick), (50, false));
+        // A 500 ms stall: 550 owed by now, 100 sent, at most 200 at once.
+        assert_eq!(p.burst(Duration::from_millis(500)), (200, true));
+        assert_eq!(p.burst(Duration::from_millis(550)), (200, true));
+        let mut sent = p.counter;
+        for k in 12..40 {
+            sent += p.burst(tick * k).0;
+        }
+        assert_eq!(sent, 1000);
+        assert!(p.done());
+        assert_eq!(p.burst(Duration::from_secs(5)).0, 0);
+    }
 
     /// The client's sample layout is the one the worker recognises and logs.
     #[test]

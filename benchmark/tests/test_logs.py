@@ -72,6 +72,32 @@ class ParserTest(unittest.TestCase):
         r = LogParser([client((1, '0.500000'))], [two_batches], 100).results()
         self.assertEqual(r['samples_duplicated'], 1)
 
+    def test_rpc_samples_are_timed_by_the_clients_own_commit_lines(self):
+        # The workers cannot tell rpc samples: sample 7's commit is the client's line, 8 was
+        # refused (so nothing was promised about it), 9 was never seen committed.
+        rpc = '\n'.join([
+            client((7, '0.500000'), (8, '0.500000'), (9, '0.600000')),
+            line('1.700000', 'Sample transaction 7 committed in sub-dag 3'),
+            line('0.900000', 'Sample transaction 8 refused: the worker is full'),
+            line('8.000000', 'Acknowledgement latency histogram ms 100:3,300:1'),
+            line('8.000000', 'Client done: sent 5 transactions, 0 bursts late, 4 acknowledged, '
+                             '1 refused, 0 wrong hashes, acknowledgement latency p50 100 ms '
+                             'p99 300 ms'),
+        ])
+        n0 = node([('aa', 1000, '1.000000')], [], [('aa', '1.500000')])
+        r = LogParser([rpc], [n0], 100).results()
+        self.assertAlmostEqual(r['end_to_end_latency']['mean'], 1.2)
+        self.assertEqual((r['samples_sent'], r['samples_missing'], r['missing_examples']),
+                         (2, 1, [9]))
+        a = r['acknowledgements']
+        self.assertEqual((a['sent'], a['acknowledged'], a['refused']), (5, 4, 1))
+        self.assertAlmostEqual(a['latency']['mean'], 0.15)
+        self.assertEqual((a['latency']['p50'], a['latency']['p99']), (0.1, 0.3))
+        text = summary({'mode': 'local', 'faults': 0, 'nodes': 1, 'workers': 1, 'rate': 10,
+                        'tx_size': 100, 'duration': 1, 'parameters': {}}, r)
+        self.assertIn('acknowledgement latency 150 ms (p50 100 ms, p99 300 ms)', text)
+        self.assertIsNone(LogParser([client()], [n0], 100).results()['acknowledgements'])
+
     def test_commit_gap_and_percentiles(self):
         n0 = node([('aa', 100, '1.000000'), ('bb', 100, '1.000000')], [],
                   [('aa', '2.000000'), ('bb', '5.000000')])

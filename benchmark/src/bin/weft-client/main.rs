@@ -1,9 +1,18 @@
-//! `weft-client`: the benchmark's load client. Sends fixed-size transactions to one worker's
-//! transaction ingress at a steady rate, in a burst every [`BURST_INTERVAL`], and logs each
-//! sample transaction as it leaves, so the log parser can measure end-to-end latency.
+//! `weft-client`: the benchmark's load client. Sends fixed-size transactions at a steady rate,
+//! in a burst every [`BURST_INTERVAL`], and logs each sample transaction as it leaves, so the
+//! log parser can measure end-to-end latency. Two ingresses:
+//! - `tcp` (default): length-framed blobs to one worker's transaction port; the worker logs
+//!   the samples it seals, the executor the batches it commits;
+//! - `rpc`: Ethereum transactions signed before the run, sent to one authority's JSON-RPC
+//!   ingress in `eth_sendRawTransaction` batches (see `rpc.rs`); the client itself watches
+//!   its samples' commits through `weft_getTransactionPosition`.
 //!
 //! Log lines (target `weft::bench`, the nodes' format, so one parser reads both):
-//! `Start sending transactions`, `Sending sample transaction {id}`, `Client done ...`.
+//! `Start sending transactions`, `Sending sample transaction {id}`, `Client done ...`, and in
+//! `rpc` mode `Sample transaction {id} committed ...`, `Sample transaction {id} refused ...`
+//! and `Acknowledgement latency histogram ...`.
+
+mod rpc;
 
 use anyhow::{bail, Context, Result};
 use bytes::BytesMut;
@@ -14,7 +23,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::{interval, Instant, MissedTickBehavior};
 use tracing::{info, warn};
-use weft_benchmark::{put_transaction, samples_per_burst, transaction_id, MIN_TRANSACTION_SIZE};
+use weft_benchmark::{
+    put_transaction, samples_per_burst, transaction_id, Pacer, MIN_TRANSACTION_SIZE,
+};
 
 /// Time between bursts: small enough that the input looks smooth to a 100 ms batch delay.
 const BURST_INTERVAL: Duration = Duration::from_millis(50);
@@ -29,13 +40,23 @@ const CONNECT_RETRY: Duration = Duration::from_millis(100);
 const WARN_EVERY: Duration = Duration::from_secs(5);
 const LOG_TARGET: &str = "weft::bench";
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Ingress {
+    Tcp,
+    Rpc,
+}
+
 #[derive(Parser)]
 #[command(about = "weft benchmark load client")]
 struct Args {
-    /// The worker transaction address to send to.
+    /// `tcp`: a worker's transaction port; `rpc`: an authority's JSON-RPC ingress.
+    #[arg(long, value_enum, default_value_t = Ingress::Tcp)]
+    ingress: Ingress,
+    /// The address to send to: the worker's transaction address, or the JSON-RPC address.
     #[arg(long)]
     target: SocketAddr,
-    /// Size of each transaction in bytes (at least 9).
+    /// Size of each transaction in bytes (at least 9; in `rpc` mode the raw signed envelope,
+    /// at least a plain transfer's ~115 B).
     #[arg(long, default_value_t = 512)]
     size: usize,
     /// Transactions per second.
@@ -54,6 +75,8 @@ struct Args {
     /// This client's id; it prefixes every transaction id so ids are unique across clients.
     #[arg(long, default_value_t = 0)]
     client_id: u64,
+    #[command(flatten)]
+    rpc: rpc::RpcArgs,
 }
 
 fn main() -> Result<()> {
@@ -70,27 +93,49 @@ fn main() -> Result<()> {
     if args.rate == 0 {
         bail!("--rate must be positive");
     }
-    tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?
-        .block_on(run(args))
+        .build()?;
+    match args.ingress {
+        Ingress::Tcp => runtime.block_on(run(args)),
+        Ingress::Rpc => runtime.block_on(rpc::run(args)),
+    }
 }
 
-async fn run(args: Args) -> Result<()> {
+async fn wait_for_nodes(args: &Args) -> Result<()> {
     let mut waits = args.nodes.clone();
     waits.push(args.target);
     for address in waits {
         wait_for(address).await?;
     }
+    Ok(())
+}
+
+/// Logs a late burst, at most once per [`WARN_EVERY`].
+fn warn_late(late_bursts: u64, last_warning: &mut Option<Instant>) {
+    if last_warning.is_none_or(|t| t.elapsed() > WARN_EVERY) {
+        warn!(
+            target: LOG_TARGET,
+            "Transaction rate too high for this client: {late_bursts} bursts late so far"
+        );
+        *last_warning = Some(Instant::now());
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    wait_for_nodes(&args).await?;
     let mut stream = TcpStream::connect(args.target)
         .await
         .with_context(|| format!("connecting to {}", args.target))?;
     stream.set_nodelay(true)?;
 
-    // Each burst sends what the rate owes since the start, so a late tick (a loaded box)
-    // does not lower the average rate; one burst never carries more than MAX_CATCH_UP bursts.
-    let per_burst = args.rate as f64 * BURST_INTERVAL.as_secs_f64();
-    let nominal = (per_burst.ceil() as u64).max(1);
+    let mut pacer = Pacer::new(
+        args.rate,
+        Duration::from_secs(args.duration),
+        BURST_INTERVAL,
+        MAX_CATCH_UP,
+    );
+    let nominal = pacer.nominal;
     let samples = samples_per_burst(nominal, args.sample_share);
     info!(
         target: LOG_TARGET,
@@ -105,24 +150,18 @@ async fn run(args: Args) -> Result<()> {
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let start = Instant::now();
     let end = start + Duration::from_secs(args.duration);
-    let total = args.rate * args.duration;
-    let mut counter = 0u64;
     let mut last_warning: Option<Instant> = None;
     let mut late_bursts = 0u64;
     loop {
         let now = tick.tick().await;
-        if now >= end || counter >= total {
+        if now >= end || pacer.done() {
             break;
         }
-        let owed = ((now - start).as_secs_f64() * args.rate as f64) as u64 + nominal;
-        let burst = owed
-            .saturating_sub(counter)
-            .min(nominal * MAX_CATCH_UP)
-            .min(total - counter);
+        let first = pacer.counter;
+        let (burst, behind) = pacer.burst(now - start);
         let samples = samples_per_burst(burst, args.sample_share).min(burst);
         for i in 0..burst {
-            let id = transaction_id(args.client_id, counter);
-            counter += 1;
+            let id = transaction_id(args.client_id, first + i);
             let sample = i < samples;
             if sample {
                 info!(target: LOG_TARGET, "Sending sample transaction {id}");
@@ -133,22 +172,17 @@ async fn run(args: Args) -> Result<()> {
             .write_all(&buffer.split())
             .await
             .context("sending to the worker")?;
-        if now.elapsed() > BURST_INTERVAL || owed > counter + nominal {
+        if now.elapsed() > BURST_INTERVAL || behind {
             late_bursts += 1;
-            if last_warning.is_none_or(|t| t.elapsed() > WARN_EVERY) {
-                warn!(
-                    target: LOG_TARGET,
-                    "Transaction rate too high for this client: {late_bursts} bursts late so far"
-                );
-                last_warning = Some(Instant::now());
-            }
+            warn_late(late_bursts, &mut last_warning);
         }
     }
     stream.flush().await?;
     stream.shutdown().await?;
     info!(
         target: LOG_TARGET,
-        "Client done: sent {counter} transactions, {late_bursts} bursts late"
+        "Client done: sent {} transactions, {late_bursts} bursts late",
+        pacer.counter
     );
     Ok(())
 }
