@@ -61,7 +61,11 @@ pub fn account_key(client: u64, account: u64) -> SecretKey {
 }
 
 /// The `k`-th transaction of the load: from account `k % accounts`, nonce `k / accounts`.
-pub fn sign_one(spec: &LoadSpec, secp: &Secp256k1<SignOnly>, k: u64) -> Result<SignedTx, LoadError> {
+pub fn sign_one(
+    spec: &LoadSpec,
+    secp: &Secp256k1<SignOnly>,
+    k: u64,
+) -> Result<SignedTx, LoadError> {
     if spec.accounts == 0 {
         return Err(LoadError::NoAccounts);
     }
@@ -178,7 +182,10 @@ mod tests {
                 assert_eq!(checked.hash, tx.hash);
                 senders.push(checked.sender.expect("recovered"));
             }
-            assert_eq!(senders[0], senders[5], "account 0 signs transactions 0 and 5");
+            assert_eq!(
+                senders[0], senders[5],
+                "account 0 signs transactions 0 and 5"
+            );
             assert_ne!(senders[0], senders[1]);
             let distinct: std::collections::HashSet<_> = txs.iter().map(|t| t.hash).collect();
             assert_eq!(distinct.len(), 12, "no two transactions are equal");

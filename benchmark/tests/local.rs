@@ -70,7 +70,11 @@ fn local_run_through_the_json_rpc_ingress_acknowledges_and_commits_every_transac
     let r = &record["results"];
     let acks = &r["acknowledgements"];
     assert_eq!(record["config"]["ingress"], "rpc");
-    assert_eq!(f(acks, &["sent"]), 5000.0, "the load is rate x duration: {r}");
+    assert_eq!(
+        f(acks, &["sent"]),
+        5000.0,
+        "the load is rate x duration: {r}"
+    );
     assert_eq!(
         f(acks, &["acknowledged"]),
         f(acks, &["sent"]),

@@ -27,6 +27,8 @@ pub struct Bullshark {
     last_committed: Vec<Round>,
     last_committed_leader_round: Round,
     next_sub_dag_index: u64,
+    /// Timestamp of the last committed sub-DAG.
+    last_timestamp: u64,
     dag: Dag,
 }
 
@@ -49,6 +51,7 @@ impl Bullshark {
             last_committed: state.last_committed,
             last_committed_leader_round: state.last_committed_leader_round,
             next_sub_dag_index: state.next_sub_dag_index,
+            last_timestamp: state.last_timestamp,
         })
     }
 
@@ -101,6 +104,7 @@ impl Bullshark {
             last_committed: self.last_committed.clone(),
             last_committed_leader_round: self.last_committed_leader_round,
             next_sub_dag_index: self.next_sub_dag_index,
+            last_timestamp: self.last_timestamp,
             schedule: self.schedule.state(),
         }
     }
@@ -254,10 +258,15 @@ impl Bullshark {
             .get(round, leader)
             .map(|v| v.digest)
             .unwrap_or_default();
+        // The leader's time, but never before the previous sub-DAG's: a function of the
+        // committed DAG alone, so every authority derives the same.
+        let created_at = certificates.last().map_or(0, |c| c.header.created_at);
+        self.last_timestamp = self.last_timestamp.max(created_at);
         let sub_dag = CommittedSubDag {
             index: self.next_sub_dag_index,
             leader_round: round,
             leader: digest,
+            timestamp: self.last_timestamp,
             certificates,
         };
         self.next_sub_dag_index += 1;

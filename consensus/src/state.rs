@@ -12,7 +12,7 @@ use weft_types::{Committee, Round};
 
 /// Version byte in front of an encoded [`ConsensusState`]; bumped when its layout changes so a
 /// node never misreads a state written by another version.
-pub const STATE_VERSION: u8 = 1;
+pub const STATE_VERSION: u8 = 2;
 
 /// Upper bound on an encoded [`ConsensusState`] for the largest committee, for
 /// [`ConsensusState::from_bytes`].
@@ -37,6 +37,8 @@ pub struct ConsensusState {
     pub last_committed_leader_round: Round,
     /// Index the next committed sub-DAG gets.
     pub next_sub_dag_index: u64,
+    /// Timestamp of the last committed sub-DAG (0 before the first): the floor of the next.
+    pub last_timestamp: u64,
     pub schedule: ScheduleState,
 }
 
@@ -47,6 +49,7 @@ impl ConsensusState {
             last_committed: vec![0; committee.size()],
             last_committed_leader_round: 0,
             next_sub_dag_index: 0,
+            last_timestamp: 0,
             schedule: schedule.state(),
         }
     }
@@ -86,16 +89,17 @@ impl Encode for ConsensusState {
         out.put_u8(STATE_VERSION);
         out.put_u64_le(self.last_committed_leader_round);
         out.put_u64_le(self.next_sub_dag_index);
+        out.put_u64_le(self.last_timestamp);
         put_vec(out, &self.last_committed);
         self.schedule.encode(out);
     }
     fn encoded_len(&self) -> usize {
-        1 + 8 + 8 + vec_len(&self.last_committed) + self.schedule.encoded_len()
+        1 + 8 + 8 + 8 + vec_len(&self.last_committed) + self.schedule.encoded_len()
     }
 }
 
 impl Decode for ConsensusState {
-    const MIN_ENCODED_LEN: usize = 1 + 8 + 8 + 4 + ScheduleState::MIN_ENCODED_LEN;
+    const MIN_ENCODED_LEN: usize = 1 + 8 + 8 + 8 + 4 + ScheduleState::MIN_ENCODED_LEN;
     fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
         let version = r.u8("consensus_state.version")?;
         if version != STATE_VERSION {
@@ -103,6 +107,7 @@ impl Decode for ConsensusState {
         }
         let last_committed_leader_round = r.u64("consensus_state.last_committed_leader_round")?;
         let next_sub_dag_index = r.u64("consensus_state.next_sub_dag_index")?;
+        let last_timestamp = r.u64("consensus_state.last_timestamp")?;
         let last_committed: Vec<Round> = r.vec("consensus_state.last_committed")?;
         if last_committed.len() > Committee::MAX_AUTHORITIES
             || last_committed
@@ -115,6 +120,7 @@ impl Decode for ConsensusState {
             last_committed,
             last_committed_leader_round,
             next_sub_dag_index,
+            last_timestamp,
             schedule: ScheduleState::decode(r)?,
         })
     }

@@ -15,6 +15,9 @@ pub struct CommittedSubDag {
     pub leader_round: Round,
     /// Digest of the leader's certificate, the last of `certificates`.
     pub leader: CertificateDigest,
+    /// The consensus timestamp, in ms since the UNIX epoch: the leader header's
+    /// `created_at`, or the previous sub-DAG's timestamp if that is later (never decreasing).
+    pub timestamp: u64,
     /// Sorted by (round, author); each certificate appears in exactly one sub-DAG, ever.
     pub certificates: Vec<Certificate>,
 }
@@ -31,20 +34,22 @@ impl Encode for CommittedSubDag {
         out.put_u64_le(self.index);
         out.put_u64_le(self.leader_round);
         self.leader.encode(out);
+        out.put_u64_le(self.timestamp);
         put_vec(out, &self.certificates);
     }
     fn encoded_len(&self) -> usize {
-        8 + 8 + self.leader.encoded_len() + vec_len(&self.certificates)
+        8 + 8 + self.leader.encoded_len() + 8 + vec_len(&self.certificates)
     }
 }
 
 impl Decode for CommittedSubDag {
-    const MIN_ENCODED_LEN: usize = 8 + 8 + CertificateDigest::MIN_ENCODED_LEN + 4;
+    const MIN_ENCODED_LEN: usize = 8 + 8 + CertificateDigest::MIN_ENCODED_LEN + 8 + 4;
     fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
         let sub_dag = Self {
             index: r.u64("sub_dag.index")?,
             leader_round: r.u64("sub_dag.leader_round")?,
             leader: CertificateDigest::decode(r)?,
+            timestamp: r.u64("sub_dag.timestamp")?,
             certificates: r.vec("sub_dag.certificates")?,
         };
         match sub_dag.certificates.last() {

@@ -272,6 +272,7 @@ fn inputs_that_break_the_contract_are_typed_errors_and_change_nothing() {
         AuthorityIndex(9),
         1,
         0,
+        0,
         vec![],
         stranger.header.parents.clone(),
         &fx.f.keys[0].protocol,
@@ -324,4 +325,49 @@ fn a_schedule_change_inside_a_chain_re_elects_the_later_leaders() {
         "L2 commits, then round 4 is led by the new leader"
     );
     assert_eq!(common::sequence(&delayed), common::sequence(&on_time));
+}
+
+/// A sub-DAG's timestamp is its leader header's `created_at`, except that it never goes back:
+/// a leader dated before the previous sub-DAG gets the previous timestamp. The state carries
+/// it, so a consensus rebuilt from the state continues from it.
+#[test]
+fn sub_dag_timestamps_follow_the_leaders_and_never_decrease() {
+    let fx = Fixture::new();
+    let r1 = fx.full_round(1, &fx.f.dag(0)[0]);
+    let r2 = fx.full_round(2, &r1);
+    let r3 = fx.full_round(3, &r2);
+    let l4 = fx.leader(4);
+    let r4: Vec<Certificate> =
+        fx.f.authorities()
+            .map(|author| {
+                // The test fixture dates a header of round r at 100 r; L4's clock is behind.
+                let created_at = if author == l4 { 150 } else { 400 };
+                fx.f.certificate(Header::new(
+                    author,
+                    4,
+                    fx.f.committee.epoch(),
+                    created_at,
+                    vec![],
+                    r3.iter().map(Certificate::digest).collect(),
+                    &fx.f.keys(author).protocol,
+                ))
+            })
+            .collect();
+    let r5 = fx.full_round(5, &r4);
+
+    let mut consensus = fx.consensus();
+    let committed = feed(
+        &mut consensus,
+        r1.iter().chain(&r2).chain(&r3).chain(&r4).chain(&r5),
+    );
+    let stamps: Vec<(Round, u64)> = committed
+        .iter()
+        .map(|s| (s.leader_round, s.timestamp))
+        .collect();
+    assert_eq!(
+        stamps,
+        vec![(2, 200), (4, 200)],
+        "L4 dated 150 does not go back"
+    );
+    assert_eq!(consensus.state().last_timestamp, 200);
 }

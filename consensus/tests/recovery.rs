@@ -160,6 +160,7 @@ fn reputation_state() -> ConsensusState {
         last_committed: vec![4, 3, 0, 4],
         last_committed_leader_round: 4,
         next_sub_dag_index: 2,
+        last_timestamp: 400,
         schedule: ScheduleState::Reputation(ReputationState {
             scores: vec![1, 2, 0, 3],
             commits_in_period: 1,
@@ -191,7 +192,8 @@ fn state_round_trips_and_garbage_is_rejected_without_panicking() {
         Err(DecodeError::UnsupportedVersion(STATE_VERSION + 1))
     );
     // A huge count is refused before anything is allocated.
-    let mut huge = bytes[..18].to_vec();
+    // Envelope and state versions, leader round, next index, last timestamp.
+    let mut huge = bytes[..26].to_vec();
     huge.extend_from_slice(&u32::MAX.to_le_bytes());
     assert!(matches!(
         ConsensusState::from_bytes(Bytes::from(huge)),

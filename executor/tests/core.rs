@@ -16,6 +16,7 @@ fn state(index: u64, schedule: ScheduleState) -> ConsensusState {
         last_committed: vec![0; 4],
         last_committed_leader_round: 2 * index + 2,
         next_sub_dag_index: index + 1,
+        last_timestamp: 100 * index,
         schedule,
     }
 }
@@ -27,6 +28,7 @@ fn commit(certificates: Vec<Certificate>, index: u64, schedule: ScheduleState) -
             index,
             leader_round: leader.round(),
             leader: leader.digest(),
+            timestamp: 100 * index,
             certificates,
         },
         state: state(index, schedule),

@@ -22,6 +22,8 @@ use weft_types::{Batch, BatchDigest, Round, Transaction};
 pub struct CommittedRecord {
     pub index: u64,
     pub leader_round: Round,
+    /// The sub-DAG's consensus timestamp (ms since the UNIX epoch, never decreasing).
+    pub timestamp: u64,
     /// The batches' digests, in output order.
     pub batches: Vec<BatchDigest>,
 }
@@ -30,19 +32,21 @@ impl Encode for CommittedRecord {
     fn encode(&self, out: &mut BytesMut) {
         self.index.encode(out);
         self.leader_round.encode(out);
+        self.timestamp.encode(out);
         put_vec(out, &self.batches);
     }
     fn encoded_len(&self) -> usize {
-        16 + vec_len(&self.batches)
+        24 + vec_len(&self.batches)
     }
 }
 
 impl Decode for CommittedRecord {
-    const MIN_ENCODED_LEN: usize = 20;
+    const MIN_ENCODED_LEN: usize = 28;
     fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
         Ok(Self {
             index: r.u64("record.index")?,
             leader_round: r.u64("record.leader_round")?,
+            timestamp: r.u64("record.timestamp")?,
             batches: r.vec("record.batches")?,
         })
     }
@@ -55,6 +59,7 @@ weft_storage::stored_as_message!(CommittedRecord);
 pub struct CommittedEntry {
     pub index: u64,
     pub leader_round: Round,
+    pub timestamp: u64,
     /// Each batch as its wire encoding (`Batch::seal()` bytes), in output order.
     pub batches: Vec<Bytes>,
 }
@@ -138,6 +143,7 @@ impl CommittedLog {
                 Ok(CommittedEntry {
                     index: record.index,
                     leader_round: record.leader_round,
+                    timestamp: record.timestamp,
                     batches,
                 })
             })

@@ -215,6 +215,7 @@ impl Executor {
         let record = CommittedRecord {
             index,
             leader_round: execution.sub_dag.leader_round,
+            timestamp: execution.sub_dag.timestamp,
             batches: execution.batches.iter().map(|b| b.digest).collect(),
         };
         let mut write = self.store.batch();

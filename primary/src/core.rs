@@ -31,6 +31,10 @@ pub const CATCH_UP_DISTANCE: Round = 4;
 /// highest round, so a flood of far-future messages cannot grow memory.
 pub const MAX_PENDING_ROUNDS: Round = 1_000;
 
+/// How far ahead of this primary's clock another's header may be dated and still get its
+/// vote: the bound on how far a committed sub-DAG's timestamp can run ahead of honest time.
+pub const MAX_CLOCK_DRIFT_MS: u64 = 2_000;
+
 #[derive(Clone, Debug)]
 pub struct CoreConfig {
     pub gc_depth: Round,
@@ -116,6 +120,8 @@ pub enum CoreError {
         author: AuthorityIndex,
         round: Round,
     },
+    #[error("header created at {created_at} ms, more than {MAX_CLOCK_DRIFT_MS} ms after this clock's {now} ms")]
+    FromTheFuture { created_at: u64, now: u64 },
 }
 
 impl CoreError {
@@ -130,6 +136,7 @@ impl CoreError {
             Self::InsufficientParents { .. } => "insufficient_parents",
             Self::UnexpectedVote => "unexpected_vote",
             Self::ConflictingCertificate { .. } => "conflicting_certificate",
+            Self::FromTheFuture { .. } => "from_the_future",
         }
     }
 
@@ -204,6 +211,8 @@ pub struct Core {
     last_proposal_ms: u64,
     /// When [`Core::resend`] last ran.
     last_resend_ms: u64,
+    /// The latest clock reading, in milliseconds since the UNIX epoch in production: it dates
+    /// this primary's headers and bounds others'.
     now_ms: u64,
     outputs: Vec<Output>,
 }
@@ -455,6 +464,15 @@ impl Core {
                 })
             }
             _ => {}
+        }
+        // Sub-DAG timestamps follow committed leaders' times (never decreasing), so a header
+        // far ahead of this clock would drag them into the future; what a quorum votes for is
+        // within the drift of some honest clock.
+        if header.created_at > self.now_ms.saturating_add(MAX_CLOCK_DRIFT_MS) {
+            return Err(CoreError::FromTheFuture {
+                created_at: header.created_at,
+                now: self.now_ms,
+            });
         }
         if let Some(other) = self.pending_headers.get(&(author, round)) {
             return if other.header.digest() == digest {
@@ -883,6 +901,7 @@ impl Core {
             self.me,
             next,
             self.committee.epoch(),
+            self.now_ms,
             payload,
             parents,
             &self.keypair,

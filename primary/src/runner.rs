@@ -48,6 +48,9 @@ pub(crate) struct Runner {
     /// Own headers stored, by round, so they are deleted at GC even if never certified.
     own_headers: BTreeMap<Round, HeaderDigest>,
     start: Instant,
+    /// The wall clock at `start`, in ms since the UNIX epoch: the core's clock is this plus
+    /// the monotonic time since, so it dates headers in wall time and never goes back.
+    clock_origin_ms: u64,
     gc_depth: Round,
     /// The GC round at which stored batches no certificate carried are next looked for.
     next_orphan_sweep: Round,
@@ -94,6 +97,9 @@ impl Runner {
             proposed_at: BTreeMap::new(),
             own_headers,
             start: Instant::now(),
+            clock_origin_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
             gc_depth,
             next_orphan_sweep: 0,
         };
@@ -101,7 +107,7 @@ impl Runner {
     }
 
     fn now_ms(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
+        self.clock_origin_ms + self.start.elapsed().as_millis() as u64
     }
 
     async fn run(mut self) {
@@ -116,7 +122,10 @@ impl Runner {
             let deadline = self.core.next_deadline_ms();
             // Without a future deadline the core waits for input; ticking into the past again
             // would only spin.
-            let timer = self.start + std::time::Duration::from_millis(deadline.max(now + 1));
+            let timer = self.start
+                + std::time::Duration::from_millis(
+                    deadline.max(now + 1).saturating_sub(self.clock_origin_ms),
+                );
             let timer_armed = deadline > now;
             tokio::select! {
                 input = self.rx_core.recv() => match input {

@@ -120,6 +120,7 @@ async fn bad_headers_are_refused_and_never_voted_for_even_after_a_restart() {
         a(1),
         0,
         0,
+        0,
         vec![],
         vec![genesis[0].digest()],
         &f.keys(a(1)).protocol,
@@ -127,6 +128,7 @@ async fn bad_headers_are_refused_and_never_voted_for_even_after_a_restart() {
     let non_member = Header::new(
         a(9),
         1,
+        0,
         0,
         vec![],
         genesis.iter().map(Certificate::digest).collect(),

@@ -3,9 +3,11 @@
 //! twice for one (author, round). No network, no clock: outputs are inspected directly.
 
 use std::sync::Arc;
-use weft_primary::core::{Core, CoreConfig, CoreError, LeaderFn, Output, Recovered};
+use weft_primary::core::{
+    Core, CoreConfig, CoreError, LeaderFn, Output, Recovered, MAX_CLOCK_DRIFT_MS,
+};
 use weft_test_utils::CommitteeFixture;
-use weft_types::{AuthorityIndex, BatchDigest, Certificate, Digest, Round};
+use weft_types::{AuthorityIndex, BatchDigest, Certificate, Digest, Header, Round};
 
 fn a(i: u16) -> AuthorityIndex {
     AuthorityIndex(i)
@@ -487,4 +489,60 @@ fn a_restarted_core_proposes_its_uncommitted_own_batches_again() {
     c.tick(2_000);
     let h3 = proposed(&c.take_outputs()).expect("header of round 3");
     assert_eq!(h3.payload, vec![b(2)]);
+}
+
+/// Headers are dated by the proposer's clock, and a header dated more than
+/// `MAX_CLOCK_DRIFT_MS` ahead of the voter's clock gets no vote (a committed leader's time,
+/// the sub-DAG's timestamp, stays within that drift of an honest clock); one within it does.
+#[test]
+fn headers_carry_the_proposers_clock_and_far_future_ones_get_no_vote() {
+    let f = CommitteeFixture::new(4, 1, 4);
+    let genesis = Certificate::genesis(&f.committee);
+    let now = 1_700_000_000_000;
+    let mut c = core(&f, a(0));
+    c.tick(now);
+    let own = proposed(&c.take_outputs()).expect("a header on the expired timer");
+    assert_eq!(own.created_at, now);
+
+    let dated = |author: u16, created_at: u64| {
+        Header::new(
+            a(author),
+            1,
+            f.committee.epoch(),
+            created_at,
+            vec![],
+            genesis.iter().map(Certificate::digest).collect(),
+            &f.keys(a(author)).protocol,
+        )
+    };
+    let ahead = dated(1, now + MAX_CLOCK_DRIFT_MS + 1);
+    assert_eq!(
+        c.handle_header(ahead),
+        Err(CoreError::FromTheFuture {
+            created_at: now + MAX_CLOCK_DRIFT_MS + 1,
+            now
+        })
+    );
+    assert_eq!(
+        CoreError::FromTheFuture {
+            created_at: 0,
+            now: 0
+        }
+        .kind(),
+        "from_the_future"
+    );
+    let within = dated(2, now + MAX_CLOCK_DRIFT_MS);
+    c.handle_header(within.clone()).unwrap();
+    c.payload_available(a(2), 1, within.digest()).unwrap();
+    let out = c.take_outputs();
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::SendVote { to, .. } if *to == a(2))),
+        "{out:?}"
+    );
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::SendVote { to, .. } if *to == a(1))),
+        "no vote for the header from the future"
+    );
 }

@@ -63,8 +63,9 @@ impl Observer {
 }
 
 /// Invariants 5 and 6 on the final committed logs, indexed by authority: indices are
-/// consecutive from 0, no certificate or batch appears twice in one log, and every log is a
-/// prefix of the longest one (so all are prefixes of one another).
+/// consecutive from 0, timestamps never decrease, no certificate or batch appears twice in
+/// one log, and every log is a prefix of the longest one (so all are prefixes of one another,
+/// timestamps included).
 pub fn check_logs(logs: &[&[CommittedRecord]]) -> Vec<String> {
     let mut out = Vec::new();
     for (a, log) in logs.iter().enumerate() {
@@ -75,6 +76,13 @@ pub fn check_logs(logs: &[&[CommittedRecord]]) -> Vec<String> {
                 out.push(format!(
                     "authority {a}: entry {i} has sub-DAG index {}",
                     r.index
+                ));
+            }
+            if i > 0 && r.timestamp < log[i - 1].timestamp {
+                out.push(format!(
+                    "authority {a}: sub-DAG {i}'s timestamp {} is before the previous one's {}",
+                    r.timestamp,
+                    log[i - 1].timestamp
                 ));
             }
             if let Some(d) = r.certificates.iter().find(|d| !certificates.insert(**d)) {
@@ -116,6 +124,7 @@ mod tests {
             index,
             leader_round: 2 * (index + 1),
             leader: CertificateDigest(Digest::of(tag)),
+            timestamp: 100 * index,
             certificates: vec![CertificateDigest(Digest::of(tag))],
             batches: vec![BatchDigest(Digest::of(tag))],
         }
@@ -142,6 +151,11 @@ mod tests {
             v.iter().any(|v| v.contains("entry 1 has sub-DAG index 2")),
             "{v:?}"
         );
+
+        let mut back = vec![record(0, b"a"), record(1, b"b")];
+        back[0].timestamp = 500;
+        let v = check_logs(&[&back]);
+        assert!(v.iter().any(|v| v.contains("timestamp")), "{v:?}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub struct CommittedRecord {
     pub index: u64,
     pub leader_round: Round,
     pub leader: CertificateDigest,
+    pub timestamp: u64,
     /// In output order.
     pub certificates: Vec<CertificateDigest>,
     /// Every batch of every certificate, in output order, duplicates kept (the checks look
@@ -30,6 +31,7 @@ impl From<&CommittedSubDag> for CommittedRecord {
             index: s.index,
             leader_round: s.leader_round,
             leader: s.leader,
+            timestamp: s.timestamp,
             certificates: s.certificates.iter().map(Certificate::digest).collect(),
             batches: s
                 .certificates

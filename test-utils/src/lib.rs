@@ -79,6 +79,8 @@ impl CommitteeFixture {
             author,
             round,
             self.committee.epoch(),
+            // Deterministic and increasing with the round, as a real clock would be.
+            round * 100,
             payload,
             parents.iter().map(Certificate::digest).collect(),
             &self.keys(author).protocol,

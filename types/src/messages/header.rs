@@ -17,6 +17,11 @@ pub struct Header {
     pub author: AuthorityIndex,
     pub round: Round,
     pub epoch: Epoch,
+    /// When the author proposed it, in milliseconds since the UNIX epoch by the author's
+    /// clock. Voters refuse a header too far ahead of their own clocks, so a committed
+    /// leader's time is within that drift of an honest clock; consensus derives each
+    /// sub-DAG's timestamp from it (never decreasing).
+    pub created_at: u64,
     /// Batches in the order the author will have them executed, with the worker holding each.
     pub payload: Vec<(BatchDigest, WorkerId)>,
     /// Certificates of round − 1, sorted and distinct (one canonical encoding).
@@ -32,6 +37,7 @@ impl Header {
         author: AuthorityIndex,
         round: Round,
         epoch: Epoch,
+        created_at: u64,
         payload: Vec<(BatchDigest, WorkerId)>,
         mut parents: Vec<CertificateDigest>,
         keypair: &KeyPair,
@@ -42,6 +48,7 @@ impl Header {
             author,
             round,
             epoch,
+            created_at,
             payload,
             parents,
             signature: Signature::default(),
@@ -58,6 +65,7 @@ impl Header {
             author,
             round: 0,
             epoch,
+            created_at: 0,
             payload: Vec::new(),
             parents: Vec::new(),
             signature: Signature::default(),
@@ -75,6 +83,7 @@ impl Header {
         out.put_u16_le(self.author.0);
         out.put_u64_le(self.round);
         out.put_u64_le(self.epoch);
+        out.put_u64_le(self.created_at);
         put_vec(out, &self.payload);
         put_vec(out, &self.parents);
     }
@@ -137,17 +146,18 @@ impl Encode for Header {
         self.signature.encode(out);
     }
     fn encoded_len(&self) -> usize {
-        2 + 8 + 8 + vec_len(&self.payload) + vec_len(&self.parents) + SIGNATURE_LEN
+        2 + 8 + 8 + 8 + vec_len(&self.payload) + vec_len(&self.parents) + SIGNATURE_LEN
     }
 }
 
 impl Decode for Header {
-    const MIN_ENCODED_LEN: usize = 2 + 8 + 8 + 4 + 4 + SIGNATURE_LEN;
+    const MIN_ENCODED_LEN: usize = 2 + 8 + 8 + 8 + 4 + 4 + SIGNATURE_LEN;
     fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
         let start = r.position();
         let author = AuthorityIndex(r.u16("header.author")?);
         let round = r.u64("header.round")?;
         let epoch = r.u64("header.epoch")?;
+        let created_at = r.u64("header.created_at")?;
         let payload = r.vec("header.payload")?;
         let parents = r.vec("header.parents")?;
         // Hash the received bytes of the unsigned part instead of re-encoding them.
@@ -157,6 +167,7 @@ impl Decode for Header {
             author,
             round,
             epoch,
+            created_at,
             payload,
             parents,
             signature,
