@@ -57,6 +57,9 @@ pub struct RpcParameters {
     pub max_batch_len: u32,
     /// Connections served at once (reth: 500); further ones are refused.
     pub max_connections: u32,
+    /// Ordered-stream subscriptions one connection may hold (each reads the log on its own
+    /// and holds one sub-DAG at a time).
+    pub max_subscriptions_per_connection: u32,
     /// Calls per second one connection may make (a batch counts each of its calls); calls
     /// beyond it get -32005 until the next second.
     pub rate_limit_per_connection: u32,
@@ -81,6 +84,7 @@ impl Default for RpcParameters {
             max_response_body_size: 15 * 1024 * 1024,
             max_batch_len: 100,
             max_connections: 500,
+            max_subscriptions_per_connection: 16,
             rate_limit_per_connection: 10_000,
             max_transaction_size: None,
             chain_ids: vec![1337],
@@ -108,13 +112,17 @@ impl RpcParameters {
     pub fn validate(&self, worker_max_transaction_size: usize) -> Result<(), ParameterError> {
         let fail = |field: &'static str, reason: String| Err(ParameterError { field, reason });
         let max_transaction_size = self.max_transaction_size(worker_max_transaction_size);
-        let positive: [(&'static str, u64); 5] = [
+        let positive: [(&'static str, u64); 6] = [
             (
                 "rpc.max_response_body_size",
                 self.max_response_body_size.into(),
             ),
             ("rpc.max_batch_len", self.max_batch_len.into()),
             ("rpc.max_connections", self.max_connections.into()),
+            (
+                "rpc.max_subscriptions_per_connection",
+                self.max_subscriptions_per_connection.into(),
+            ),
             (
                 "rpc.rate_limit_per_connection",
                 self.rate_limit_per_connection.into(),

@@ -111,6 +111,16 @@ impl CommittedLog {
         });
     }
 
+    /// Index of the oldest retained entry, if any.
+    pub fn first_index(&self) -> StoreResult<Option<u64>> {
+        Ok(self
+            .records
+            .range(&0, &u64::MAX, 1)?
+            .into_iter()
+            .next()
+            .map(|(index, _)| index))
+    }
+
     /// Index the next committed sub-DAG will get.
     pub fn next_index(&self) -> u64 {
         *self.next.borrow()

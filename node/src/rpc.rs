@@ -1,7 +1,8 @@
 //! An authority's Ethereum JSON-RPC ingress (the `weft-rpc` server) wired to its in-process
-//! workers, and the transaction index that `weft_getTransactionPosition` reads: a task
-//! follows the committed log from its first retained entry (so the index rebuilds after a
-//! restart) and indexes each committed Ethereum transaction by hash.
+//! workers; the transaction index that `weft_getTransactionPosition` reads (a task follows
+//! the committed log from its first retained entry, so the index rebuilds after a restart,
+//! and indexes each committed Ethereum transaction by hash); and the committed log as the
+//! ordered stream's source.
 
 use crate::log::CommittedLog;
 use crate::node::NodeHandle;
@@ -11,7 +12,8 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use weft_config::Parameters;
 use weft_rpc::{
-    MemoryIndex, Position, RpcServer, RpcServerArgs, RpcServerHandle, TransactionIndex,
+    MemoryIndex, Position, RpcServer, RpcServerArgs, RpcServerHandle, StreamEntry, SubDagSource,
+    TransactionIndex,
 };
 
 /// Sub-DAGs read from the log at a time while catching up.
@@ -31,6 +33,40 @@ impl TransactionIndex for LogIndex {
 
     fn next_sub_dag_index(&self) -> u64 {
         self.log.next_index()
+    }
+}
+
+/// The committed log as the ordered stream reads it.
+pub struct LogSource(pub CommittedLog);
+
+impl SubDagSource for LogSource {
+    fn bounds(&self) -> Result<(u64, u64), String> {
+        let next = self.0.next_index();
+        let oldest = self.0.first_index().map_err(|e| e.to_string())?;
+        Ok((oldest.unwrap_or(next), next))
+    }
+
+    fn read(&self, from: u64, max: usize) -> Result<Vec<StreamEntry>, String> {
+        let entries = self.0.read(from, max).map_err(|e| e.to_string())?;
+        entries
+            .into_iter()
+            .map(|e| {
+                let transactions = e
+                    .transactions()
+                    .map_err(|d| format!("sub-DAG {} has an undecodable batch: {d}", e.index))?;
+                Ok(StreamEntry {
+                    index: e.index,
+                    leader_round: e.leader_round,
+                    timestamp: e.timestamp,
+                    transactions,
+                })
+            })
+            .collect()
+    }
+
+    fn committed(&self, index: u64) -> futures::future::BoxFuture<'static, ()> {
+        let log = self.0.clone();
+        Box::pin(async move { log.wait_for(index).await })
     }
 }
 
@@ -64,6 +100,7 @@ impl RpcIngress {
             worker_max_transaction_size: parameters.max_transaction_size,
             submitters,
             index,
+            source: Arc::new(LogSource(node.log.clone())),
             authority: node.authority.0,
             round: Some(Arc::new(move || metrics.round.get().max(0) as u64)),
         })

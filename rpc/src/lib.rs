@@ -33,6 +33,7 @@ pub mod error;
 pub mod index;
 pub mod limits;
 pub mod server;
+pub mod stream;
 
 pub use decode::{check_transaction, hash_and_chain_id, CheckedTransaction, TxPolicy};
 pub use error::{RpcError, TxError, LIMIT_EXCEEDED_CODE, TRANSACTION_REJECTED_CODE};
@@ -40,3 +41,4 @@ pub use index::{MemoryIndex, Position, TransactionIndex};
 pub use server::{
     RoundSource, RpcServer, RpcServerArgs, RpcServerError, RpcServerHandle, CLIENT_VERSION,
 };
+pub use stream::{StreamEntry, SubDagPart, SubDagSource};

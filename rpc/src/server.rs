@@ -5,6 +5,7 @@ use crate::decode::{check_transaction, decode_hex, TxPolicy};
 use crate::error::{RpcError, TxError};
 use crate::index::{Position, TransactionIndex};
 use crate::limits::{ConnectionLayer, LimitLayer, Namespace};
+use crate::stream::{SubDagSource, SubscribeParams};
 use alloy_primitives::B256;
 use bytes::Bytes;
 use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
@@ -16,6 +17,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use weft_config::RpcParameters;
 use weft_worker::{SubmitError, TxSubmitter};
+
+/// Messages a connection buffers for a client that reads slowly.
+const MESSAGE_BUFFER: u32 = 32;
 
 /// What `web3_clientVersion` answers.
 pub const CLIENT_VERSION: &str = concat!("weft/v", env!("CARGO_PKG_VERSION"));
@@ -34,6 +38,8 @@ pub struct RpcServerArgs {
     /// One per worker of this authority; transactions are spread over them by hash.
     pub submitters: Vec<TxSubmitter>,
     pub index: Arc<dyn TransactionIndex>,
+    /// The committed log, for the ordered stream.
+    pub source: Arc<dyn SubDagSource>,
     /// For `weft_status`.
     pub authority: u16,
     pub round: Option<RoundSource>,
@@ -79,6 +85,7 @@ struct Context {
     default_chain_id: u64,
     submitters: Vec<TxSubmitter>,
     index: Arc<dyn TransactionIndex>,
+    source: Arc<dyn SubDagSource>,
     authority: u16,
     round: Option<RoundSource>,
 }
@@ -107,6 +114,10 @@ impl RpcServer {
             .max_request_body_size(parameters.max_request_body_size)
             .max_response_body_size(parameters.max_response_body_size)
             .max_connections(parameters.max_connections)
+            .max_subscriptions_per_connection(parameters.max_subscriptions_per_connection)
+            // Messages waiting for a slow client, per connection: a stream subscriber is
+            // paced by it (each part is at most 256 KB of hex).
+            .set_message_buffer_capacity(MESSAGE_BUFFER)
             // Batches are bounded by LimitLayer, which answers with reth's -32005.
             .set_batch_request_config(BatchRequestConfig::Unlimited)
             .build();
@@ -142,6 +153,7 @@ impl RpcServer {
             default_chain_id: parameters.default_chain_id(),
             submitters: args.submitters,
             index: args.index,
+            source: args.source,
             authority: args.authority,
             round: args.round,
         };
@@ -181,6 +193,31 @@ fn module(context: Context) -> Result<RpcModule<Context>, RpcServerError> {
         })
     })?;
     module.register_method("weft_getTransactionPosition", transaction_position)?;
+    module.register_subscription(
+        crate::stream::SUBSCRIBE,
+        crate::stream::NOTIFICATION,
+        crate::stream::UNSUBSCRIBE,
+        |params, pending, context, extensions| async move {
+            let endpoint = extensions.get::<Namespace>().map(|n| n.0);
+            let wanted: SubscribeParams = match params.sequence().optional_next() {
+                Ok(p) => p.unwrap_or_default(),
+                Err(e) => {
+                    pending.reject(e).await;
+                    return Ok(());
+                }
+            };
+            let chain = match (endpoint, wanted.chain_id) {
+                (Some(e), Some(c)) if e != c => {
+                    let text = format!("chain id {c} does not match the endpoint's chain id {e}");
+                    pending.reject(RpcError::InvalidParams(text)).await;
+                    return Ok(());
+                }
+                (e, c) => c.or(e),
+            };
+            let source = context.source.clone();
+            crate::stream::serve(pending, source, wanted.from_index, chain).await
+        },
+    )?;
     Ok(module)
 }
 

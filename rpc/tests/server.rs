@@ -53,6 +53,7 @@ async fn start(parameters: RpcParameters, capacity: usize) -> Fixture {
         worker_max_transaction_size: MAX_TX,
         submitters: vec![submitter.clone()],
         index: index.clone(),
+        source: Arc::new(MemoryLog::default()),
         authority: 2,
         round: Some(Arc::new(|| 17)),
     })

@@ -112,3 +112,54 @@ pub fn with_signature(chain_id: u64, nonce: u64, signature: Signature) -> Vec<u8
     let envelope: TxEnvelope = eip1559(chain_id, nonce).into_signed(signature).into();
     envelope.encoded_2718()
 }
+
+/// An in-memory committed log for the stream: entries pushed in order, pruned from the front.
+#[derive(Default)]
+pub struct MemoryLog {
+    /// (oldest retained index, entries from it on).
+    entries: std::sync::Mutex<(u64, Vec<weft_rpc::StreamEntry>)>,
+    next: tokio::sync::watch::Sender<u64>,
+}
+
+impl MemoryLog {
+    /// Appends a sub-DAG of `transactions` (its leader round and timestamp follow its index).
+    pub fn push(&self, transactions: Vec<bytes::Bytes>) {
+        let mut guard = self.entries.lock().unwrap();
+        let index = guard.0 + guard.1.len() as u64;
+        guard.1.push(weft_rpc::StreamEntry {
+            index,
+            leader_round: 2 * index + 2,
+            timestamp: 1_000 * index,
+            transactions,
+        });
+        self.next.send_replace(index + 1);
+    }
+
+    /// Forgets every entry below `index`.
+    pub fn prune(&self, index: u64) {
+        let mut guard = self.entries.lock().unwrap();
+        let drop = index.saturating_sub(guard.0).min(guard.1.len() as u64);
+        guard.1.drain(..drop as usize);
+        guard.0 += drop;
+    }
+}
+
+impl weft_rpc::SubDagSource for MemoryLog {
+    fn bounds(&self) -> Result<(u64, u64), String> {
+        let guard = self.entries.lock().unwrap();
+        Ok((guard.0, guard.0 + guard.1.len() as u64))
+    }
+
+    fn read(&self, from: u64, max: usize) -> Result<Vec<weft_rpc::StreamEntry>, String> {
+        let guard = self.entries.lock().unwrap();
+        let skip = from.saturating_sub(guard.0) as usize;
+        Ok(guard.1.iter().skip(skip).take(max).cloned().collect())
+    }
+
+    fn committed(&self, index: u64) -> futures::future::BoxFuture<'static, ()> {
+        let mut rx = self.next.subscribe();
+        Box::pin(async move {
+            let _ = rx.wait_for(|next| *next > index).await;
+        })
+    }
+}
