@@ -1,0 +1,209 @@
+//! The ordered stream on a live committee of four `weft node run` processes: signed transfers
+//! on two chain ids go to the four JSON-RPC ingresses; then
+//! - a consumer that never disconnects reads every sub-DAG from index 0 on authority 0;
+//! - a consumer that disconnects at seeded random points (mid-sub-DAG included) and
+//!   resubscribes from the index after its last complete sub-DAG, each time from a random
+//!   authority, reconstructs exactly the same sequence (indices, leader rounds, timestamps and
+//!   transactions: the authorities' logs agree, timestamps included);
+//! - a consumer of `/1338` gets exactly that rollup's transactions, at the same positions.
+//!
+//! Every transaction sent is in the sequence exactly once, and the timestamps never decrease
+//! and lie within the run's wall-clock span.
+
+mod common;
+#[path = "../../rpc/tests/common/mod.rs"]
+mod signed;
+
+use common::{wait_committed, Cluster, RpcClient};
+use jsonrpsee::core::client::{Subscription, SubscriptionClientT};
+use jsonrpsee::rpc_params;
+use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use serde_json::json;
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use weft_rpc::stream::{SUBSCRIBE, UNSUBSCRIBE};
+use weft_rpc::SubDagPart;
+
+const CHAINS: [u64; 2] = [1337, 1338];
+const TRANSACTIONS: u64 = 400;
+const ACCOUNTS: u64 = 20;
+/// Guard against a hang; never used to wait for something to happen.
+const GUARD: Duration = Duration::from_secs(120);
+
+/// What a consumer keeps of a complete sub-DAG: index, leader round, timestamp, and each
+/// transaction's (index in the sub-DAG, chain id, hash).
+type Seen = (u64, u64, u64, Vec<(u64, Option<u64>, String)>);
+
+async fn connect(endpoint: &str, path: &str) -> WsClient {
+    let url = format!("{}{path}", endpoint.replacen("http://", "ws://", 1));
+    WsClientBuilder::default()
+        .max_response_size(16 << 20)
+        .build(url)
+        .await
+        .expect("a WebSocket connection")
+}
+
+async fn subscribe(client: &WsClient, from: u64) -> Subscription<SubDagPart> {
+    client
+        .subscribe(
+            SUBSCRIBE,
+            rpc_params![json!({ "fromIndex": from })],
+            UNSUBSCRIBE,
+        )
+        .await
+        .expect("a subscription")
+}
+
+/// Reads parts until sub-DAG `last` is complete or `budget` parts are read; returns the
+/// complete sub-DAGs.
+async fn read(sub: &mut Subscription<SubDagPart>, last: u64, budget: usize) -> Vec<Seen> {
+    let mut done = Vec::new();
+    let mut current: Option<Seen> = None;
+    for _ in 0..budget {
+        let part = tokio::time::timeout(GUARD, sub.next())
+            .await
+            .expect("a part within the guard")
+            .expect("the subscription is open")
+            .expect("a well-formed part");
+        let seen =
+            current.get_or_insert_with(|| (part.index, part.leader_round, part.timestamp, vec![]));
+        assert_eq!(seen.0, part.index, "a sub-DAG's parts come together");
+        seen.3.extend(part.transactions.iter().map(|t| {
+            let hash = t.hash.map(|h| format!("{h:#x}")).unwrap_or_default();
+            (t.tx_index, t.chain_id, hash)
+        }));
+        if part.last {
+            done.extend(current.take());
+            if part.index >= last {
+                break;
+            }
+        }
+    }
+    done
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_that_resubscribe_anywhere_see_one_sequence_and_a_filter_sees_one_rollup() {
+    let began = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut cluster = Cluster::start(4, &CHAINS);
+    let endpoints = cluster.endpoints.clone();
+
+    // One sending thread per authority; each transaction's hash as the node answered it.
+    let senders: Vec<_> = (0..4u64)
+        .map(|a| {
+            let endpoint = endpoints[a as usize].clone();
+            std::thread::spawn(move || {
+                let mut client = RpcClient::new(&endpoint);
+                let mut sent = Vec::new();
+                for k in (a..TRANSACTIONS).step_by(4) {
+                    let chain = CHAINS[(k % 2) as usize];
+                    let raw = signed::transfer(chain, k % ACCOUNTS, k / ACCOUNTS);
+                    let hash = client.send_raw(chain, &raw).expect("acknowledged");
+                    sent.push((hash, chain));
+                }
+                sent
+            })
+        })
+        .collect();
+    let sent: Vec<(String, u64)> = tokio::task::spawn_blocking(move || {
+        senders
+            .into_iter()
+            .flat_map(|s| s.join().expect("a sender"))
+            .collect()
+    })
+    .await
+    .unwrap();
+    let missing = {
+        let (endpoint, sent) = (endpoints[0].clone(), sent.clone());
+        tokio::task::spawn_blocking(move || wait_committed(&endpoint, &sent))
+            .await
+            .unwrap()
+    };
+    assert!(missing.is_empty(), "not committed: {missing:?}");
+    let next = RpcClient::new(&endpoints[0])
+        .call(CHAINS[0], "weft_subDagIndex", json!([]))
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    let last = next - 1;
+
+    let steady = connect(&endpoints[0], "/").await;
+    let mut sub = subscribe(&steady, 0).await;
+    let expected = read(&mut sub, last, usize::MAX).await;
+    assert_eq!(
+        expected.len() as u64,
+        next,
+        "every index from 0, once, in order"
+    );
+    let ended = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for (k, w) in expected.windows(2).enumerate() {
+        assert_eq!(
+            w[1].0,
+            w[0].0 + 1,
+            "sub-DAG {k} is followed by the next index"
+        );
+        assert!(w[1].2 >= w[0].2, "timestamps never decrease");
+    }
+    let stamped: Vec<u64> = expected.iter().map(|s| s.2).filter(|t| *t > 0).collect();
+    assert!(
+        stamped
+            .iter()
+            .all(|t| *t + 1_000 >= began && *t <= ended + 2_000),
+        "timestamps within the run: {began}..{ended}, got {stamped:?}"
+    );
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for (_, _, _, txs) in &expected {
+        for (_, _, hash) in txs {
+            *count.entry(hash.as_str()).or_default() += 1;
+        }
+    }
+    for (hash, _) in &sent {
+        assert_eq!(
+            count.get(hash.as_str()),
+            Some(&1),
+            "{hash} once in the stream"
+        );
+    }
+
+    // Disconnects at random points, resubscribes from a random authority.
+    let mut rng = StdRng::seed_from_u64(2026);
+    let mut got: Vec<Seen> = Vec::new();
+    let mut reconnects = 0;
+    while (got.len() as u64) < next {
+        let endpoint = &endpoints[rng.gen_range(0..4)];
+        let client = connect(endpoint, "/").await;
+        let mut sub = subscribe(&client, got.len() as u64).await;
+        got.extend(read(&mut sub, last, rng.gen_range(1..12)).await);
+        reconnects += 1;
+    }
+    assert!(reconnects > 3, "only {reconnects} reconnections");
+    assert_eq!(
+        got, expected,
+        "the resubscribing consumer saw another sequence"
+    );
+
+    // The second rollup's consumer, on its own endpoint at authority 2.
+    let rollup = connect(&endpoints[2], "/1338").await;
+    let mut sub = subscribe(&rollup, 0).await;
+    let filtered = read(&mut sub, last, usize::MAX).await;
+    let wanted: Vec<Seen> = expected
+        .iter()
+        .map(|(i, r, t, txs)| {
+            let txs = txs.iter().filter(|x| x.1 == Some(1338)).cloned().collect();
+            (*i, *r, *t, txs)
+        })
+        .collect();
+    assert_eq!(filtered, wanted);
+    let in_rollup = filtered.iter().map(|s| s.3.len()).sum::<usize>();
+    assert_eq!(in_rollup as u64, TRANSACTIONS / 2);
+
+    drop((steady, rollup));
+    cluster.stop();
+}
