@@ -38,6 +38,10 @@ pub struct Parameters {
     /// `gc_depth`. The batches are what takes room: about 100 MB/s at 200k tx/s of 512 B, so
     /// the default of 10,000 sub-DAGs (tens of minutes) is some 10 GB per node at that load.
     pub committed_log_retention: u64,
+    /// When this authority posts to L1 (`--l1-rpc`), retention follows the inbox instead: a
+    /// sub-DAG stays until it is confirmed on L1 (however long that takes) and then this many
+    /// more sub-DAGs, for stream consumers that resume a little behind.
+    pub committed_log_retention_after_posting: u64,
     /// The Ethereum JSON-RPC ingress (`eth_sendRawTransaction`). Its listening address is per
     /// authority, so it is not here: `weft node run --rpc-address` turns it on.
     pub rpc: RpcParameters,
@@ -191,6 +195,7 @@ impl Default for Parameters {
             channel_capacity: 1_000,
             leader_schedule: LeaderScheduleKind::RoundRobin,
             committed_log_retention: 10_000,
+            committed_log_retention_after_posting: 1_000,
             rpc: RpcParameters::default(),
         }
     }

@@ -78,8 +78,12 @@ pub struct ExecutorCore {
     me: AuthorityIndex,
     /// Index of the next sub-DAG to write.
     next_index: u64,
-    /// Sub-DAGs the log keeps; older records are pruned.
+    /// Sub-DAGs the log keeps while no L1 poster runs; older records are pruned.
     retention: u64,
+    /// With a poster: sub-DAGs kept below the first one not yet confirmed on L1.
+    retention_after_posting: u64,
+    /// The first sub-DAG not yet confirmed on L1, when a poster runs.
+    posted: Option<u64>,
     /// Records below this are already pruned.
     pruned: u64,
     /// The schedule the primary has.
@@ -98,8 +102,25 @@ impl ExecutorCore {
             me,
             next_index,
             retention,
+            retention_after_posting: retention,
+            posted: None,
             pruned: 0,
             schedule,
+        }
+    }
+
+    /// Retention follows L1 from now on: a record goes once it is `after_posting` sub-DAGs
+    /// below the first one not yet confirmed on L1 (and not before, however old it is: L1
+    /// must get every sub-DAG, and anyone may rebuild the rollup from it).
+    pub fn follow_posting(&mut self, after_posting: u64) {
+        self.retention_after_posting = after_posting;
+        self.posted.get_or_insert(0);
+    }
+
+    /// The poster confirmed every sub-DAG below `next_unposted` on L1.
+    pub fn set_posted(&mut self, next_unposted: u64) {
+        if let Some(p) = &mut self.posted {
+            *p = (*p).max(next_unposted);
         }
     }
 
@@ -142,7 +163,12 @@ impl ExecutorCore {
                 }
             }
         }
-        let upto = (index + 1).saturating_sub(self.retention);
+        let upto = match self.posted {
+            None => (index + 1).saturating_sub(self.retention),
+            Some(posted) => posted
+                .min(index + 1)
+                .saturating_sub(self.retention_after_posting),
+        };
         let prune = self.pruned..upto.max(self.pruned);
         self.pruned = prune.end;
         let schedule = (state.schedule != self.schedule).then(|| state.schedule.clone());

@@ -101,3 +101,52 @@ fn one_step_per_sub_dag_in_order() {
     assert_eq!(e.durable().schedule, None);
     assert_eq!(core.next_index(), 3);
 }
+
+/// Without a poster the log keeps `retention` sub-DAGs; once it follows L1 it keeps every
+/// sub-DAG not yet confirmed there, however many, and `after_posting` below the first one.
+#[test]
+fn retention_follows_l1_posting_once_a_poster_runs() {
+    let f = CommitteeFixture::new(4, 1, 1);
+    let genesis = Certificate::genesis(&f.committee);
+    let leader = f.certificate(f.header(AuthorityIndex(2), 2, &genesis, vec![]));
+    let prune_of = |core: &mut ExecutorCore, k: u64| {
+        execution(
+            core.execute(commit(vec![leader.clone()], k, ScheduleState::RoundRobin))
+                .unwrap(),
+        )
+        .prune
+    };
+    let mut fixed = ExecutorCore::new(AuthorityIndex(0), 0, 2, ScheduleState::RoundRobin);
+    let pruned: Vec<_> = (0..5).map(|k| prune_of(&mut fixed, k)).collect();
+    assert_eq!(
+        pruned,
+        vec![0..0, 0..0, 0..1, 1..2, 2..3],
+        "the last two stay"
+    );
+
+    let mut following = ExecutorCore::new(AuthorityIndex(0), 0, 2, ScheduleState::RoundRobin);
+    following.follow_posting(1);
+    let unposted: Vec<_> = (0..5).map(|k| prune_of(&mut following, k)).collect();
+    assert!(
+        unposted.iter().all(|r| r.is_empty()),
+        "nothing posted: all stay"
+    );
+    following.set_posted(4);
+    assert_eq!(
+        prune_of(&mut following, 5),
+        0..3,
+        "one kept below the first unposted"
+    );
+    following.set_posted(2);
+    assert_eq!(
+        prune_of(&mut following, 6),
+        3..3,
+        "the cursor never goes back"
+    );
+    following.set_posted(100);
+    assert_eq!(
+        prune_of(&mut following, 7),
+        3..7,
+        "nothing committed is beyond the log"
+    );
+}

@@ -41,6 +41,26 @@ impl OrderedSource for CommittedLogSource {
     }
 }
 
+/// Lets the committed log's retention follow what `poster` confirmed on L1: until it stops,
+/// the node keeps every sub-DAG not yet confirmed (and `committed_log_retention_after_posting`
+/// more).
+pub fn retain_until_posted(
+    node: &crate::NodeHandle,
+    poster: &weft_l1_poster::PosterHandle,
+) -> tokio::task::JoinHandle<()> {
+    let posted = node.tx_posted.clone();
+    let mut status = poster.rx_status.clone();
+    tokio::spawn(async move {
+        loop {
+            let next = status.borrow_and_update().confirmed.next_position.sub_dag;
+            posted.send_replace(Some(next));
+            if status.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
 /// Forced inclusion: transactions anyone submitted to the inbox with `forceInclude` enter
 /// the ordered stream through one authority's worker, like a client's.
 ///

@@ -6,7 +6,7 @@ use crate::ordering::{self, ConsensusActor, Executor, ExecutorArgs};
 use anyhow::{Context, Result};
 use prometheus::Registry;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use weft_config::{Keys, Parameters};
 use weft_consensus::{Bullshark, ConsensusState};
@@ -38,6 +38,9 @@ pub struct NodeHandle {
     primary: PrimaryHandle,
     workers: Vec<WorkerHandle>,
     tasks: Vec<JoinHandle<()>>,
+    /// The first sub-DAG not yet confirmed on L1, set by this authority's poster: the
+    /// committed log's retention follows it (`committed_log_retention_after_posting`).
+    pub tx_posted: Arc<watch::Sender<Option<u64>>>,
 }
 
 impl NodeHandle {
@@ -125,6 +128,7 @@ impl Node {
         );
 
         let (tx_consensus, rx_consensus) = mpsc::channel::<Certificate>(CONSENSUS_CHANNEL_CAPACITY);
+        let (tx_posted, _) = watch::channel(None);
         let (tx_executor, rx_executor) = mpsc::channel(ordering::EXECUTOR_CHANNEL_CAPACITY);
         let (tx_committed, rx_committed) = mpsc::channel(ordering::EXECUTOR_CHANNEL_CAPACITY);
         let sender = ReliableSender::new(
@@ -147,6 +151,7 @@ impl Node {
                 schedule,
                 rx_consensus: rx_executor,
                 tx_primary: tx_committed,
+                rx_posted: tx_posted.subscribe(),
             }),
             ConsensusActor::spawn(bullshark, recovered, rx_consensus, tx_executor),
         ];
@@ -193,6 +198,7 @@ impl Node {
             primary,
             workers,
             tasks,
+            tx_posted: Arc::new(tx_posted),
         })
     }
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use weft_consensus::{Bullshark, Commit, ConsensusState, LeaderScheduleKind, ScheduleState};
 use weft_executor::{ExecutorCore, ExecutorError, Step};
@@ -129,6 +129,9 @@ pub struct Executor {
     rx_consensus: mpsc::Receiver<Commit>,
     /// Sub-DAGs whose output is durable: the primary may garbage-collect below them.
     tx_primary: mpsc::Sender<CommitNotice>,
+    /// The first sub-DAG not yet confirmed on L1, once this authority's poster runs.
+    rx_posted: watch::Receiver<Option<u64>>,
+    retention_after_posting: u64,
 }
 
 /// Everything the executor needs.
@@ -145,6 +148,7 @@ pub struct ExecutorArgs {
     pub schedule: ScheduleState,
     pub rx_consensus: mpsc::Receiver<Commit>,
     pub tx_primary: mpsc::Sender<CommitNotice>,
+    pub rx_posted: watch::Receiver<Option<u64>>,
 }
 
 impl Executor {
@@ -160,6 +164,7 @@ impl Executor {
             schedule,
             rx_consensus,
             tx_primary,
+            rx_posted,
         } = args;
         let workers = weft_primary::own_workers(&committee, me);
         let executor = Self {
@@ -184,6 +189,8 @@ impl Executor {
             committee,
             rx_consensus,
             tx_primary,
+            rx_posted,
+            retention_after_posting: parameters.committed_log_retention_after_posting,
         };
         tokio::spawn(executor.run())
     }
@@ -202,6 +209,10 @@ impl Executor {
     /// lets the primary garbage-collect below it, so the persisted state is never older than
     /// the store's GC whenever a crash comes.
     async fn execute(&mut self, commit: Commit) -> Result<(), ExecutorFailure> {
+        if let Some(next_unposted) = *self.rx_posted.borrow() {
+            self.core.follow_posting(self.retention_after_posting);
+            self.core.set_posted(next_unposted);
+        }
         let execution = match self.core.execute(commit)? {
             Step::Replayed(_) => return Ok(()),
             Step::Execute(execution) => execution,

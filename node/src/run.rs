@@ -306,6 +306,7 @@ async fn start_poster(
     let metrics = weft_l1_poster::metrics::PosterMetrics::new(&node.registry)?;
     let source = Arc::new(weft_node::l1::CommittedLogSource(node.log.clone()));
     let poster = Poster::spawn(config, key, source, metrics).await?;
+    weft_node::l1::retain_until_posted(node, &poster);
     info!(%inbox, rpc, "L1 poster started");
     Ok(poster)
 }

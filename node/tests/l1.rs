@@ -80,6 +80,14 @@ async fn four_nodes_post_the_committed_log_and_the_verifier_reads_it_back() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     committee_new(d, 4);
+    // Retention follows L1: with a poster the log keeps every unposted sub-DAG although the
+    // fixed retention would keep only 3, and then 5 more below the first unposted.
+    let path = d.join("parameters.json");
+    let mut parameters: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    parameters["committed_log_retention"] = 3.into();
+    parameters["committed_log_retention_after_posting"] = 5.into();
+    std::fs::write(&path, parameters.to_string()).unwrap();
     let mut nodes: Vec<Child> = (0..4)
         .map(|i| {
             let key_file = d.join(format!("l1-key-{i}"));
@@ -101,6 +109,8 @@ async fn four_nodes_post_the_committed_log_and_the_verifier_reads_it_back() {
                 .arg(d.join(format!("keys-{i}.json")))
                 .arg("--committee")
                 .arg(d.join("committee.json"))
+                .arg("--parameters")
+                .arg(&path)
                 .arg("--store")
                 .arg(d.join(format!("store-{i}")))
                 .stdout(Stdio::null())
@@ -169,6 +179,46 @@ async fn four_nodes_post_the_committed_log_and_the_verifier_reads_it_back() {
         seen_at <= forced_block + W,
         "forced at block {forced_block}, on L1 only at block {seen_at}"
     );
+    // Transactions keep coming until authority 1 has confirmed sub-DAG 8 on L1 (the poster's
+    // cursor moves with posted transactions, not over empty sub-DAGs), then one more is
+    // committed and posted after that: its log must have let the early sub-DAGs go by then.
+    let cursor_path = d.join("store-1").join("l1-cursor.json");
+    let mut more = 0;
+    let mut send = |stream: &mut std::net::TcpStream| {
+        let mut tx = vec![1u8; 120];
+        tx[1..9].copy_from_slice(&(SENT + more).to_be_bytes());
+        stream.write_all(&(tx.len() as u32).to_be_bytes()).unwrap();
+        stream.write_all(&tx).unwrap();
+        stream.flush().unwrap();
+        more += 1;
+    };
+    loop {
+        let confirmed = std::fs::read(&cursor_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|c| c["next_position"]["sub_dag"].as_u64())
+            .unwrap_or(0);
+        if confirmed >= 8 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "authority 1 never confirmed 8 sub-DAGs"
+        );
+        send(&mut stream);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    send(&mut stream);
+    let posted = SENT + 1 + more;
+    loop {
+        let (ok, report) = verify(&rpc, &inbox);
+        assert!(ok, "the verifier found an inconsistency:\n{report}");
+        if field(&report, "transactions:") >= posted {
+            break;
+        }
+        assert!(Instant::now() < deadline, "L1 holds only:\n{report}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     for n in &nodes {
         let _ = Command::new("kill")
             .args(["-TERM", &n.id().to_string()])
@@ -177,13 +227,23 @@ async fn four_nodes_post_the_committed_log_and_the_verifier_reads_it_back() {
     for n in nodes.iter_mut() {
         assert!(n.wait().unwrap().success());
     }
-    // What L1 holds is the committed log, sub-DAG by sub-DAG, transaction by transaction.
+    // What L1 holds is the committed log, sub-DAG by sub-DAG, transaction by transaction, as
+    // far as the log still holds it: what was posted long enough ago is gone from the node.
     let address = inbox.parse().unwrap();
     let (_, on_l1) = weft_l1_poster::read_inbox(&rpc, address).await.unwrap();
     let store = weft_storage::Store::open(&d.join("store-1")).unwrap();
     let log = weft_node::CommittedLog::open(&store).unwrap();
+    let first = log
+        .first_index()
+        .unwrap()
+        .expect("the log holds the unposted tail");
     assert!(!on_l1.is_empty());
-    for sub_dag in &on_l1 {
+    assert!(first > 0, "posted sub-DAGs leave the log");
+    assert!(
+        log.next_index() - first > 3,
+        "unposted sub-DAGs stay beyond the fixed retention"
+    );
+    for sub_dag in on_l1.iter().filter(|s| s.index >= first) {
         let entry = log.read(sub_dag.index, 1).unwrap();
         assert_eq!(entry[0].index, sub_dag.index);
         assert_eq!(entry[0].transactions().unwrap(), sub_dag.transactions);
