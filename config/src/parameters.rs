@@ -79,6 +79,11 @@ pub struct RpcParameters {
     /// Recover each transaction's sender, refusing those whose signature recovers none. A
     /// rollup that checks signatures itself may turn this off and save the recovery's CPU.
     pub recover_senders: bool,
+    /// Threads that recover senders (~21k a second each with libsecp256k1), apart from the
+    /// runtime's, so that a flood of signed transactions cannot take the cores ordering needs.
+    pub check_threads: u32,
+    /// Transactions waiting for a check thread; a call beyond it gets -32003 "sequencer busy".
+    pub max_pending_checks: u32,
 }
 
 impl Default for RpcParameters {
@@ -94,6 +99,8 @@ impl Default for RpcParameters {
             chain_ids: vec![1337],
             default_chain_id: None,
             recover_senders: true,
+            check_threads: 1,
+            max_pending_checks: 10_000,
         }
     }
 }
@@ -116,7 +123,9 @@ impl RpcParameters {
     pub fn validate(&self, worker_max_transaction_size: usize) -> Result<(), ParameterError> {
         let fail = |field: &'static str, reason: String| Err(ParameterError { field, reason });
         let max_transaction_size = self.max_transaction_size(worker_max_transaction_size);
-        let positive: [(&'static str, u64); 6] = [
+        let positive: [(&'static str, u64); 8] = [
+            ("rpc.check_threads", self.check_threads.into()),
+            ("rpc.max_pending_checks", self.max_pending_checks.into()),
             (
                 "rpc.max_response_body_size",
                 self.max_response_body_size.into(),

@@ -28,6 +28,7 @@
 //! Every worker full: -32003 "transaction rejected: sequencer busy". A body over
 //! `rpc.max_request_body_size`: HTTP 413 with jsonrpsee's -32007. The server keeps serving.
 
+pub mod checker;
 pub mod decode;
 pub mod error;
 pub mod index;

@@ -1,6 +1,7 @@
 //! The JSON-RPC server: HTTP and WebSocket on one port, the `eth_*`, `net_*`, `web3_*` and
 //! `weft_*` methods, and the limits of [`weft_config::RpcParameters`].
 
+use crate::checker::{CheckError, Checker};
 use crate::decode::{check_transaction, decode_hex, TxPolicy};
 use crate::error::{RpcError, TxError};
 use crate::index::{Position, TransactionIndex};
@@ -58,6 +59,8 @@ pub enum RpcServerError {
     NoWorkers,
     #[error("registering the methods: {0}")]
     Register(#[from] jsonrpsee::core::RegisterMethodError),
+    #[error("starting the check threads: {0}")]
+    Threads(std::io::Error),
 }
 
 /// A running server; dropping it does not stop it, [`RpcServerHandle::shutdown`] does.
@@ -82,6 +85,8 @@ impl RpcServerHandle {
 /// State shared by every call.
 struct Context {
     policy: TxPolicy,
+    /// Recovers senders off the runtime, when the policy asks for it.
+    checker: Option<Checker>,
     default_chain_id: u64,
     submitters: Vec<TxSubmitter>,
     index: Arc<dyn TransactionIndex>,
@@ -143,13 +148,25 @@ impl RpcServer {
             address: args.address,
             source,
         })?;
+        let policy = TxPolicy {
+            max_transaction_size: parameters.max_transaction_size(args.worker_max_transaction_size),
+            chain_ids: parameters.chain_ids.clone(),
+            recover_senders: parameters.recover_senders,
+        };
+        let checker = match parameters.recover_senders {
+            true => Some(
+                Checker::spawn(
+                    parameters.check_threads as usize,
+                    parameters.max_pending_checks as usize,
+                    policy.clone(),
+                )
+                .map_err(RpcServerError::Threads)?,
+            ),
+            false => None,
+        };
         let context = Context {
-            policy: TxPolicy {
-                max_transaction_size: parameters
-                    .max_transaction_size(args.worker_max_transaction_size),
-                chain_ids: parameters.chain_ids.clone(),
-                recover_senders: parameters.recover_senders,
-            },
+            policy,
+            checker,
             default_chain_id: parameters.default_chain_id(),
             submitters: args.submitters,
             index: args.index,
@@ -236,7 +253,15 @@ async fn send_raw_transaction(
     let text: String = params.one()?;
     // Hex is twice the bytes; refuse an oversized one before allocating its bytes.
     let raw = decode_hex(&text, context.policy.max_transaction_size)?;
-    let checked = check_transaction(&raw, &context.policy)?;
+    let checked = match &context.checker {
+        Some(checker) => match checker.check(raw.as_slice().into()).await {
+            Ok(checked) => checked,
+            Err(CheckError::Invalid(e)) => return Err(e.into()),
+            Err(CheckError::Busy) => return Err(RpcError::Busy.into()),
+            Err(CheckError::Stopped) => return Err(RpcError::Stopped.into()),
+        },
+        None => check_transaction(&raw, &context.policy)?,
+    };
     if let Some(Namespace(endpoint)) = extensions.get::<Namespace>() {
         if *endpoint != checked.chain_id {
             let error = TxError::ChainIdMismatch {
