@@ -3,7 +3,8 @@
 - latency vs throughput, one line per committee size (no faults, fixed workers);
 - peak throughput vs workers per authority, one line per committee size;
 - latency vs throughput with faults, one line per number of crashed authorities.
-Points with the same configuration and input rate are merged by their median.
+Points with the same configuration and input rate are merged by their median. The figures
+are of the raw TCP ingress; `table` lists every ingress (`local/rpc`, `local/rpc-norecover`).
 """
 
 import json
@@ -12,6 +13,20 @@ from collections import defaultdict
 from statistics import median
 
 from .config import BenchError
+
+
+def ingress(config):
+    """'tcp', 'rpc' or 'rpc-norecover' (records from before the switch are tcp)."""
+    if config.get('ingress', 'tcp') == 'tcp':
+        return 'tcp'
+    recover = config.get('parameters', {}).get('rpc', {}).get('recover_senders', True)
+    return 'rpc' if recover else 'rpc-norecover'
+
+
+def run_mode(config):
+    """The mode, with the ingress when it is not the raw port."""
+    kind = ingress(config)
+    return config['mode'] if kind == 'tcp' else f"{config['mode']}/{kind}"
 
 
 def load(path, mode=None):
@@ -47,7 +62,7 @@ def plot(results, out_dir, mode=None):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    records = load(results, mode)
+    records = [r for r in load(results, mode) if ingress(r['config']) == 'tcp']
     os.makedirs(out_dir, exist_ok=True)
     written = []
 
@@ -99,9 +114,9 @@ def table(results, mode=None):
     groups = defaultdict(list)
     for r in load(results, mode):
         c = r['config']
-        groups[(c['mode'], c['nodes'], c['workers'], c['faults'], c['tx_size'],
+        groups[(run_mode(c), c['nodes'], c['workers'], c['faults'], c['tx_size'],
                 c['rate'])].append(r['results'])
-    out = ['mode   n x w  f  size  input tx/s  runs  e2e tx/s  e2e mean/p50/p99 ms   '
+    out = ['mode                n x w  f  size  input tx/s  runs  e2e tx/s  e2e mean/p50/p99 ms   '
            'cons. ms  max gap ms  RSS MiB  missing']
     for key in sorted(groups):
         rs = groups[key]
@@ -110,7 +125,7 @@ def table(results, mode=None):
             return median(f(r) for r in rs)
         rss = med(lambda r: max((n.get('peak_rss_mib', 0) for n in r['per_node']), default=0))
         out.append(
-            f"{key[0]:6} {key[1]:>2} x {key[2]:<2} {key[3]:>1} {key[4]:>5} {key[5]:>11,} "
+            f"{key[0]:19} {key[1]:>2} x {key[2]:<2} {key[3]:>1} {key[4]:>5} {key[5]:>11,} "
             f"{len(rs):>5} {med(lambda r: r['end_to_end_tps']):>9,.0f}  "
             f"{med(lambda r: r['end_to_end_latency']['mean']) * 1000:>6.0f}/"
             f"{med(lambda r: r['end_to_end_latency']['p50']) * 1000:.0f}/"
