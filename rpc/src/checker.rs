@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 type Reply = oneshot::Sender<Result<CheckedTransaction, TxError>>;
+/// A raw transaction and where its result goes.
+type Job = (Arc<[u8]>, Reply);
 
 /// Why a transaction was not checked.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -31,13 +33,13 @@ pub enum CheckError {
 
 /// Checks transactions on its own threads; they end when the checker is dropped.
 pub struct Checker {
-    jobs: SyncSender<(Arc<[u8]>, Reply)>,
+    jobs: SyncSender<Job>,
 }
 
 impl Checker {
     /// `threads` threads checking against `policy`, at most `queue` transactions waiting.
     pub fn spawn(threads: usize, queue: usize, policy: TxPolicy) -> std::io::Result<Self> {
-        let (jobs, rx) = sync_channel::<(Arc<[u8]>, Reply)>(queue);
+        let (jobs, rx) = sync_channel::<Job>(queue);
         let rx = Arc::new(Mutex::new(rx));
         let policy = Arc::new(policy);
         for i in 0..threads.max(1) {
@@ -64,7 +66,7 @@ impl Checker {
     }
 }
 
-fn work(rx: &Mutex<Receiver<(Arc<[u8]>, Reply)>>, policy: &TxPolicy) {
+fn work(rx: &Mutex<Receiver<Job>>, policy: &TxPolicy) {
     loop {
         // Hold the lock only to take a job; a poisoned lock still hands out jobs.
         let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
@@ -98,7 +100,7 @@ mod tests {
             Err(CheckError::Invalid(TxError::Decode(_)))
         ));
         // A queue of zero takes nothing beyond what a thread is handed.
-        let (jobs, _rx) = sync_channel::<(Arc<[u8]>, Reply)>(0);
+        let (jobs, _rx) = sync_channel::<Job>(0);
         let full = Checker { jobs };
         assert_eq!(full.check(garbage).await, Err(CheckError::Busy));
     }
