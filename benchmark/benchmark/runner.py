@@ -238,8 +238,11 @@ def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, ext
                                    '--store', os.path.join(workdir, f'store-{i}'),
                                    '--report-every', '2'] + rpc, node_logs[i])
         client_id = 0
+        # The rpc clients sign first, each at its own speed; they start sending together.
         ingress = (['--ingress', 'rpc', '--chain-id', str(CHAIN_ID),
-                    '--accounts', str(RPC_ACCOUNTS)] if bench.ingress == 'rpc' else [])
+                    '--accounts', str(RPC_ACCOUNTS),
+                    '--ready-dir', os.path.join(workdir, 'ready'),
+                    '--ready-count', str(len(tx_addrs))] if bench.ingress == 'rpc' else [])
         for i, addrs in zip(alive, targets):
             for addr in addrs:
                 log = os.path.join(workdir, 'logs', f'client-{client_id}.log')

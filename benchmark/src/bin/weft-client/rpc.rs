@@ -54,6 +54,42 @@ pub struct RpcArgs {
     /// `rpc` mode: how often the samples' commits are polled.
     #[arg(long, default_value_t = 20)]
     poll_ms: u64,
+    /// `rpc` mode: a directory where every client of the run says it has signed its load
+    /// (a file `ready-<client id>`); sending starts once `--ready-count` files are there, so
+    /// that clients that sign at different speeds still start together.
+    #[arg(long, requires = "ready_count")]
+    ready_dir: Option<std::path::PathBuf>,
+    #[arg(long)]
+    ready_count: Option<usize>,
+}
+
+/// How often the ready directory is looked at.
+const READY_POLL: Duration = Duration::from_millis(10);
+
+/// Marks this client ready and waits until `count` clients are (a file system barrier: the
+/// clients are separate processes that share nothing else).
+async fn barrier(dir: &std::path::Path, client_id: u64, count: usize) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mine = dir.join(format!("ready-{client_id}"));
+    std::fs::write(&mine, b"").with_context(|| format!("writing {}", mine.display()))?;
+    let deadline = Instant::now() + super::NODES_READY_TIMEOUT;
+    loop {
+        let ready = std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("ready-"))
+            .count();
+        if ready >= count {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "only {ready} of {count} clients were ready within {:?}",
+                super::NODES_READY_TIMEOUT
+            );
+        }
+        tokio::time::sleep(READY_POLL).await;
+    }
 }
 
 /// Counts shared by the request tasks.
@@ -136,6 +172,9 @@ pub async fn run(args: Args) -> Result<()> {
     );
     let txs: Arc<[SignedTx]> = txs.into();
     wait_for_nodes(&args).await?;
+    if let (Some(dir), Some(count)) = (&rpc.ready_dir, rpc.ready_count) {
+        barrier(dir, args.client_id, count).await?;
+    }
     let client = HttpClientBuilder::default()
         .max_concurrent_requests(rpc.max_in_flight + 1)
         .request_timeout(CALL_TIMEOUT)
