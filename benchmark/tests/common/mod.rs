@@ -18,8 +18,15 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// The directory holding this profile's `weft-client` and `weft`; builds `weft` (a no-op when
-/// `cargo test --workspace` already did) because it belongs to another package.
+/// `cargo test --workspace` already did) because it belongs to another package. Once per
+/// test binary: two `cargo build`s of one target dir at once (the tests of a binary run in
+/// parallel) made one of them miss a crate the other was rebuilding.
 pub fn bin_dir() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_weft).clone()
+}
+
+fn build_weft() -> PathBuf {
     let client = Path::new(env!("CARGO_BIN_EXE_weft-client"));
     let dir = client
         .parent()
