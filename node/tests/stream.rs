@@ -14,12 +14,14 @@ mod common;
 #[path = "../../rpc/tests/common/mod.rs"]
 mod signed;
 
+use alloy_primitives::keccak256;
 use common::{wait_committed, Cluster, RpcClient};
 use jsonrpsee::core::client::{Subscription, SubscriptionClientT};
 use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::json;
+use signed::Seen;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use weft_rpc::stream::{SUBSCRIBE, UNSUBSCRIBE};
@@ -30,10 +32,6 @@ const TRANSACTIONS: u64 = 400;
 const ACCOUNTS: u64 = 20;
 /// Guard against a hang; never used to wait for something to happen.
 const GUARD: Duration = Duration::from_secs(120);
-
-/// What a consumer keeps of a complete sub-DAG: index, leader round, timestamp, and each
-/// transaction's (index in the sub-DAG, chain id, hash).
-type Seen = (u64, u64, u64, Vec<(u64, Option<u64>, String)>);
 
 async fn connect(endpoint: &str, path: &str) -> WsClient {
     let url = format!("{}{path}", endpoint.replacen("http://", "ws://", 1));
@@ -55,32 +53,8 @@ async fn subscribe(client: &WsClient, from: u64) -> Subscription<SubDagPart> {
         .expect("a subscription")
 }
 
-/// Reads parts until sub-DAG `last` is complete or `budget` parts are read; returns the
-/// complete sub-DAGs.
 async fn read(sub: &mut Subscription<SubDagPart>, last: u64, budget: usize) -> Vec<Seen> {
-    let mut done = Vec::new();
-    let mut current: Option<Seen> = None;
-    for _ in 0..budget {
-        let part = tokio::time::timeout(GUARD, sub.next())
-            .await
-            .expect("a part within the guard")
-            .expect("the subscription is open")
-            .expect("a well-formed part");
-        let seen =
-            current.get_or_insert_with(|| (part.index, part.leader_round, part.timestamp, vec![]));
-        assert_eq!(seen.0, part.index, "a sub-DAG's parts come together");
-        seen.3.extend(part.transactions.iter().map(|t| {
-            let hash = t.hash.map(|h| format!("{h:#x}")).unwrap_or_default();
-            (t.tx_index, t.chain_id, hash)
-        }));
-        if part.last {
-            done.extend(current.take());
-            if part.index >= last {
-                break;
-            }
-        }
-    }
-    done
+    signed::read_sub_dags(sub, last, budget, GUARD).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,10 +132,10 @@ async fn consumers_that_resubscribe_anywhere_see_one_sequence_and_a_filter_sees_
             .all(|t| *t + 1_000 >= began && *t <= ended + 2_000),
         "timestamps within the run: {began}..{ended}, got {stamped:?}"
     );
-    let mut count: HashMap<&str, usize> = HashMap::new();
+    let mut count: HashMap<String, usize> = HashMap::new();
     for (_, _, _, txs) in &expected {
-        for (_, _, hash) in txs {
-            *count.entry(hash.as_str()).or_default() += 1;
+        for (_, _, raw) in txs {
+            *count.entry(format!("{:#x}", keccak256(raw))).or_default() += 1;
         }
     }
     for (hash, _) in &sent {

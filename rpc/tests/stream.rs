@@ -58,44 +58,8 @@ async fn subscribe(
         .await
 }
 
-async fn next(sub: &mut Subscription<SubDagPart>) -> SubDagPart {
-    tokio::time::timeout(GUARD, sub.next())
-        .await
-        .expect("a part within the guard")
-        .expect("the subscription is open")
-        .expect("a well-formed part")
-}
-
-/// What a consumer keeps of a complete sub-DAG.
-type Seen = (u64, u64, u64, Vec<(u64, Option<u64>, Vec<u8>)>);
-
-/// Reads parts until sub-DAG `until` is complete (or `budget` parts, if given, are read);
-/// returns the complete sub-DAGs in order.
 async fn read(sub: &mut Subscription<SubDagPart>, until: u64, budget: Option<usize>) -> Vec<Seen> {
-    let mut done = Vec::new();
-    let mut current: Option<Seen> = None;
-    let mut parts = 0;
-    loop {
-        if budget.is_some_and(|b| parts >= b) {
-            return done;
-        }
-        let p = next(sub).await;
-        parts += 1;
-        let seen = current.get_or_insert_with(|| (p.index, p.leader_round, p.timestamp, vec![]));
-        assert_eq!(seen.0, p.index, "a sub-DAG's parts come together");
-        seen.3.extend(
-            p.transactions
-                .iter()
-                .map(|t| (t.tx_index, t.chain_id, t.raw.to_vec())),
-        );
-        if p.last {
-            let index = p.index;
-            done.extend(current.take());
-            if index >= until {
-                return done;
-            }
-        }
-    }
+    read_sub_dags(sub, until, budget.unwrap_or(usize::MAX), GUARD).await
 }
 
 /// Sub-DAG k holds transfers on chains 10 and 20 and one raw blob; one in five is large

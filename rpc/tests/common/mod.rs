@@ -163,3 +163,40 @@ impl weft_rpc::SubDagSource for MemoryLog {
         })
     }
 }
+
+/// What a stream consumer keeps of a complete sub-DAG: index, leader round, timestamp, and
+/// each transaction's (index in the sub-DAG, chain id, raw bytes).
+pub type Seen = (u64, u64, u64, Vec<(u64, Option<u64>, Vec<u8>)>);
+
+/// Reads `weft_subDag` parts until sub-DAG `until` is complete or `budget` parts are read
+/// (each within `guard`); returns the complete sub-DAGs in order, dropping a partial one.
+pub async fn read_sub_dags(
+    sub: &mut jsonrpsee::core::client::Subscription<weft_rpc::SubDagPart>,
+    until: u64,
+    budget: usize,
+    guard: std::time::Duration,
+) -> Vec<Seen> {
+    let mut done = Vec::new();
+    let mut current: Option<Seen> = None;
+    for _ in 0..budget {
+        let p = tokio::time::timeout(guard, sub.next())
+            .await
+            .expect("a part within the guard")
+            .expect("the subscription is open")
+            .expect("a well-formed part");
+        let seen = current.get_or_insert_with(|| (p.index, p.leader_round, p.timestamp, vec![]));
+        assert_eq!(seen.0, p.index, "a sub-DAG's parts come together");
+        seen.3.extend(
+            p.transactions
+                .iter()
+                .map(|t| (t.tx_index, t.chain_id, t.raw.to_vec())),
+        );
+        if p.last {
+            done.extend(current.take());
+            if p.index >= until {
+                break;
+            }
+        }
+    }
+    done
+}
