@@ -3,7 +3,9 @@
 //! A batch is `version ‖ codec ‖ compressed(frames)`. A frame is a run of one sub-DAG's
 //! transactions with its position, so a sub-DAG may span batches and empty sub-DAGs still
 //! show (the reader checks that positions are contiguous):
-//! `sub_dag u64 ‖ total u32 ‖ first u32 ‖ count u32 ‖ count × (len u32 ‖ bytes)`, little-endian.
+//! `sub_dag u64 ‖ timestamp u64 ‖ total u32 ‖ first u32 ‖ count u32 ‖ count × (len u32 ‖ bytes)`,
+//! little-endian. The timestamp is the sub-DAG's consensus timestamp, so that a rollup derived
+//! from L1 alone gives its blocks the same times as one that follows the live stream.
 //!
 //! zstd was picked over brotli on signed EIP-1559 transfers and ERC-20 calls (see
 //! `examples/measure.rs` and the crate README section in the report): similar ratio, far less CPU.
@@ -11,12 +13,13 @@
 use crate::source::{OrderedSource, SourceError};
 use bytes::Bytes;
 
-pub const BATCH_VERSION: u8 = 0;
+/// 1: frames carry the consensus timestamp.
+pub const BATCH_VERSION: u8 = 1;
 pub const CODEC_ZSTD: u8 = 1;
 const ZSTD_LEVEL: i32 = 9;
 /// Bounds what a batch read from L1 may expand to; a batch is built far below it.
 pub const MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
-const FRAME_HEADER_BYTES: usize = 8 + 4 + 4 + 4;
+const FRAME_HEADER_BYTES: usize = 8 + 8 + 4 + 4 + 4;
 /// Sub-DAGs read from the source per call while filling a batch.
 const READ_CHUNK: usize = 64;
 
@@ -42,6 +45,8 @@ pub struct Position {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame {
     pub sub_dag: u64,
+    /// The sub-DAG's consensus timestamp, ms since the UNIX epoch.
+    pub timestamp: u64,
     pub total: u32,
     pub first: u32,
     pub transactions: Vec<Bytes>,
@@ -122,6 +127,7 @@ pub fn encode_frames(frames: &[Frame]) -> Vec<u8> {
     let mut out = Vec::with_capacity(size);
     for f in frames {
         out.extend_from_slice(&f.sub_dag.to_le_bytes());
+        out.extend_from_slice(&f.timestamp.to_le_bytes());
         out.extend_from_slice(&f.total.to_le_bytes());
         out.extend_from_slice(&f.first.to_le_bytes());
         out.extend_from_slice(&(f.transactions.len() as u32).to_le_bytes());
@@ -160,6 +166,7 @@ pub fn decode_frames(raw: &Bytes) -> Result<Vec<Frame>, BatchError> {
     let mut frames = Vec::new();
     while !input.is_empty() {
         let sub_dag = take_u64(&mut input)?;
+        let timestamp = take_u64(&mut input)?;
         let total = take_u32(&mut input)?;
         let first = take_u32(&mut input)?;
         let count = take_u32(&mut input)?;
@@ -180,6 +187,7 @@ pub fn decode_frames(raw: &Bytes) -> Result<Vec<Frame>, BatchError> {
         }
         frames.push(Frame {
             sub_dag,
+            timestamp,
             total,
             first,
             transactions,
@@ -248,6 +256,7 @@ pub fn build_batch(
             };
             let mut frame = Frame {
                 sub_dag: sd.index,
+                timestamp: sd.timestamp,
                 total,
                 first,
                 transactions: Vec::new(),
@@ -331,13 +340,17 @@ impl StreamAssembler {
         self.next
     }
 
-    /// Appends a frame; on a gap, overlap or changed total, returns the expected position.
+    /// Appends a frame; on a gap, overlap, or a changed total or timestamp, returns the expected
+    /// position.
     pub fn push(&mut self, frame: Frame) -> Result<(), Position> {
         let at = Position {
             sub_dag: frame.sub_dag,
             tx: frame.first,
         };
-        if at != self.next || (self.partial.is_some() && frame.total != self.partial_total) {
+        let continues = |p: &crate::source::OrderedSubDag| {
+            frame.total == self.partial_total && frame.timestamp == p.timestamp
+        };
+        if at != self.next || self.partial.as_ref().is_some_and(|p| !continues(p)) {
             return Err(self.next);
         }
         self.partial_total = frame.total;
@@ -346,6 +359,7 @@ impl StreamAssembler {
             .partial
             .get_or_insert_with(|| crate::source::OrderedSubDag {
                 index: frame.sub_dag,
+                timestamp: frame.timestamp,
                 transactions: Vec::with_capacity(frame.total as usize),
             });
         sub_dag.transactions.extend(frame.transactions);
@@ -365,6 +379,11 @@ impl StreamAssembler {
 
     pub fn into_complete(self) -> Vec<crate::source::OrderedSubDag> {
         self.complete
+    }
+
+    /// Hands over the sub-DAGs completed since the last call.
+    pub fn take_complete(&mut self) -> Vec<crate::source::OrderedSubDag> {
+        std::mem::take(&mut self.complete)
     }
 }
 

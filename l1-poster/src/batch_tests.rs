@@ -5,7 +5,10 @@ use rand::{rngs::StdRng, Rng, RngCore, SeedableRng};
 fn random_stream(seed: u64, sub_dags: usize) -> MemorySource {
     let mut rng = StdRng::seed_from_u64(seed);
     let source = MemorySource::new();
+    let mut timestamp = 1_700_000_000_000u64;
     for _ in 0..sub_dags {
+        // Consensus timestamps never decrease, and several sub-DAGs may share one.
+        timestamp += rng.gen_range(0..500);
         // Some sub-DAGs are empty, like those of leaders whose sub-DAG carried no batch.
         let n = if rng.gen_bool(0.2) {
             0
@@ -20,7 +23,7 @@ fn random_stream(seed: u64, sub_dags: usize) -> MemorySource {
                 Bytes::from(tx)
             })
             .collect();
-        source.push(txs);
+        source.push_at(timestamp, txs);
     }
     source.push(vec![Bytes::from_static(b"last")]);
     source
@@ -102,9 +105,10 @@ fn an_oversized_transaction_is_an_error() {
 }
 
 #[test]
-fn assembler_rejects_gaps_overlaps_and_changed_totals() {
+fn assembler_rejects_gaps_overlaps_and_changed_totals_or_timestamps() {
     let frame = |sub_dag, total, first, n: usize| Frame {
         sub_dag,
+        timestamp: 5_000 + sub_dag,
         total,
         first,
         transactions: vec![Bytes::from_static(b"x"); n],
@@ -119,6 +123,9 @@ fn assembler_rejects_gaps_overlaps_and_changed_totals() {
         asm.push(frame(0, 4, 2, 1)),
         Err(Position { sub_dag: 0, tx: 2 })
     );
+    let mut retimed = frame(0, 3, 2, 1);
+    retimed.timestamp += 1;
+    assert_eq!(asm.push(retimed), Err(Position { sub_dag: 0, tx: 2 }));
     asm.push(frame(0, 3, 2, 1)).unwrap();
     assert_eq!(
         asm.push(frame(2, 1, 0, 1)),
@@ -126,6 +133,7 @@ fn assembler_rejects_gaps_overlaps_and_changed_totals() {
     );
     asm.push(frame(1, 0, 0, 0)).unwrap();
     assert_eq!(asm.complete().len(), 2);
+    assert_eq!(asm.complete()[1].timestamp, 5_001);
 }
 
 #[test]
@@ -153,5 +161,9 @@ fn decoding_garbage_fails_without_panicking() {
         let _ = decode_frames(&Bytes::copy_from_slice(&raw[..cut]));
     }
     assert_eq!(decode_batch(&[9, 1]).unwrap_err(), BatchError::Version(9));
-    assert_eq!(decode_batch(&[0, 7]).unwrap_err(), BatchError::Codec(7));
+    assert_eq!(
+        decode_batch(&[BATCH_VERSION, 7]).unwrap_err(),
+        BatchError::Codec(7)
+    );
+    assert_eq!(decode_batch(&[0, 1]).unwrap_err(), BatchError::Version(0));
 }

@@ -171,6 +171,33 @@ fn publish(t: &InclusionTracker, m: &ForcedMetrics, head: u64, window: u64) {
     m.max_inclusion_blocks.set(t.max_inclusion_blocks() as i64);
 }
 
+/// The forced transactions of the inbox's `ForceIncluded` events in blocks `from..=to`, in
+/// chain order. A malformed event is an error (the inbox emits none; an RPC that serves one
+/// is not to be trusted with the rest either).
+pub async fn forced_events(l1: &L1, from: u64, to: u64) -> Result<Vec<ForcedTx>, L1Error> {
+    let filter = Filter::new()
+        .address(l1.inbox)
+        .event_signature(ForceIncluded::SIGNATURE_HASH)
+        .from_block(from)
+        .to_block(to);
+    let logs = l1.provider.get_logs(&filter).await.map_err(L1Error::from)?;
+    logs.into_iter()
+        .map(|log| {
+            let l1_block = log
+                .block_number
+                .ok_or_else(|| L1Error::Rpc("a log without a block number".into()))?;
+            let ev = ForceIncluded::decode_log(&log.inner)
+                .map_err(|e| L1Error::Rpc(format!("malformed ForceIncluded event: {e}")))?;
+            Ok(ForcedTx {
+                index: ev.index,
+                l1_block,
+                sender: ev.sender,
+                transaction: ev.data.transaction.0.clone(),
+            })
+        })
+        .collect()
+}
+
 #[derive(Debug, thiserror::Error)]
 enum WatchError {
     #[error(transparent)]
@@ -251,39 +278,19 @@ impl ForcedWatcher {
         let head = self.l1.head_block().await?;
         let to = head.saturating_sub(self.config.confirmations);
         if to >= self.next_block {
-            let filter = Filter::new()
-                .address(self.l1.inbox)
-                .event_signature(ForceIncluded::SIGNATURE_HASH)
-                .from_block(self.next_block)
-                .to_block(to);
-            let logs = self
-                .l1
-                .provider
-                .get_logs(&filter)
-                .await
-                .map_err(L1Error::from)?;
-            for log in logs {
-                let l1_block = log.block_number.unwrap_or(to);
-                let Ok(ev) = ForceIncluded::decode_log(&log.inner) else {
-                    self.metrics.errors.inc();
-                    continue;
-                };
-                if ev.index < self.next_index {
+            for forced in forced_events(&self.l1, self.next_block, to).await? {
+                if forced.index < self.next_index {
                     continue;
                 }
-                if ev.index > self.next_index {
+                if forced.index > self.next_index {
                     return Err(WatchError::Gap {
                         expected: self.next_index,
-                        got: ev.index,
+                        got: forced.index,
                     });
                 }
-                let forced = ForcedTx {
-                    index: ev.index,
-                    l1_block,
-                    sender: ev.sender,
-                    transaction: ev.data.transaction.0.clone(),
-                };
-                self.tracker.lock().handed_over(forced.index, l1_block);
+                self.tracker
+                    .lock()
+                    .handed_over(forced.index, forced.l1_block);
                 self.tx_node
                     .send(forced)
                     .await

@@ -12,6 +12,8 @@ use tokio::sync::Notify;
 pub struct OrderedSubDag {
     /// The sub-DAG index: 0, 1, 2, … with no gap.
     pub index: u64,
+    /// Consensus timestamp, ms since the UNIX epoch, never decreasing.
+    pub timestamp: u64,
     pub transactions: Vec<Bytes>,
 }
 
@@ -54,13 +56,21 @@ impl MemorySource {
         Self::default()
     }
 
-    /// Appends the next sub-DAG (its index is the current length) and wakes the waiters.
+    /// Appends the next sub-DAG (its index is the current length) with the previous one's
+    /// timestamp, and wakes the waiters.
     pub fn push(&self, transactions: Vec<Bytes>) -> u64 {
+        let last = self.inner.sub_dags.lock().last().map_or(0, |s| s.timestamp);
+        self.push_at(last, transactions)
+    }
+
+    /// Appends the next sub-DAG with consensus timestamp `timestamp` (ms).
+    pub fn push_at(&self, timestamp: u64, transactions: Vec<Bytes>) -> u64 {
         let index = {
             let mut sub_dags = self.inner.sub_dags.lock();
             let index = sub_dags.len() as u64;
             sub_dags.push(OrderedSubDag {
                 index,
+                timestamp,
                 transactions,
             });
             index

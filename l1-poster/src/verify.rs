@@ -3,7 +3,7 @@
 
 use crate::batch::{decode_batch, Position, StreamAssembler};
 use crate::l1::{InboxHead, L1Error, L1};
-use crate::reader::{batch_data, batch_events, ReadError};
+use crate::reader::{batch_data, batch_events, PostedBatch, ReadError};
 use crate::source::OrderedSubDag;
 use alloy::primitives::{keccak256, Address, B256};
 
@@ -63,6 +63,70 @@ pub async fn verify(rpc: &str, inbox: Address) -> Result<VerifyReport, VerifyErr
     Ok(read_inbox(rpc, inbox).await?.0)
 }
 
+/// Walks the inbox's batches in sequence order, checking each one as `weft l1 verify` does
+/// (sequence, hash chain, data hash, decoding, continuity of positions), and rebuilds the
+/// ordered stream from them. [`read_inbox`] runs it once over the whole inbox; a rollup node
+/// deriving from L1 runs it as batches land.
+#[derive(Debug, Default)]
+pub struct InboxWalker {
+    commitment: B256,
+    batches: u64,
+    transactions: u64,
+    asm: StreamAssembler,
+}
+
+impl InboxWalker {
+    /// Batches accepted so far; the sequence number the next one must have.
+    pub fn batches(&self) -> u64 {
+        self.batches
+    }
+
+    /// Checks batch `ev` and returns the sub-DAGs it completes. RPC failures are errors; data
+    /// that does not check out is the inner `Err`, after which the walker must not be used
+    /// again (the chain of batches is broken there).
+    pub async fn apply(
+        &mut self,
+        l1: &L1,
+        ev: &PostedBatch,
+    ) -> Result<Result<Vec<OrderedSubDag>, Inconsistency>, L1Error> {
+        let fail = |reason: String| {
+            Ok(Err(Inconsistency {
+                sequence: ev.sequence,
+                reason,
+            }))
+        };
+        if ev.sequence != self.batches {
+            return fail(format!("expected sequence {}", self.batches));
+        }
+        let expected = keccak256([self.commitment.as_slice(), ev.data_hash.as_slice()].concat());
+        if ev.commitment != expected {
+            return fail(format!("commitment {} != {expected}", ev.commitment));
+        }
+        let (data, data_hash) = match batch_data(l1, ev).await {
+            Ok(d) => d,
+            Err(ReadError::L1(e)) => return Err(e),
+            Err(e) => return fail(e.to_string()),
+        };
+        if data_hash != ev.data_hash {
+            return fail(format!("data hash {data_hash} != {}", ev.data_hash));
+        }
+        let frames = match decode_batch(&data) {
+            Ok(f) => f,
+            Err(e) => return fail(format!("batch does not decode: {e}")),
+        };
+        for frame in frames {
+            let n = frame.transactions.len() as u64;
+            if let Err(expected) = self.asm.push(frame) {
+                return fail(format!("frames do not continue at {expected:?}"));
+            }
+            self.transactions += n;
+        }
+        self.commitment = ev.commitment;
+        self.batches += 1;
+        Ok(Ok(self.asm.take_complete()))
+    }
+}
+
 /// Reads every batch of the inbox at the current head, in sequence order, and returns the
 /// report together with the ordered stream rebuilt from them (complete sub-DAGs only, up to
 /// the first inconsistency). RPC failures are errors; anything wrong with the data itself is
@@ -75,81 +139,36 @@ pub async fn read_inbox(
     let block = l1.head_block().await?;
     let head = l1.inbox_head(Some(block)).await?;
     let events = batch_events(&l1, 0, block).await?;
-    let mut asm = StreamAssembler::default();
-    let mut commitment = B256::ZERO;
-    let mut batches = 0u64;
-    let mut transactions = 0u64;
+    let mut walker = InboxWalker::default();
+    let mut sub_dags = Vec::new();
     let mut first_inconsistency = None;
     for ev in &events {
-        let fail = |reason: String| {
-            Some(Inconsistency {
-                sequence: ev.sequence,
-                reason,
-            })
-        };
-        if ev.sequence != batches {
-            first_inconsistency = fail(format!("expected sequence {batches}"));
-            break;
-        }
-        let expected = keccak256([commitment.as_slice(), ev.data_hash.as_slice()].concat());
-        if ev.commitment != expected {
-            first_inconsistency = fail(format!("commitment {} != {expected}", ev.commitment));
-            break;
-        }
-        let (data, data_hash) = match batch_data(&l1, ev).await {
-            Ok(d) => d,
-            Err(ReadError::L1(e)) => return Err(e.into()),
-            Err(e) => {
-                first_inconsistency = fail(e.to_string());
+        match walker.apply(&l1, ev).await? {
+            Ok(complete) => sub_dags.extend(complete),
+            Err(i) => {
+                first_inconsistency = Some(i);
                 break;
             }
-        };
-        if data_hash != ev.data_hash {
-            first_inconsistency = fail(format!("data hash {data_hash} != {}", ev.data_hash));
-            break;
         }
-        let frames = match decode_batch(&data) {
-            Ok(f) => f,
-            Err(e) => {
-                first_inconsistency = fail(format!("batch does not decode: {e}"));
-                break;
-            }
-        };
-        let mut gap = None;
-        for frame in frames {
-            let n = frame.transactions.len() as u64;
-            if let Err(expected) = asm.push(frame) {
-                gap = Some(expected);
-                break;
-            }
-            transactions += n;
-        }
-        if let Some(expected) = gap {
-            first_inconsistency = fail(format!("frames do not continue at {expected:?}"));
-            break;
-        }
-        commitment = ev.commitment;
-        batches += 1;
     }
+    let batches = walker.batches;
     if first_inconsistency.is_none()
-        && (head.next_sequence != batches || head.commitment != commitment)
+        && (head.next_sequence != batches || head.commitment != walker.commitment)
     {
         first_inconsistency = Some(Inconsistency {
             sequence: batches,
             reason: format!(
-                "inbox head ({}, {}) differs from the events ({batches}, {commitment})",
-                head.next_sequence, head.commitment
+                "inbox head ({}, {}) differs from the events ({batches}, {})",
+                head.next_sequence, head.commitment, walker.commitment
             ),
         });
     }
-    let next_position = asm.next();
-    let sub_dags = asm.into_complete();
     let report = VerifyReport {
         block,
         batches,
-        transactions,
+        transactions: walker.transactions,
         sub_dags: sub_dags.len() as u64,
-        next_position,
+        next_position: walker.asm.next(),
         head,
         first_inconsistency,
     };

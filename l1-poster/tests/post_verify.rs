@@ -111,6 +111,7 @@ async fn the_verifier_reports_the_first_inconsistency() {
     let signer = weft_l1_poster::l1::Signer::new(&l1, key(0)).await.unwrap();
     let frame = |sub_dag| Frame {
         sub_dag,
+        timestamp: 0,
         total: 1,
         first: 0,
         transactions: vec![bytes::Bytes::from_static(b"tx")],

@@ -28,6 +28,7 @@ impl OrderedSource for CommittedLogSource {
             .map(|e| {
                 Ok(OrderedSubDag {
                     index: e.index,
+                    timestamp: e.timestamp,
                     transactions: e
                         .transactions()
                         .map_err(|err| SourceError::Storage(err.to_string()))?,
