@@ -1,6 +1,7 @@
 //! `weft`: generate keys and committees, and run an authority.
 
 mod generate;
+mod rollup;
 mod run;
 
 use anyhow::Result;
@@ -43,6 +44,11 @@ enum Command {
         #[command(subcommand)]
         command: WorkerCommand,
     },
+    /// The reference rollup node.
+    Rollup {
+        #[command(subcommand)]
+        command: RollupCommand,
+    },
     /// The L1 inbox.
     L1 {
         #[command(subcommand)]
@@ -62,6 +68,14 @@ enum L1Command {
         #[arg(long)]
         inbox: String,
     },
+}
+
+#[derive(Subcommand)]
+enum RollupCommand {
+    /// Executes one chain's sub-DAGs, one L2 block each, on an execution client (anvil with
+    /// `--no-mining --order fifo`), from the ordered stream or from the L1 inbox alone, until
+    /// SIGINT or SIGTERM. Resumes at the execution client's head.
+    Run(rollup::RollupRunArgs),
 }
 
 #[derive(Subcommand)]
@@ -123,6 +137,9 @@ fn main() -> Result<()> {
         Command::Worker {
             command: WorkerCommand::Run(args),
         } => run::worker(args),
+        Command::Rollup {
+            command: RollupCommand::Run(args),
+        } => rollup::run(args),
         Command::L1 {
             command: L1Command::Verify { rpc, inbox },
         } => run::verify_l1(&rpc, &inbox),

@@ -68,6 +68,10 @@ struct L1Args {
     /// the delay is exported as metrics against it.
     #[arg(long, default_value_t = 10)]
     l1_forced_window: u64,
+    /// Ignore the inbox's forced transactions (order none of them), as a censoring authority
+    /// would: for testing that the rollup's derivation includes them anyway.
+    #[arg(long)]
+    l1_ignore_forced: bool,
 }
 
 #[derive(clap::Args)]
@@ -86,13 +90,18 @@ struct Loaded {
     me: AuthorityIndex,
 }
 
-fn load(args: &RunArgs) -> Result<Loaded> {
+/// Logs to stdout, filtered by `RUST_LOG` (default `info`).
+pub(crate) fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
+}
+
+fn load(args: &RunArgs) -> Result<Loaded> {
+    init_logging();
     let committee = Arc::new(load_committee(&args.committee)?);
     let keys = load_keys(&args.keys)?;
     let parameters = match &args.parameters {
@@ -124,7 +133,7 @@ fn load(args: &RunArgs) -> Result<Loaded> {
     })
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
@@ -178,7 +187,9 @@ pub fn node(args: NodeRunArgs) -> Result<()> {
             rpc.shutdown().await;
         }
         if let Some((poster, forced)) = l1 {
-            forced.shutdown().await;
+            if let Some(forced) = forced {
+                forced.shutdown().await;
+            }
             poster.shutdown().await;
         }
         node.shutdown().await?;
@@ -239,7 +250,7 @@ async fn report(
     }
 }
 
-fn parse_address(text: &str) -> Result<alloy::primitives::Address> {
+pub(crate) fn parse_address(text: &str) -> Result<alloy::primitives::Address> {
     text.parse()
         .with_context(|| format!("--inbox / --l1-inbox {text:?} is not an address"))
 }
@@ -253,9 +264,13 @@ async fn start_l1(
     loaded: &Loaded,
 ) -> Result<(
     weft_l1_poster::PosterHandle,
-    weft_node::l1::forced::ForcedInclusion,
+    Option<weft_node::l1::forced::ForcedInclusion>,
 )> {
     let poster = start_poster(rpc, l1, store, node, loaded.committee.size()).await?;
+    if l1.l1_ignore_forced {
+        tracing::warn!("ignoring the inbox's forced transactions (--l1-ignore-forced)");
+        return Ok((poster, None));
+    }
     let worker = *loaded
         .committee
         .authority(loaded.me)
@@ -272,7 +287,7 @@ async fn start_l1(
         node.log.clone(),
         &node.registry,
     )?;
-    Ok((poster, forced))
+    Ok((poster, Some(forced)))
 }
 
 async fn start_poster(
@@ -321,7 +336,7 @@ pub fn verify_l1(rpc: &str, inbox: &str) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() -> Result<()> {
+pub(crate) async fn shutdown_signal() -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     tokio::select! {

@@ -68,6 +68,8 @@ pub struct Cluster {
     pub endpoints: Vec<String>,
     lines_tx: mpsc::Sender<(usize, String)>,
     lines: mpsc::Receiver<(usize, String)>,
+    /// More arguments of authority `i`'s `weft node run`, if any.
+    extra_args: Vec<Vec<String>>,
 }
 
 impl Cluster {
@@ -75,6 +77,16 @@ impl Cluster {
     /// acknowledged round trips take milliseconds), the rollups `chain_ids` and a rate limit
     /// no test reaches; starts every authority and waits for its RPC server.
     pub fn start(n: usize, chain_ids: &[u64]) -> Self {
+        Self::start_with(n, chain_ids, |_, _| Vec::new())
+    }
+
+    /// [`Self::start`] with more arguments for each authority's `weft node run`: `extra(i,
+    /// dir)` for authority `i`, `dir` the cluster's directory.
+    pub fn start_with(
+        n: usize,
+        chain_ids: &[u64],
+        extra: impl Fn(usize, &Path) -> Vec<String>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         committee_new(dir.path(), n);
         let path = dir.path().join("parameters.json");
@@ -87,7 +99,9 @@ impl Cluster {
         std::fs::write(&path, parameters.to_string()).unwrap();
 
         let (lines_tx, lines) = mpsc::channel();
+        let extra_args = (0..n).map(|i| extra(i, dir.path())).collect();
         let mut cluster = Cluster {
+            extra_args,
             dir,
             nodes: (0..n).map(|_| None).collect(),
             endpoints: vec![String::new(); n],
@@ -114,6 +128,8 @@ impl Cluster {
             "--rpc-address",
             "127.0.0.1:0",
         ];
+        let mut args: Vec<&str> = args.to_vec();
+        args.extend(self.extra_args[i].iter().map(String::as_str));
         let mut child = authority(dir, i, &args, &store);
         // Forward each line to the channel (unbounded), so the node never blocks on its pipe.
         let out = child.stdout.take().expect("piped");
