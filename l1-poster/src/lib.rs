@@ -24,4 +24,4 @@ pub use batch::{BatchLimits, BuiltBatch, Frame, Position};
 pub use l1::deploy_inbox;
 pub use poster::{PostMode, Poster, PosterConfig, PosterHandle, PosterStatus};
 pub use source::{MemorySource, OrderedSource, OrderedSubDag, SourceError};
-pub use verify::{read_inbox, verify, Inconsistency, InboxWalker, VerifyReport};
+pub use verify::{read_inbox, verify, InboxWalker, Inconsistency, VerifyReport};

@@ -17,7 +17,11 @@ pub struct RollupRunArgs {
     engine: String,
     /// WebSocket URL of an authority's ingress (`ws://host:port`); repeat for failover, in
     /// the order to try them.
-    #[arg(long = "stream", required_unless_present = "l1_rpc", conflicts_with = "l1_rpc")]
+    #[arg(
+        long = "stream",
+        required_unless_present = "l1_rpc",
+        conflicts_with = "l1_rpc"
+    )]
     streams: Vec<String>,
     /// Derive from the L1 inbox alone: the L1 node's JSON-RPC URL.
     #[arg(long, requires = "l1_inbox")]

@@ -10,52 +10,17 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use common::Cluster;
+use common::{cast, run, Cluster};
 
 const CHAIN_IDS: [u64; 2] = [1001, 1002];
 const TRANSACTIONS: usize = 240;
 const ACCOUNTS: usize = 6;
 const THREADS: usize = 8;
 const RECIPIENT: &str = "0x4242424242424242424242424242424242424242";
-
-/// `cast` on PATH, else the npm global package ops/setup installs.
-fn cast() -> PathBuf {
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join("cast"))
-        .find(|path| path.is_file());
-    let from_npm = || {
-        let out = Command::new("npm").args(["root", "-g"]).output().ok()?;
-        let root = String::from_utf8(out.stdout).ok()?;
-        let path = PathBuf::from(root.trim()).join("@foundry-rs/cast-linux-amd64/bin/cast");
-        path.is_file().then_some(path)
-    };
-    on_path.or_else(from_npm).unwrap_or_else(|| {
-        panic!(
-            "Foundry's cast is required and was not found on PATH nor in npm's global \
-             @foundry-rs/cast-linux-amd64 (run ops/setup)"
-        )
-    })
-}
-
-/// Runs `cast args…`; its trimmed stdout, or a panic with its stderr.
-fn run(cast: &PathBuf, args: &[&str]) -> String {
-    let out = Command::new(cast).args(args).output().expect("cast runs");
-    assert!(
-        out.status.success(),
-        "cast {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 #[test]
 fn cast_transfers_over_two_chains_are_each_committed_once() {

@@ -92,7 +92,9 @@ impl AnvilEngine {
             .get_block_by_number(tag)
             .await
             .map_err(rpc)?
-            .ok_or(EngineError::MissingBlock(tag.as_number().unwrap_or_default()))?;
+            .ok_or(EngineError::MissingBlock(
+                tag.as_number().unwrap_or_default(),
+            ))?;
         Ok(Built {
             head: Head {
                 number: block.header.number,

@@ -230,27 +230,32 @@ mod tests {
         p.learn(Address::repeat_byte(1), 5);
         p.learn(Address::repeat_byte(2), 0);
         let plan = p.plan(&input);
-        let sent: Vec<(u8, u64)> = plan
-            .send
-            .iter()
-            .map(|t| (t.sender.0[0], t.nonce))
-            .collect();
+        let sent: Vec<(u8, u64)> = plan.send.iter().map(|t| (t.sender.0[0], t.nonce)).collect();
         assert_eq!(sent, vec![(1, 5), (1, 6), (2, 0)]);
         assert_eq!(
             plan.skipped,
             vec![
-                (input[1].hash, Skip::Nonce { expected: 6, got: 7 }),
-                (input[3].hash, Skip::Nonce { expected: 7, got: 6 }),
+                (
+                    input[1].hash,
+                    Skip::Nonce {
+                        expected: 6,
+                        got: 7
+                    }
+                ),
+                (
+                    input[3].hash,
+                    Skip::Nonce {
+                        expected: 7,
+                        got: 6
+                    }
+                ),
                 (B256::ZERO, Skip::OtherChain(Some(9))),
             ]
         );
         // The engine refused sender 2's transaction: its nonce is read again.
         let included = vec![input[0].hash, input[2].hash];
         assert!(is_subsequence(&included, &plan.send));
-        assert!(!is_subsequence(
-            &[input[2].hash, input[0].hash],
-            &plan.send
-        ));
+        assert!(!is_subsequence(&[input[2].hash, input[0].hash], &plan.send));
         assert_eq!(
             p.executed(&plan, &included),
             vec![(input[4].hash, Skip::Refused)]

@@ -101,8 +101,20 @@ async fn blocks_hold_the_order_minus_what_cannot_execute_and_replay_identically(
     assert_eq!(
         reports[0].skipped,
         vec![
-            (tx(0, 1), Skip::Nonce { expected: 1, got: 2 }),
-            (tx(0, 3), Skip::Nonce { expected: 2, got: 1 }),
+            (
+                tx(0, 1),
+                Skip::Nonce {
+                    expected: 1,
+                    got: 2
+                }
+            ),
+            (
+                tx(0, 3),
+                Skip::Nonce {
+                    expected: 2,
+                    got: 1
+                }
+            ),
             (tx(0, 5), Skip::OtherChain(Some(9))),
             (tx(0, 6), Skip::Undecodable),
             (tx(0, 4), Skip::Refused),

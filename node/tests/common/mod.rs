@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -302,8 +302,17 @@ impl RpcClient {
     /// Calls `method` under `/<chain_id>`: the result, or the JSON-RPC error or the transport
     /// failure as text.
     pub fn call(&mut self, chain_id: u64, method: &str, params: Value) -> Result<Value, String> {
+        self.call_at(&format!("/{chain_id}"), method, params)
+    }
+
+    /// Calls `method` at the server's root path (an execution client's endpoint).
+    pub fn call_root(&mut self, method: &str, params: Value) -> Result<Value, String> {
+        self.call_at("/", method, params)
+    }
+
+    fn call_at(&mut self, path: &str, method: &str, params: Value) -> Result<Value, String> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let result = self.post(&format!("/{chain_id}"), body.to_string().as_bytes());
+        let result = self.post(path, body.to_string().as_bytes());
         if result.is_err() {
             self.stream = None;
         }
@@ -414,4 +423,37 @@ pub fn wait_committed(endpoint: &str, expected: &[(String, u64)]) -> Vec<String>
         }
     }
     missing.into_iter().map(|(hash, _)| hash.clone()).collect()
+}
+
+/// `cast` on PATH, else the npm global package ops/setup installs.
+pub fn cast() -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("cast"))
+        .find(|path| path.is_file());
+    let from_npm = || {
+        let out = Command::new("npm").args(["root", "-g"]).output().ok()?;
+        let root = String::from_utf8(out.stdout).ok()?;
+        let path = PathBuf::from(root.trim()).join("@foundry-rs/cast-linux-amd64/bin/cast");
+        path.is_file().then_some(path)
+    };
+    on_path.or_else(from_npm).unwrap_or_else(|| {
+        panic!(
+            "Foundry's cast is required and was not found on PATH nor in npm's global \
+             @foundry-rs/cast-linux-amd64 (run ops/setup)"
+        )
+    })
+}
+
+/// Runs `cast args…`; its trimmed stdout, or a panic with its stderr.
+pub fn run(cast: &PathBuf, args: &[&str]) -> String {
+    let out = Command::new(cast).args(args).output().expect("cast runs");
+    assert!(
+        out.status.success(),
+        "cast {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
