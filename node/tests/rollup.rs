@@ -5,7 +5,8 @@
 //! - `rollup/tests/rollup_test.py` (web3.py + eth-account) sends 2,000 transfers over chains
 //!   1001 and 1002 through the authorities' JSON-RPC ingress; every receipt is on its chain's
 //!   stream-fed node, in the committed order (block = sub-DAG index + 1), with the balances the
-//!   transfers imply. Then 100 more with Foundry's `cast` (`mktx`, `publish`, `receipt`).
+//!   transfers imply. Then the authority chain 1001's node follows is killed, and 100 more
+//!   transfers go with Foundry's `cast` (`mktx`, `publish`, `receipt`) to the other three.
 //! - The L1-derived nodes reach the same block hashes and state roots as the stream-fed ones.
 //! - With every authority ignoring the inbox (`--l1-ignore-forced`), a transaction forced
 //!   through it is still executed by the L1-derived node, first in its block, after W blocks.
@@ -101,7 +102,10 @@ impl RollupProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_weft"))
             .args(["rollup", "run"])
             .args(args)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("WEFT_ROLLUP_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(File::create(&log).unwrap())
             .stderr(Stdio::inherit())
             .spawn()
@@ -183,6 +187,51 @@ fn wait_until(what: &str, nodes: &mut [&mut RollupProcess], mut done: impl FnMut
         // Polling external processes, bounded by the deadline.
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// When each block of the stream-fed node of `chain` was built (ms since the UNIX epoch),
+/// from its log's `rollup block` lines.
+fn built_at(dir: &Path, chain: u64) -> std::collections::HashMap<u64, u64> {
+    let log = std::fs::read_to_string(dir.join(format!("stream-{chain}.log"))).unwrap();
+    let field = |line: &str, name: &str| -> Option<u64> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .and_then(|v| v.parse().ok())
+    };
+    log.lines()
+        .filter(|l| l.contains("rollup block"))
+        .filter_map(|l| Some((field(l, "number=")?, field(l, "at_ms=")?)))
+        .collect()
+}
+
+/// Prints the latency from `send_raw_transaction` to the receipt's block being built on the
+/// stream-fed rollup node (median, p99), from the client's send times and the node's log.
+fn print_latency(dir: &Path, summary: &Value) {
+    let blocks: std::collections::HashMap<u64, _> =
+        CHAIN_IDS.iter().map(|c| (*c, built_at(dir, *c))).collect();
+    let mut latencies: Vec<f64> = summary["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let (chain, sent, number) = (
+                t[1].as_u64().unwrap(),
+                t[2].as_f64().unwrap(),
+                t[3].as_u64().unwrap(),
+            );
+            let built = blocks[&chain][&number] as f64;
+            built - sent * 1000.0
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "rollup: send_raw_transaction -> receipt on the rollup node, ms: median {:.0}, p99 {:.0}, max {:.0} ({} transactions)",
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        latencies.len()
+    );
 }
 
 /// 50 transfers per chain signed with `cast mktx` and sent with `cast publish` to the
@@ -305,7 +354,14 @@ async fn rollup_nodes_execute_the_order_and_l1_alone_rebuilds_the_same_chains() 
             .as_u64()
             .unwrap()
     });
-    let cast_last = cast_client(&endpoints, &engines);
+    print_latency(&dir, &summary);
+    // The authority chain 1001's node follows goes (kill -9): the node fails over, and the
+    // cast client uses the other three.
+    let followed = (CHAIN_IDS[0] as usize) % endpoints.len();
+    cluster.kill(followed);
+    let mut others = endpoints.clone();
+    others.remove(followed);
+    let cast_last = cast_client(&others, &engines);
     for b in &mut last_block {
         *b = (*b).max(cast_last);
     }
@@ -332,8 +388,21 @@ async fn rollup_nodes_execute_the_order_and_l1_alone_rebuilds_the_same_chains() 
                 "chain {chain}: block {n} derived from L1 differs from the stream's"
             );
         }
+        if k == 0 {
+            let log = std::fs::read_to_string(dir.join(format!("stream-{chain}.log"))).unwrap();
+            assert!(
+                log.contains("failing over"),
+                "the node of {chain} was to lose its authority"
+            );
+        }
         println!("rollup: chain {chain}: blocks 1..={top} agree (hash and state root) between the stream-fed and the L1-derived node");
         nodes.drain(..2);
+        if std::env::var_os("WEFT_KEEP_LOGS").is_some() {
+            let _ = std::fs::copy(
+                dir.join(format!("stream-{chain}.log")),
+                format!("/tmp/stream-{chain}.log"),
+            );
+        }
     }
     drop(nodes);
     cluster.stop();

@@ -11,6 +11,9 @@ use alloy::providers::{Provider, RootProvider};
 use alloy_primitives::{Address, B256};
 use std::future::Future;
 
+/// Nonce reads in flight at once (a block's new senders, each one read).
+const NONCE_QUERIES_IN_FLIGHT: usize = 32;
+
 /// The chain's head block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Head {
@@ -57,8 +60,11 @@ pub trait Engine: Send {
     /// The head block.
     fn head(&mut self) -> impl Future<Output = Result<Head, EngineError>> + Send;
 
-    /// `sender`'s next nonce at the head.
-    fn nonce(&mut self, sender: Address) -> impl Future<Output = Result<u64, EngineError>> + Send;
+    /// The next nonce of each of `senders` at the head, in the same order.
+    fn nonces(
+        &mut self,
+        senders: &[Address],
+    ) -> impl Future<Output = Result<Vec<u64>, EngineError>> + Send;
 
     /// Builds and seals one block on `parent` (the head) at `timestamp` (seconds, not before
     /// the parent's) holding `transactions` in this order, each one the EVM accepts at its
@@ -125,12 +131,24 @@ impl Engine for AnvilEngine {
         Ok(self.block(BlockNumberOrTag::Latest).await?.head)
     }
 
-    async fn nonce(&mut self, sender: Address) -> Result<u64, EngineError> {
-        self.provider
-            .get_transaction_count(sender)
-            .latest()
+    async fn nonces(&mut self, senders: &[Address]) -> Result<Vec<u64>, EngineError> {
+        use futures::{StreamExt, TryStreamExt};
+        // Owned values in each future: the trait's `Send` bound on borrowed ones does not hold.
+        let reads: Vec<_> = senders
+            .iter()
+            .map(|sender| (self.provider.clone(), *sender))
+            .collect();
+        futures::stream::iter(reads)
+            .map(|(provider, sender)| async move {
+                provider
+                    .get_transaction_count(sender)
+                    .latest()
+                    .await
+                    .map_err(rpc)
+            })
+            .buffered(NONCE_QUERIES_IN_FLIGHT)
+            .try_collect()
             .await
-            .map_err(rpc)
     }
 
     async fn build(

@@ -94,22 +94,31 @@ impl<E: Engine> RollupNode<E> {
                 got: input.index,
             });
         }
+        let started = std::time::Instant::now();
         let chain_id = self.chain_id;
         let transactions = input.transactions;
         // Sender recovery is CPU work (~50 µs a transaction): off the runtime's threads.
         let decoded = tokio::task::spawn_blocking(move || decode(&transactions, chain_id))
             .await
             .map_err(|e| RollupError::Decode(e.to_string()))?;
-        for sender in self.planner.unknown_senders(&decoded) {
-            let nonce = self.engine.nonce(sender).await?;
+        let senders = self.planner.unknown_senders(&decoded);
+        let nonces = self.engine.nonces(&senders).await?;
+        for (sender, nonce) in senders.into_iter().zip(nonces) {
             self.planner.learn(sender, nonce);
         }
         let plan = self.planner.plan(&decoded);
+        let planned = started.elapsed();
         let timestamp = block_time(self.head.timestamp, input.timestamp_ms);
         let built = self.engine.build(&self.head, timestamp, &plan.send).await?;
         let mut skipped = plan.skipped.clone();
         skipped.extend(self.planner.executed(&plan, &built.included));
         self.head = built.head;
+        tracing::debug!(
+            index = input.index,
+            plan_ms = planned.as_millis() as u64,
+            build_ms = (started.elapsed() - planned).as_millis() as u64,
+            "block timing"
+        );
         Ok(Some(BlockReport {
             index: input.index,
             head: built.head,
@@ -132,8 +141,13 @@ impl<E: Engine> RollupNode<E> {
                 _ = &mut shutdown => return Ok(()),
             };
             if let Some(report) = self.execute(input).await? {
+                // Wall-clock time the block became readable, for latency measurements.
+                let at_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
                 tracing::info!(
                     index = report.index,
+                    at_ms,
                     number = report.head.number,
                     hash = %report.head.hash,
                     state_root = %report.head.state_root,
