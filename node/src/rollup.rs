@@ -45,7 +45,9 @@ pub struct RollupRunArgs {
 pub fn run(args: RollupRunArgs) -> Result<()> {
     init_logging();
     runtime()?.block_on(async move {
-        let engine = AnvilEngine::connect(&args.engine)?;
+        let engine = AnvilEngine::open(&args.engine, args.chain_id)
+            .await
+            .with_context(|| format!("the execution client at {}", args.engine))?;
         let node = RollupNode::new(engine, args.chain_id, args.first_index)
             .await
             .with_context(|| format!("reading the head of {}", args.engine))?;

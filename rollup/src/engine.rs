@@ -39,6 +39,8 @@ pub enum EngineError {
     Url(String),
     #[error("engine RPC: {0}")]
     Rpc(String),
+    #[error("the engine is not set up for this rollup: {0}")]
+    Setup(String),
     #[error("the engine has no block {0}")]
     MissingBlock(u64),
     #[error("block {number} has {got:?} where the order was {sent:?} (minus refusals)")]
@@ -90,6 +92,40 @@ impl AnvilEngine {
         Ok(Self {
             provider: RootProvider::new_http(url),
         })
+    }
+
+    /// [`AnvilEngine::connect`], then checks that anvil runs chain `chain_id` with its mining
+    /// left to us and the pool in arrival order, so that blocks hold exactly what is sent.
+    pub async fn open(url: &str, chain_id: u64) -> Result<Self, EngineError> {
+        let engine = Self::connect(url)?;
+        let automine: bool = engine
+            .provider
+            .raw_request("anvil_getAutomine".into(), ())
+            .await
+            .map_err(rpc)?;
+        if automine {
+            return Err(EngineError::Setup(
+                "anvil mines on its own; start it with --no-mining".into(),
+            ));
+        }
+        let info: serde_json::Value = engine
+            .provider
+            .raw_request("anvil_nodeInfo".into(), ())
+            .await
+            .map_err(rpc)?;
+        if info["transactionOrder"] != "fifo" {
+            return Err(EngineError::Setup(format!(
+                "anvil orders its pool by {}; start it with --order fifo",
+                info["transactionOrder"]
+            )));
+        }
+        let engine_chain = engine.provider.get_chain_id().await.map_err(rpc)?;
+        if engine_chain != chain_id {
+            return Err(EngineError::Setup(format!(
+                "anvil runs chain {engine_chain}, the rollup is chain {chain_id}"
+            )));
+        }
+        Ok(engine)
     }
 
     async fn block(&self, tag: BlockNumberOrTag) -> Result<Built, EngineError> {

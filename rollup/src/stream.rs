@@ -32,6 +32,8 @@ pub enum StreamError {
     },
     #[error("no stream endpoint given")]
     NoEndpoint,
+    #[error("stream endpoint {0} is not a ws:// or wss:// URL")]
+    NotWebSocket(String),
 }
 
 /// Why one subscription ended (the follower then moves on).
@@ -51,6 +53,12 @@ enum LinkError {
 struct Link {
     _client: WsClient,
     subscription: Subscription<SubDagPart>,
+    assembly: Assembly,
+}
+
+/// The sub-DAG being assembled from one subscription's parts.
+#[derive(Debug, Default)]
+struct Assembly {
     partial: Option<L2Input>,
     next_part: u32,
 }
@@ -73,6 +81,12 @@ impl StreamFollower {
     pub fn new(endpoints: Vec<String>, chain_id: u64, from: u64) -> Result<Self, StreamError> {
         if endpoints.is_empty() {
             return Err(StreamError::NoEndpoint);
+        }
+        if let Some(bad) = endpoints
+            .iter()
+            .find(|e| !e.starts_with("ws://") && !e.starts_with("wss://"))
+        {
+            return Err(StreamError::NotWebSocket(bad.clone()));
         }
         Ok(Self {
             endpoints,
@@ -136,7 +150,7 @@ impl StreamFollower {
             Some(Err(e)) => return Err(LinkError::Malformed(e.to_string())),
             None => return Err(LinkError::Ended),
         };
-        accept(link, part, self.next, self.chain_id)
+        link.assembly.accept(part, self.next, self.chain_id)
     }
 
     async fn connect(&self) -> Result<Link, LinkError> {
@@ -159,8 +173,7 @@ impl StreamFollower {
         Ok(Link {
             _client: client,
             subscription,
-            partial: None,
-            next_part: 0,
+            assembly: Assembly::default(),
         })
     }
 }
@@ -168,45 +181,130 @@ impl StreamFollower {
 /// Adds `part` to the sub-DAG being assembled. Parts must come in order, for the index
 /// expected; a transaction of another chain is dropped here too (the authority's filter is
 /// not trusted), keeping the committed order of the rest.
-fn accept(
-    link: &mut Link,
-    part: SubDagPart,
-    expected: u64,
-    chain_id: u64,
-) -> Result<Option<L2Input>, LinkError> {
-    if part.index != expected || part.part != link.next_part {
-        return Err(LinkError::Malformed(format!(
-            "part {} of sub-DAG {} where part {} of {expected} was due",
-            part.part, part.index, link.next_part
-        )));
-    }
-    let input = link.partial.get_or_insert_with(|| L2Input {
-        index: part.index,
-        timestamp_ms: part.timestamp,
-        transactions: Vec::new(),
-    });
-    if input.timestamp_ms != part.timestamp {
-        return Err(LinkError::Malformed(format!(
-            "sub-DAG {expected} changed its timestamp between parts"
-        )));
-    }
-    let mut last_tx_index = None;
-    for tx in part.transactions {
-        if last_tx_index.is_some_and(|l| tx.tx_index <= l) {
+impl Assembly {
+    fn accept(
+        &mut self,
+        part: SubDagPart,
+        expected: u64,
+        chain_id: u64,
+    ) -> Result<Option<L2Input>, LinkError> {
+        if part.index != expected || part.part != self.next_part {
             return Err(LinkError::Malformed(format!(
-                "sub-DAG {expected}: transaction indices out of order"
+                "part {} of sub-DAG {} where part {} of {expected} was due",
+                part.part, part.index, self.next_part
             )));
         }
-        last_tx_index = Some(tx.tx_index);
-        let raw = Bytes::from(tx.raw.to_vec());
-        if weft_rpc::hash_and_chain_id(&raw).is_some_and(|(_, c)| c == chain_id) {
-            input.transactions.push(raw);
+        let input = self.partial.get_or_insert_with(|| L2Input {
+            index: part.index,
+            timestamp_ms: part.timestamp,
+            transactions: Vec::new(),
+        });
+        if input.timestamp_ms != part.timestamp {
+            return Err(LinkError::Malformed(format!(
+                "sub-DAG {expected} changed its timestamp between parts"
+            )));
         }
+        let mut last_tx_index = None;
+        for tx in part.transactions {
+            if last_tx_index.is_some_and(|l| tx.tx_index <= l) {
+                return Err(LinkError::Malformed(format!(
+                    "sub-DAG {expected}: transaction indices out of order"
+                )));
+            }
+            last_tx_index = Some(tx.tx_index);
+            let raw = Bytes::from(tx.raw.to_vec());
+            if weft_rpc::hash_and_chain_id(&raw).is_some_and(|(_, c)| c == chain_id) {
+                input.transactions.push(raw);
+            }
+        }
+        self.next_part += 1;
+        if !part.last {
+            return Ok(None);
+        }
+        self.next_part = 0;
+        Ok(self.partial.take())
     }
-    link.next_part += 1;
-    if !part.last {
-        return Ok(None);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_rpc::stream::{parts, StreamEntry};
+
+    fn transfer(chain_id: u64, nonce: u64) -> Bytes {
+        use alloy_consensus::{SignableTransaction, TxEip1559};
+        use alloy_eips::eip2718::Encodable2718;
+        let tx = TxEip1559 {
+            chain_id,
+            nonce,
+            gas_limit: 21_000,
+            ..Default::default()
+        };
+        // Any signature: the filter reads the chain id, not the sender.
+        let signature = alloy_primitives::Signature::new(
+            alloy_primitives::U256::from(1),
+            alloy_primitives::U256::from(1),
+            false,
+        );
+        let envelope: alloy_consensus::TxEnvelope = tx.into_signed(signature).into();
+        Bytes::from(envelope.encoded_2718())
     }
-    link.next_part = 0;
-    Ok(link.partial.take())
+
+    /// A sub-DAG sent in several parts comes out whole, this chain's transactions only, in
+    /// order; a part out of turn, of another index, or with another timestamp is refused.
+    #[test]
+    fn parts_assemble_in_order_and_anything_else_is_refused() {
+        let mine: Vec<Bytes> = (0..3).map(|n| transfer(5, n)).collect();
+        let big = Bytes::from(vec![1u8; weft_rpc::stream::PART_BYTES - 10]);
+        let entry = StreamEntry {
+            index: 9,
+            leader_round: 20,
+            timestamp: 77,
+            transactions: vec![
+                mine[0].clone(),
+                big,
+                transfer(6, 0),
+                mine[1].clone(),
+                mine[2].clone(),
+            ],
+        };
+        let all = parts(&entry, None);
+        assert!(all.len() > 1, "the sub-DAG must span parts");
+        let mut a = Assembly::default();
+        let mut out = None;
+        for (n, p) in all.iter().enumerate() {
+            let got = a.accept(p.clone(), 9, 5).unwrap();
+            assert_eq!(got.is_some(), n == all.len() - 1);
+            out = got.or(out);
+        }
+        let out = out.unwrap();
+        assert_eq!((out.index, out.timestamp_ms), (9, 77));
+        assert_eq!(out.transactions, mine);
+
+        let mut a = Assembly::default();
+        assert!(a.accept(all[1].clone(), 9, 5).is_err(), "part 1 first");
+        let mut a = Assembly::default();
+        assert!(
+            a.accept(all[0].clone(), 10, 5).is_err(),
+            "index 9 where 10 is due"
+        );
+        let mut a = Assembly::default();
+        a.accept(all[0].clone(), 9, 5).unwrap();
+        let mut retimed = all[1].clone();
+        retimed.timestamp += 1;
+        assert!(a.accept(retimed, 9, 5).is_err(), "timestamp changed");
+    }
+
+    #[test]
+    fn only_websocket_endpoints_are_taken() {
+        assert!(matches!(
+            StreamFollower::new(vec!["http://127.0.0.1:1".into()], 1, 0),
+            Err(StreamError::NotWebSocket(_))
+        ));
+        assert!(matches!(
+            StreamFollower::new(vec![], 1, 0),
+            Err(StreamError::NoEndpoint)
+        ));
+        assert!(StreamFollower::new(vec!["ws://127.0.0.1:1".into()], 1, 0).is_ok());
+    }
 }

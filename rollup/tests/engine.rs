@@ -87,9 +87,8 @@ fn inputs() -> Vec<L2Input> {
 async fn blocks_hold_the_order_minus_what_cannot_execute_and_replay_identically() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (l2(dir.path()), l2(dir.path()));
-    let mut node = RollupNode::new(AnvilEngine::connect(&a.endpoint()).unwrap(), CHAIN, 0)
-        .await
-        .unwrap();
+    let engine = AnvilEngine::open(&a.endpoint(), CHAIN).await.unwrap();
+    let mut node = RollupNode::new(engine, CHAIN, 0).await.unwrap();
     assert_eq!(node.next_index(), 0);
     let mut reports = Vec::new();
     for input in inputs() {
@@ -169,4 +168,23 @@ async fn blocks_hold_the_order_minus_what_cannot_execute_and_replay_identically(
     assert_eq!(got, alloy_primitives::U256::from(5 * 1_000u64));
     let poor: Address = txs::signer(POOR).address();
     assert_eq!(provider.get_transaction_count(poor).await.unwrap(), 0);
+}
+
+/// An anvil that mines on its own or orders its pool by fee, or runs another chain, would not
+/// hold exactly weft's order: the node refuses it up front, saying what to change.
+#[tokio::test]
+async fn an_engine_that_would_not_hold_the_order_is_refused_with_the_fix() {
+    use weft_rollup::engine::EngineError;
+    let dir = tempfile::tempdir().unwrap();
+    let automine = Anvil::spawn(&["--order", "fifo"]).unwrap();
+    let by_fees = Anvil::spawn(&["--no-mining"]).unwrap();
+    let fine = l2(dir.path());
+    let setup = |r: Result<AnvilEngine, EngineError>| match r {
+        Err(EngineError::Setup(why)) => why,
+        Err(e) => panic!("another error: {e}"),
+        Ok(_) => panic!("accepted"),
+    };
+    assert!(setup(AnvilEngine::open(&automine.endpoint(), 31337).await).contains("--no-mining"));
+    assert!(setup(AnvilEngine::open(&by_fees.endpoint(), 31337).await).contains("--order fifo"));
+    assert!(setup(AnvilEngine::open(&fine.endpoint(), 7).await).contains("chain 1001"));
 }
