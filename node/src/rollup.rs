@@ -60,11 +60,11 @@ pub fn run(args: RollupRunArgs) -> Result<()> {
                 confirmations: args.l1_confirmations,
                 poll_interval: Duration::from_millis(args.l1_poll_ms),
             })?)),
-            None => Source::Stream(StreamFollower::new(
+            None => Source::Stream(Box::new(StreamFollower::new(
                 args.streams.clone(),
                 args.chain_id,
                 node.next_index(),
-            )?),
+            )?)),
         };
         tracing::info!(
             chain_id = args.chain_id,

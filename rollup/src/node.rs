@@ -13,7 +13,7 @@ use std::future::Future;
 /// Where the sub-DAGs come from.
 pub enum Source {
     /// The authorities' ordered stream (the committee's order as it commits).
-    Stream(StreamFollower),
+    Stream(Box<StreamFollower>),
     /// The L1 inbox alone, with forced inclusion.
     L1(Box<L1Follower>),
 }
