@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::committee_new;
+use common::{committee_new, force_include};
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -37,33 +37,6 @@ fn field(report: &str, name: &str) -> u64 {
 
 /// The forced-inclusion window, in L1 blocks (anvil mines one a second here).
 const W: u64 = 20;
-
-/// Calls `forceInclude` as a user (anvil's dev account 4); returns the block it was mined in.
-async fn force_include(rpc: &str, inbox: &str, payload: &'static [u8]) -> u64 {
-    use alloy::sol_types::SolCall;
-    use weft_l1_poster::inbox::Inbox;
-    use weft_l1_poster::l1::{FeePolicy, Outgoing, Signer, L1};
-    let inbox = inbox.parse().unwrap();
-    let l1 = L1::new(rpc, inbox).unwrap();
-    let user = Signer::new(&l1, DEV_KEYS[4].parse().unwrap())
-        .await
-        .unwrap();
-    let input = Inbox::forceIncludeCall {
-        transaction: alloy::primitives::Bytes::from_static(payload),
-    }
-    .abi_encode();
-    let call = Outgoing {
-        to: Some(inbox),
-        input: input.into(),
-        sidecar: None,
-    };
-    let fees = l1.fees(&FeePolicy::default(), false).await.unwrap();
-    let gas = user.estimate(&l1, &call, fees).await.unwrap();
-    let nonce = user.nonce(&l1).await.unwrap();
-    let hash = user.send(&l1, &call, nonce, gas, fees).await.unwrap();
-    let receipt = l1.wait_receipt(hash).await.unwrap().expect("mined");
-    receipt.block_number.unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_nodes_post_the_committed_log_and_the_verifier_reads_it_back() {
@@ -161,7 +134,7 @@ async fn four_nodes_post_the_committed_log_and_the_verifier_reads_it_back() {
 
     // A user forces a transaction through the inbox; the committee must order it (and post
     // it back) within W L1 blocks of the call.
-    let forced_block = force_include(&rpc, &inbox, b"forced: transfer 1 wei").await;
+    let forced_block = force_include(&rpc, &inbox, b"forced: transfer 1 wei".to_vec()).await;
     let report = loop {
         let (ok, report) = verify(&rpc, &inbox);
         assert!(ok, "the verifier found an inconsistency:\n{report}");

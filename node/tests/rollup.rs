@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{cast, run, Cluster, RpcClient, PROCESS_DEADLINE};
+use common::{cast, force_include, run, Cluster, RpcClient, PROCESS_DEADLINE};
 use serde_json::{json, Value};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -234,6 +234,30 @@ fn print_latency(dir: &Path, summary: &Value) {
     );
 }
 
+/// A transfer of `value` wei to `CAST_RECIPIENT` from test account `account` of `chain`
+/// (nonce 0), signed offline with `cast mktx`.
+fn mktx(cast: &Path, chain: u64, account: usize, value: u64) -> String {
+    let (key, chain, value) = (key(chain, account), chain.to_string(), value.to_string());
+    let mut args = vec![
+        "mktx",
+        "--private-key",
+        &key,
+        "--chain",
+        &chain,
+        "--nonce",
+        "0",
+    ];
+    args.extend(["--gas-limit", "21000", "--gas-price", "100000000000"]);
+    args.extend([
+        "--priority-gas-price",
+        "1000000000",
+        CAST_RECIPIENT,
+        "--value",
+        &value,
+    ]);
+    run(&cast.to_path_buf(), &args)
+}
+
 /// 50 transfers per chain signed with `cast mktx` and sent with `cast publish` to the
 /// authorities in turn; each receipt read back with `cast receipt` from the chain's rollup
 /// node must be successful and in block `sub-DAG index + 1`; the recipient's balance is the
@@ -243,29 +267,7 @@ fn cast_client(endpoints: &[String], engines: &[(u64, String)]) -> u64 {
     let mut sent = Vec::new();
     for (k, (chain, _)) in engines.iter().enumerate() {
         for a in 0..CAST_ACCOUNTS {
-            let key = key(*chain, PY_ACCOUNTS + a);
-            let (chain_arg, value) = (chain.to_string(), (a + 1).to_string());
-            let raw = run(
-                &cast,
-                &[
-                    "mktx",
-                    "--private-key",
-                    &key,
-                    "--chain",
-                    &chain_arg,
-                    "--nonce",
-                    "0",
-                    "--gas-limit",
-                    "21000",
-                    "--gas-price",
-                    "100000000000",
-                    "--priority-gas-price",
-                    "1000000000",
-                    CAST_RECIPIENT,
-                    "--value",
-                    &value,
-                ],
-            );
+            let raw = mktx(&cast, *chain, PY_ACCOUNTS + a, a as u64 + 1);
             let url = format!("{}/{chain}", endpoints[(a + k) % endpoints.len()]);
             let hash = run(&cast, &["publish", "--async", "--rpc-url", &url, &raw]);
             sent.push((*chain, hash, a as u64 + 1));
@@ -408,34 +410,6 @@ async fn rollup_nodes_execute_the_order_and_l1_alone_rebuilds_the_same_chains() 
     cluster.stop();
 }
 
-/// Calls the inbox's `forceInclude(raw)` as a user (anvil's dev account 4); returns the L1
-/// block it was mined in.
-async fn force_include(rpc: &str, inbox: &str, raw: Vec<u8>) -> u64 {
-    use alloy::sol_types::SolCall;
-    use weft_l1_poster::inbox::Inbox;
-    use weft_l1_poster::l1::{FeePolicy, Outgoing, Signer, L1};
-    let inbox = inbox.parse().unwrap();
-    let l1 = L1::new(rpc, inbox).unwrap();
-    let user = Signer::new(&l1, DEV_KEYS[4].parse().unwrap())
-        .await
-        .unwrap();
-    let input = Inbox::forceIncludeCall {
-        transaction: raw.into(),
-    }
-    .abi_encode();
-    let call = Outgoing {
-        to: Some(inbox),
-        input: input.into(),
-        sidecar: None,
-    };
-    let fees = l1.fees(&FeePolicy::default(), false).await.unwrap();
-    let gas = user.estimate(&l1, &call, fees).await.unwrap();
-    let nonce = user.nonce(&l1).await.unwrap();
-    let hash = user.send(&l1, &call, nonce, gas, fees).await.unwrap();
-    let receipt = l1.wait_receipt(hash).await.unwrap().expect("mined");
-    receipt.block_number.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_committee_that_ignores_the_inbox_cannot_keep_a_forced_transaction_out() {
     let (anvil, inbox) = l1().await;
@@ -447,29 +421,7 @@ async fn a_committee_that_ignores_the_inbox_cannot_keep_a_forced_transaction_out
     let mut node = l1_node(&dir, chain, &derived, &rpc, &inbox);
 
     let cast = cast();
-    let mktx = |account: usize| {
-        run(
-            &cast,
-            &[
-                "mktx",
-                "--private-key",
-                &key(chain, account),
-                "--chain",
-                &chain.to_string(),
-                "--nonce",
-                "0",
-                "--gas-limit",
-                "21000",
-                "--gas-price",
-                "100000000000",
-                "--priority-gas-price",
-                "1000000000",
-                CAST_RECIPIENT,
-                "--value",
-                "7",
-            ],
-        )
-    };
+    let mktx = |account: usize| mktx(&cast, chain, account, 7);
     let forced = mktx(0);
     let forced_hash = run(&cast, &["keccak", &forced]);
     let forced_at = force_include(&rpc, &inbox, hex::decode(&forced[2..]).unwrap()).await;

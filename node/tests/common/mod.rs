@@ -457,3 +457,31 @@ pub fn run(cast: &PathBuf, args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+/// Calls the inbox's `forceInclude(raw)` as a user (anvil's dev account 4); returns the L1
+/// block it was mined in.
+pub async fn force_include(rpc: &str, inbox: &str, raw: Vec<u8>) -> u64 {
+    use alloy::sol_types::SolCall;
+    use weft_l1_poster::inbox::Inbox;
+    use weft_l1_poster::l1::{FeePolicy, Outgoing, Signer, L1};
+    let inbox = inbox.parse().unwrap();
+    let l1 = L1::new(rpc, inbox).unwrap();
+    let user = Signer::new(&l1, weft_l1_poster::anvil::DEV_KEYS[4].parse().unwrap())
+        .await
+        .unwrap();
+    let input = Inbox::forceIncludeCall {
+        transaction: raw.into(),
+    }
+    .abi_encode();
+    let call = Outgoing {
+        to: Some(inbox),
+        input: input.into(),
+        sidecar: None,
+    };
+    let fees = l1.fees(&FeePolicy::default(), false).await.unwrap();
+    let gas = user.estimate(&l1, &call, fees).await.unwrap();
+    let nonce = user.nonce(&l1).await.unwrap();
+    let hash = user.send(&l1, &call, nonce, gas, fees).await.unwrap();
+    let receipt = l1.wait_receipt(hash).await.unwrap().expect("mined");
+    receipt.block_number.unwrap()
+}
