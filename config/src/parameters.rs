@@ -45,6 +45,9 @@ pub struct Parameters {
     /// The Ethereum JSON-RPC ingress (`eth_sendRawTransaction`). Its listening address is per
     /// authority, so it is not here: `weft node run --rpc-address` turns it on.
     pub rpc: RpcParameters,
+    /// Where the process serves `/metrics` (Prometheus), `/health` and `/ready` over HTTP;
+    /// off when unset. `weft node run --metrics-address` overrides it.
+    pub metrics_address: Option<std::net::SocketAddr>,
 }
 
 /// Limits and policy of the Ethereum JSON-RPC ingress; the defaults follow reth's
@@ -206,6 +209,7 @@ impl Default for Parameters {
             committed_log_retention: 10_000,
             committed_log_retention_after_posting: 1_000,
             rpc: RpcParameters::default(),
+            metrics_address: None,
         }
     }
 }

@@ -111,21 +111,30 @@ impl ForcedMetrics {
             Ok::<_, prometheus::Error>(c)
         };
         Ok(Self {
-            seen: counter("l1_forced_seen", "forced transactions read from the inbox")?,
-            pending: gauge("l1_forced_pending", "forced transactions not yet ordered")?,
+            seen: counter(
+                "weft_l1_forced_seen_total",
+                "forced transactions read from the inbox",
+            )?,
+            pending: gauge(
+                "weft_l1_forced_pending",
+                "forced transactions not yet ordered",
+            )?,
             oldest_pending_age_blocks: gauge(
-                "l1_forced_oldest_pending_age_blocks",
+                "weft_l1_forced_oldest_pending_age_blocks",
                 "age in L1 blocks of the oldest forced transaction not yet ordered",
             )?,
             overdue: gauge(
-                "l1_forced_overdue",
+                "weft_l1_forced_overdue",
                 "forced transactions pending longer than W",
             )?,
             max_inclusion_blocks: gauge(
-                "l1_forced_max_inclusion_blocks",
+                "weft_l1_forced_max_inclusion_blocks",
                 "longest observed L1 blocks from forceInclude to the ordered stream",
             )?,
-            errors: counter("l1_forced_errors", "forced-inclusion watcher errors")?,
+            errors: counter(
+                "weft_l1_forced_errors_total",
+                "forced-inclusion watcher errors",
+            )?,
         })
     }
 

@@ -25,6 +25,9 @@ pub struct PosterMetrics {
     pub inbox_next_sequence: IntGauge,
     /// The next sequence number confirmed at the configured depth.
     pub confirmed_next_sequence: IntGauge,
+    /// The first sub-DAG not yet confirmed on L1 (posting lag: the committed log's index
+    /// minus this).
+    pub confirmed_next_sub_dag: IntGauge,
 }
 
 impl PosterMetrics {
@@ -45,22 +48,38 @@ impl PosterMetrics {
             Ok::<_, prometheus::Error>(g)
         };
         Ok(Self {
-            batches_posted: counter("l1_batches_posted", "batches this poster got included")?,
-            transactions_posted: counter("l1_transactions_posted", "transactions posted")?,
-            bytes_posted: counter("l1_bytes_posted", "batch bytes posted")?,
-            gas_used: counter("l1_gas_used", "gas used by included batch transactions")?,
-            resubmissions: counter("l1_resubmissions", "fee-bumped replacements sent")?,
+            batches_posted: counter(
+                "weft_l1_batches_posted_total",
+                "batches this poster got included",
+            )?,
+            transactions_posted: counter(
+                "weft_l1_transactions_posted_total",
+                "transactions posted",
+            )?,
+            bytes_posted: counter("weft_l1_bytes_posted_total", "batch bytes posted")?,
+            gas_used: counter(
+                "weft_l1_gas_used_total",
+                "gas used by included batch transactions",
+            )?,
+            resubmissions: counter(
+                "weft_l1_resubmissions_total",
+                "fee-bumped replacements sent",
+            )?,
             rejections: vec(
-                "l1_rejections",
+                "weft_l1_rejections_total",
                 "submissions rejected by the inbox",
                 "reason",
             )?,
-            errors: vec("l1_errors", "poster errors", "kind")?,
-            reorgs: counter("l1_reorgs", "inbox head moved back")?,
-            inbox_next_sequence: gauge("l1_inbox_next_sequence", "inbox next sequence")?,
+            errors: vec("weft_l1_errors_total", "poster errors", "kind")?,
+            reorgs: counter("weft_l1_reorgs_total", "inbox head moved back")?,
+            inbox_next_sequence: gauge("weft_l1_inbox_next_sequence", "inbox next sequence")?,
             confirmed_next_sequence: gauge(
-                "l1_confirmed_next_sequence",
+                "weft_l1_confirmed_next_sequence",
                 "next sequence confirmed at depth",
+            )?,
+            confirmed_next_sub_dag: gauge(
+                "weft_l1_confirmed_next_sub_dag",
+                "first sub-DAG not yet confirmed on L1",
             )?,
         })
     }

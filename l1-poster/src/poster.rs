@@ -554,6 +554,9 @@ impl Poster {
         self.metrics
             .confirmed_next_sequence
             .set(cursor.next_sequence as i64);
+        self.metrics
+            .confirmed_next_sub_dag
+            .set(cursor.next_position.sub_dag as i64);
         // Batches older than the confirmed one are never asked about again.
         let keep = cursor.l1_block;
         self.known.retain(|_, k| k.block >= keep);

@@ -18,6 +18,7 @@
 //! 500 kB requests): TCP + rustls moved about 3x the bytes per second at about a third of the
 //! CPU per GB, and for 1 kB requests it still cost less CPU per GB. QUIC exists only there.
 
+pub mod actors;
 mod connection;
 mod error;
 mod metrics;

@@ -41,7 +41,7 @@ impl NetworkMetrics {
 
     /// Registers every metric in `registry`; fails if they are registered there already.
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
-        Ok(Self {
+        let metrics = Self {
             handshakes_refused: register_int_counter_vec_with_registry!(
                 "weft_network_handshakes_refused_total",
                 "TLS handshakes refused because the peer's network key was not acceptable",
@@ -91,7 +91,15 @@ impl NetworkMetrics {
                 "Failed outbound connection attempts",
                 registry
             )?,
-        })
+        };
+        // Exported at zero from the start, so that a dashboard finds the series.
+        for direction in [INBOUND, OUTBOUND] {
+            metrics.handshakes_refused.with_label_values(&[direction]);
+            metrics.handshake_failures.with_label_values(&[direction]);
+            metrics.frames_too_large.with_label_values(&[direction]);
+            metrics.connections.with_label_values(&[direction]);
+        }
+        Ok(metrics)
     }
 
     /// Metrics registered in a private registry, for tests and tools that do not export them.

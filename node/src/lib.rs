@@ -4,7 +4,9 @@
 
 pub mod l1;
 pub mod log;
+pub mod metrics;
 pub mod node;
+pub mod ops;
 pub mod ordering;
 pub mod rpc;
 

@@ -2,14 +2,15 @@
 //! executor that writes the committed log, all sharing one store and one metrics registry.
 
 use crate::log::CommittedLog;
+use crate::metrics::NodeMetrics;
 use crate::ordering::{self, ConsensusActor, Executor, ExecutorArgs};
 use anyhow::{Context, Result};
 use prometheus::Registry;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 use weft_config::{Keys, Parameters};
 use weft_consensus::{Bullshark, ConsensusState};
+use weft_network::actors::Actors;
 use weft_network::{NetworkConfig, NetworkMetrics, ReliableSender};
 use weft_primary::{Primary, PrimaryArgs, PrimaryHandle, PrimaryMetrics, PrimaryStores};
 use weft_storage::Store;
@@ -34,10 +35,11 @@ pub struct NodeHandle {
     pub log: CommittedLog,
     pub registry: Registry,
     pub metrics: Arc<PrimaryMetrics>,
+    pub node_metrics: Arc<NodeMetrics>,
     pub store: Store,
     primary: PrimaryHandle,
     workers: Vec<WorkerHandle>,
-    tasks: Vec<JoinHandle<()>>,
+    actors: Actors,
     /// The first sub-DAG not yet confirmed on L1, set by this authority's poster: the
     /// committed log's retention follows it (`committed_log_retention_after_posting`).
     pub tx_posted: Arc<watch::Sender<Option<u64>>>,
@@ -67,11 +69,24 @@ impl NodeHandle {
             w.shutdown().await;
         }
         self.primary.shutdown().await;
-        for t in &self.tasks {
-            t.abort();
-        }
-        for t in self.tasks {
-            let _ = t.await;
+        self.actors.abort_and_join().await;
+    }
+
+    /// Resolves when any actor of the authority (consensus, executor, the primary's, a
+    /// worker's) has stopped before shutdown, which only a fatal error makes one do: names
+    /// it. The caller then shuts the rest down and exits with an error.
+    pub async fn stopped(&mut self) -> String {
+        let workers = async {
+            if self.workers.is_empty() {
+                return std::future::pending().await;
+            }
+            let stopped = self.workers.iter_mut().map(|w| Box::pin(w.stopped()));
+            futures::future::select_all(stopped).await.0
+        };
+        tokio::select! {
+            cause = self.actors.first_stopped() => cause,
+            cause = self.primary.stopped() => cause,
+            cause = workers => cause,
         }
     }
 }
@@ -95,6 +110,7 @@ impl Node {
         let registry = Registry::new();
         let network_metrics = Arc::new(NetworkMetrics::new(&registry)?);
         let primary_metrics = Arc::new(PrimaryMetrics::new(&registry)?);
+        let node_metrics = Arc::new(NodeMetrics::new(&registry)?);
 
         // Consensus first: it decides the leader schedule the proposer waits on.
         let schedule = parameters.leader_schedule.build(&committee)?;
@@ -139,7 +155,9 @@ impl Node {
             },
             network_metrics.clone(),
         )?;
-        let mut tasks = vec![
+        let mut actors = Actors::default();
+        actors.push(
+            "executor",
             Executor::spawn(ExecutorArgs {
                 store: store.clone(),
                 log: log.clone(),
@@ -152,9 +170,13 @@ impl Node {
                 rx_consensus: rx_executor,
                 tx_primary: tx_committed,
                 rx_posted: tx_posted.subscribe(),
+                metrics: node_metrics.clone(),
             }),
+        );
+        actors.push(
+            "consensus",
             ConsensusActor::spawn(bullshark, recovered, rx_consensus, tx_executor),
-        ];
+        );
 
         let mut workers = Vec::new();
         if with_workers {
@@ -188,16 +210,16 @@ impl Node {
             rx_committed,
         })
         .await?;
-        tasks.shrink_to_fit();
         Ok(NodeHandle {
             authority: me,
             log,
             registry,
             metrics: primary_metrics,
+            node_metrics,
             store,
             primary,
             workers,
-            tasks,
+            actors,
             tx_posted: Arc::new(tx_posted),
         })
     }

@@ -6,9 +6,11 @@
 //! executor deletes them with the records that leave the log's retention.
 
 use crate::log::{CommittedLog, CommittedRecord};
+use crate::metrics::NodeMetrics;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -132,6 +134,7 @@ pub struct Executor {
     /// The first sub-DAG not yet confirmed on L1, once this authority's poster runs.
     rx_posted: watch::Receiver<Option<u64>>,
     retention_after_posting: u64,
+    metrics: Arc<NodeMetrics>,
 }
 
 /// Everything the executor needs.
@@ -149,6 +152,7 @@ pub struct ExecutorArgs {
     pub rx_consensus: mpsc::Receiver<Commit>,
     pub tx_primary: mpsc::Sender<CommitNotice>,
     pub rx_posted: watch::Receiver<Option<u64>>,
+    pub metrics: Arc<NodeMetrics>,
 }
 
 impl Executor {
@@ -165,6 +169,7 @@ impl Executor {
             rx_consensus,
             tx_primary,
             rx_posted,
+            metrics,
         } = args;
         let workers = weft_primary::own_workers(&committee, me);
         let executor = Self {
@@ -191,6 +196,7 @@ impl Executor {
             tx_primary,
             rx_posted,
             retention_after_posting: parameters.committed_log_retention_after_posting,
+            metrics,
         };
         tokio::spawn(executor.run())
     }
@@ -242,6 +248,16 @@ impl Executor {
         self.prune(&mut write, execution.prune.clone())?;
         write.commit_blocking(Durability::Sync).await?;
         self.log.advance(index);
+        self.metrics.committed_log_index.set(index as i64 + 1);
+        self.metrics
+            .transactions_committed
+            .inc_by(transactions as u64);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.metrics
+            .commit_latency
+            .observe(now_ms.saturating_sub(record.timestamp) as f64 / 1000.0);
         tracing::info!(
             target: "weft::bench",
             "Committed sub-dag {index} leader round {} certificates {} batches {} transactions {transactions}",

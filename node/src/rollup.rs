@@ -9,6 +9,8 @@ use weft_rollup::{AnvilEngine, RollupNode, Source};
 
 #[derive(clap::Args)]
 pub struct RollupRunArgs {
+    #[command(flatten)]
+    log: crate::run::LogArgs,
     /// The rollup's chain id: only its transactions are executed.
     #[arg(long)]
     chain_id: u64,
@@ -43,7 +45,7 @@ pub struct RollupRunArgs {
 }
 
 pub fn run(args: RollupRunArgs) -> Result<()> {
-    init_logging();
+    init_logging(&args.log);
     runtime()?.block_on(async move {
         let engine = AnvilEngine::open(&args.engine, args.chain_id)
             .await

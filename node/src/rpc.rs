@@ -103,6 +103,7 @@ impl RpcIngress {
             source: Arc::new(LogSource(node.log.clone())),
             authority: node.authority.0,
             round: Some(Arc::new(move || metrics.round.get().max(0) as u64)),
+            registry: node.registry.clone(),
         })
         .await;
         let server = match server {

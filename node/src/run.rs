@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::info;
 use weft_config::{load_committee, load_keys, load_parameters, Keys, Parameters};
+use weft_node::ops::{authority_ready, Health, OpsServer};
 use weft_node::{Node, NodeArgs};
 use weft_storage::Store;
 use weft_types::{AuthorityIndex, Committee, WorkerId};
@@ -27,6 +28,26 @@ pub struct RunArgs {
     /// Seconds between status lines in the log.
     #[arg(long, default_value_t = 5)]
     report_every: u64,
+    /// Serve /metrics, /health and /ready on this address (port 0: any free port, logged as
+    /// `metrics server started address=...`); overrides the parameters' `metrics_address`.
+    #[arg(long)]
+    metrics_address: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+/// How the process logs (to stdout; the filter is `RUST_LOG`'s, default `info`).
+#[derive(clap::Args)]
+pub struct LogArgs {
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(clap::Args)]
@@ -91,17 +112,37 @@ struct Loaded {
 }
 
 /// Logs to stdout, filtered by `RUST_LOG` (default `info`).
-pub(crate) fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
+pub(crate) fn init_logging(args: &LogArgs) {
+    let builder = tracing_subscriber::fmt().with_env_filter(
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+    );
+    match args.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init(),
+    }
+}
+
+/// Starts the operations endpoint if an address is configured.
+async fn start_ops(
+    args: &RunArgs,
+    parameters: &Parameters,
+    registry: &prometheus::Registry,
+    health: &Arc<Health>,
+) -> Result<Option<OpsServer>> {
+    match args.metrics_address.or(parameters.metrics_address) {
+        Some(address) => Ok(Some(
+            OpsServer::spawn(address, registry.clone(), health.clone())
+                .await
+                .with_context(|| format!("serving metrics on {address}"))?,
+        )),
+        None => Ok(None),
+    }
 }
 
 fn load(args: &RunArgs) -> Result<Loaded> {
-    init_logging();
+    init_logging(&args.log);
     let committee = Arc::new(load_committee(&args.committee)?);
     let keys = load_keys(&args.keys)?;
     let parameters = match &args.parameters {
@@ -147,7 +188,7 @@ pub fn node(args: NodeRunArgs) -> Result<()> {
     let loaded = load(&args.common)?;
     runtime()?.block_on(async move {
         let store = open_store(&args.common)?;
-        let node = Node::spawn(NodeArgs {
+        let mut node = Node::spawn(NodeArgs {
             keys: weft_config::Keys {
                 protocol: loaded.keys.protocol.copy(),
                 network: loaded.keys.network.copy(),
@@ -177,10 +218,32 @@ pub fn node(args: NodeRunArgs) -> Result<()> {
             Some(rpc) => Some(start_l1(rpc, &args.l1, &args.common.store, &node, &loaded).await?),
             None => None,
         };
+        let health = Arc::new(Health::new(authority_ready(node.metrics.clone())));
+        let ops = start_ops(&args.common, &loaded.parameters, &node.registry, &health).await?;
         let every = Duration::from_secs(args.common.report_every.max(1));
-        let status = tokio::spawn(report(node.metrics.clone(), node.log.clone(), every));
-        shutdown_signal().await?;
-        info!("shutting down");
+        let status = tokio::spawn(report(
+            node.metrics.clone(),
+            node.node_metrics.clone(),
+            node.log.clone(),
+            args.common.store.clone(),
+            every,
+        ));
+        // Runs until a signal, or until an actor stops on a fatal error: then the node goes
+        // down as a whole, with a non-zero exit, for its supervisor to restart it.
+        let fatal = tokio::select! {
+            signal = shutdown_signal() => {
+                signal?;
+                None
+            }
+            cause = node.stopped() => Some(cause),
+        };
+        match &fatal {
+            None => info!("shutting down"),
+            Some(cause) => {
+                tracing::error!(cause, "fatal: an actor stopped; shutting the node down");
+                health.fail(cause);
+            }
+        }
         status.abort();
         // First, so that no transaction is taken that the workers could not make durable.
         if let Some(rpc) = rpc {
@@ -192,7 +255,14 @@ pub fn node(args: NodeRunArgs) -> Result<()> {
             }
             poster.shutdown().await;
         }
-        node.shutdown().await?;
+        let flushed = node.shutdown().await;
+        if let Some(ops) = ops {
+            ops.shutdown().await;
+        }
+        if let Some(cause) = fatal {
+            bail!("fatal: {cause} (see the log above for why)");
+        }
+        flushed?;
         info!("store flushed; bye");
         Ok(())
     })
@@ -210,36 +280,71 @@ pub fn worker(args: WorkerRunArgs) -> Result<()> {
     runtime()?.block_on(async move {
         let store = open_store(&args.common)?;
         let registry = prometheus::Registry::new();
-        let worker = weft_worker::Worker::spawn(
+        let mut worker = weft_worker::Worker::spawn(
             loaded.me,
             args.id,
             loaded.committee,
-            loaded.parameters,
+            loaded.parameters.clone(),
             loaded.keys.network,
             store.clone(),
             &registry,
         )
         .await?;
         info!(authority = %loaded.me, id = args.id, "worker started");
-        shutdown_signal().await?;
-        info!("shutting down");
+        let health = Arc::new(Health::new(|| Ok(())));
+        let ops = start_ops(&args.common, &loaded.parameters, &registry, &health).await?;
+        let fatal = tokio::select! {
+            signal = shutdown_signal() => {
+                signal?;
+                None
+            }
+            cause = worker.stopped() => Some(cause),
+        };
+        match &fatal {
+            None => info!("shutting down"),
+            Some(cause) => {
+                tracing::error!(cause, "fatal: an actor stopped; shutting the worker down");
+                health.fail(cause);
+            }
+        }
         worker.shutdown().await;
+        if let Some(ops) = ops {
+            ops.shutdown().await;
+        }
+        if let Some(cause) = fatal {
+            bail!("fatal: {cause} (see the log above for why)");
+        }
         store.sync().context("flushing the store")?;
         info!("store flushed; bye");
         Ok(())
     })
 }
 
-/// Logs a status line every `every`.
+/// Logs a status line every `every`, and measures the store's size on disk.
 async fn report(
     metrics: Arc<weft_primary::PrimaryMetrics>,
+    node_metrics: Arc<weft_node::metrics::NodeMetrics>,
     log: weft_node::CommittedLog,
+    store: PathBuf,
     every: Duration,
 ) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
         tick.tick().await;
+        let dir = store.clone();
+        if let Ok((db, values)) =
+            tokio::task::spawn_blocking(move || weft_node::metrics::disk_usage(&dir)).await
+        {
+            node_metrics
+                .store_bytes
+                .with_label_values(&["rocksdb"])
+                .set(db as i64);
+            node_metrics
+                .store_bytes
+                .with_label_values(&["value_log"])
+                .set(values as i64);
+        }
         info!(
             round = metrics.round.get(),
             dag_round = metrics.dag_round.get(),

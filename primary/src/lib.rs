@@ -29,8 +29,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 use weft_config::Parameters;
+use weft_network::actors::Actors;
 use weft_network::{
     NetworkConfig, NetworkError, NetworkMetrics, Peer, ReliableSender, Server, ServerHandle,
 };
@@ -194,7 +194,7 @@ pub struct PrimaryArgs {
 /// A running primary. Dropping it stops serving; [`PrimaryHandle::shutdown`] waits for that.
 pub struct PrimaryHandle {
     server: ServerHandle,
-    tasks: Vec<JoinHandle<()>>,
+    actors: Actors,
 }
 
 impl PrimaryHandle {
@@ -204,12 +204,13 @@ impl PrimaryHandle {
 
     pub async fn shutdown(self) {
         self.server.shutdown().await;
-        for t in &self.tasks {
-            t.abort();
-        }
-        for t in self.tasks {
-            let _ = t.await;
-        }
+        self.actors.abort_and_join().await;
+    }
+
+    /// Resolves when one of the primary's actors stopped before shutdown (a fatal error):
+    /// which one.
+    pub async fn stopped(&mut self) -> String {
+        format!("primary {}", self.actors.first_stopped().await)
     }
 }
 
@@ -296,7 +297,9 @@ impl Primary {
             network_metrics,
         )
         .await?;
-        let tasks = vec![
+        let mut actors = Actors::default();
+        actors.push(
+            "certificate synchronizer",
             synchronizer::Synchronizer::spawn(
                 me,
                 committee.clone(),
@@ -308,6 +311,9 @@ impl Primary {
                 tx_core.clone(),
                 rx_gc_round.clone(),
             ),
+        );
+        actors.push(
+            "payload synchronizer",
             payload::PayloadSynchronizer::spawn(
                 me,
                 &committee,
@@ -318,6 +324,9 @@ impl Primary {
                 tx_core.clone(),
                 rx_gc_round,
             ),
+        );
+        actors.push(
+            "runner",
             runner::Runner::spawn(
                 core,
                 &committee,
@@ -332,7 +341,7 @@ impl Primary {
                 tx_payload,
                 tx_gc_round,
             ),
-        ];
-        Ok(PrimaryHandle { server, tasks })
+        );
+        Ok(PrimaryHandle { server, actors })
     }
 }

@@ -40,6 +40,22 @@ pub enum TxError {
     InvalidSignature,
 }
 
+impl TxError {
+    /// The reason label of the rejection metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidHex(_) => "invalid_hex",
+            Self::Empty => "empty",
+            Self::TooLarge { .. } => "too_large",
+            Self::Decode(_) | Self::TrailingBytes(_) | Self::NonCanonical => "undecodable",
+            Self::BlobTransaction => "blob",
+            Self::MissingChainId => "no_chain_id",
+            Self::UnknownChainId(_) | Self::ChainIdMismatch { .. } => "wrong_chain",
+            Self::InvalidSignature => "bad_signature",
+        }
+    }
+}
+
 impl From<TxError> for ErrorObjectOwned {
     fn from(e: TxError) -> Self {
         ErrorObjectOwned::owned(INVALID_PARAMS_CODE, e.to_string(), None::<()>)
@@ -71,6 +87,19 @@ pub enum RpcError {
 }
 
 impl RpcError {
+    /// The reason label of the rejection metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Transaction(e) => e.kind(),
+            Self::InvalidParams(_) => "invalid_params",
+            Self::Busy => "busy",
+            Self::Stopped => "stopped",
+            Self::NotAcknowledged(_) => "not_acknowledged",
+            Self::RateLimited(_) => "rate_limited",
+            Self::BatchTooLong { .. } => "batch_too_long",
+        }
+    }
+
     pub fn code(&self) -> i32 {
         match self {
             Self::Transaction(_) | Self::InvalidParams(_) => INVALID_PARAMS_CODE,

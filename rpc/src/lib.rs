@@ -8,6 +8,7 @@
 //! | [`decode`] | pure checks of a raw signed transaction (hex, EIP-2718 decoding, canonical form, size, chain id, sender recovery) |
 //! | [`error`] | the errors and their JSON-RPC codes (reth's) |
 //! | [`index`] | [`TransactionIndex`], what `weft_getTransactionPosition` reads, and an in-memory one fed from the committed log |
+//! | [`metrics`] | transactions received and refused by reason, stream subscriptions |
 //! | [`limits`] | per-connection rate limit, batch length, the `/<chain_id>` namespace |
 //! | [`server`] | the jsonrpsee server (HTTP and WebSocket on one port) and its methods |
 //!
@@ -33,6 +34,7 @@ pub mod decode;
 pub mod error;
 pub mod index;
 pub mod limits;
+pub mod metrics;
 pub mod server;
 pub mod stream;
 

@@ -44,6 +44,8 @@ pub struct RpcServerArgs {
     /// For `weft_status`.
     pub authority: u16,
     pub round: Option<RoundSource>,
+    /// Where the server's metrics go (the node's registry).
+    pub registry: prometheus::Registry,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,8 @@ pub enum RpcServerError {
     Register(#[from] jsonrpsee::core::RegisterMethodError),
     #[error("starting the check threads: {0}")]
     Threads(std::io::Error),
+    #[error("registering the metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// A running server; dropping it does not stop it, [`RpcServerHandle::shutdown`] does.
@@ -93,6 +97,7 @@ struct Context {
     source: Arc<dyn SubDagSource>,
     authority: u16,
     round: Option<RoundSource>,
+    metrics: crate::metrics::RpcMetrics,
 }
 
 #[derive(Clone, Serialize)]
@@ -173,6 +178,7 @@ impl RpcServer {
             source: args.source,
             authority: args.authority,
             round: args.round,
+            metrics: crate::metrics::RpcMetrics::new(&args.registry)?,
         };
         let handle = server.start(module(context)?);
         tracing::info!(address = %local_address, chain_ids = ?chain_ids, "rpc server started");
@@ -188,7 +194,16 @@ fn module(context: Context) -> Result<RpcModule<Context>, RpcServerError> {
     module.register_async_method(
         "eth_sendRawTransaction",
         |params, context, extensions| async move {
-            send_raw_transaction(params, &context, &extensions).await
+            context.metrics.transactions_received.inc();
+            let result = send_raw_transaction(params, &context, &extensions).await;
+            if let Err(e) = &result {
+                context
+                    .metrics
+                    .transactions_rejected
+                    .with_label_values(&[e.0])
+                    .inc();
+            }
+            result.map_err(|e| e.1)
         },
     )?;
     module.register_method("eth_chainId", |_, context, extensions| {
@@ -232,7 +247,11 @@ fn module(context: Context) -> Result<RpcModule<Context>, RpcServerError> {
                 (e, c) => c.or(e),
             };
             let source = context.source.clone();
-            crate::stream::serve(pending, source, wanted.from_index, chain).await
+            let subscriptions = context.metrics.stream_subscriptions.clone();
+            subscriptions.inc();
+            let served = crate::stream::serve(pending, source, wanted.from_index, chain).await;
+            subscriptions.dec();
+            served
         },
     )?;
     Ok(module)
@@ -245,12 +264,27 @@ fn chain_id(context: &Context, extensions: &Extensions) -> u64 {
         .map_or(context.default_chain_id, |n| n.0)
 }
 
+/// A refused `eth_sendRawTransaction`: its metric reason and its answer.
+struct Refused(&'static str, ErrorObjectOwned);
+
+impl From<TxError> for Refused {
+    fn from(e: TxError) -> Self {
+        Refused(e.kind(), e.into())
+    }
+}
+
+impl From<RpcError> for Refused {
+    fn from(e: RpcError) -> Self {
+        Refused(e.kind(), e.into())
+    }
+}
+
 async fn send_raw_transaction(
     params: Params<'static>,
     context: &Context,
     extensions: &Extensions,
-) -> Result<String, ErrorObjectOwned> {
-    let text: String = params.one()?;
+) -> Result<String, Refused> {
+    let text: String = params.one().map_err(|e| Refused("invalid_params", e))?;
     // Hex is twice the bytes; refuse an oversized one before allocating its bytes.
     let raw = decode_hex(&text, context.policy.max_transaction_size)?;
     let checked = match &context.checker {

@@ -56,6 +56,7 @@ async fn start(parameters: RpcParameters, capacity: usize) -> Fixture {
         source: Arc::new(MemoryLog::default()),
         authority: 2,
         round: Some(Arc::new(|| 17)),
+        registry: prometheus::Registry::new(),
     })
     .await
     .unwrap();

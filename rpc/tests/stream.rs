@@ -37,6 +37,7 @@ async fn start(log: Arc<MemoryLog>) -> (SocketAddr, RpcServerHandle) {
         source: log,
         authority: 0,
         round: None,
+        registry: prometheus::Registry::new(),
     })
     .await
     .unwrap();

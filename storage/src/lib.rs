@@ -50,7 +50,15 @@ pub enum StoreError {
     },
     #[error("the store was closed")]
     Closed,
+    /// What [`FAIL_AFTER_WRITES_ENV`] makes every write return once its count is used up.
+    #[error("injected write failure ({FAIL_AFTER_WRITES_ENV})")]
+    Injected,
 }
+
+/// Fault injection for tests of the whole process (a node must go down as a whole when its
+/// store fails): with this variable set to N, every write after the first N fails with
+/// [`StoreError::Injected`]. Read once when the store is opened; unset, nothing changes.
+pub const FAIL_AFTER_WRITES_ENV: &str = "WEFT_STORE_FAIL_AFTER_WRITES";
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -187,6 +195,8 @@ struct Inner {
     waiters: Mutex<Waiters>,
     /// One per column of [`Column::ALL`], for the separated ones.
     values: Vec<Option<ValueLog>>,
+    /// Writes left before injected failures, when [`FAIL_AFTER_WRITES_ENV`] is set.
+    writes_left: Option<std::sync::atomic::AtomicU64>,
 }
 
 /// A handle to the database; cheap to clone and share between actors.
@@ -233,6 +243,10 @@ impl Store {
                 db,
                 waiters: Mutex::new(HashMap::new()),
                 values,
+                writes_left: std::env::var(FAIL_AFTER_WRITES_ENV)
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+                    .map(std::sync::atomic::AtomicU64::new),
             }),
         })
     }
@@ -318,6 +332,13 @@ impl Store {
     }
 
     fn write(&self, batch: rocksdb::WriteBatch, durability: Durability) -> StoreResult<()> {
+        if let Some(left) = &self.inner.writes_left {
+            use std::sync::atomic::Ordering;
+            let took = left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+            if took.is_err() {
+                return Err(StoreError::Injected);
+            }
+        }
         let mut opts = WriteOptions::default();
         opts.set_sync(durability == Durability::Sync);
         self.inner.db.write_opt(batch, &opts)?;

@@ -80,9 +80,9 @@ use std::sync::Arc;
 use synchronizer::{SyncConfig, Synchronizer};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use weft_config::Parameters;
+use weft_network::actors::Actors;
 use weft_network::{NetworkConfig, NetworkMetrics, Peer, ReliableSender, Server, ServerHandle};
 use weft_storage::{Column, Durability, Map, Store, StoreError};
 use weft_types::messages::MAX_BATCH_REQUEST;
@@ -193,31 +193,37 @@ impl Worker {
         let mut handle = WorkerHandle {
             shutdown: shutdown.clone(),
             server: None,
-            tasks: Vec::new(),
+            actors: Actors::default(),
             metrics: metrics.clone(),
             transaction_address,
             worker_address,
             submitter,
         };
-        handle.tasks.push(PrimaryConnector::spawn(
-            primary,
-            sender()?,
-            rx_worker,
-            metrics.clone(),
-            shutdown.clone(),
-        ));
-        handle.tasks.push(QuorumWaiter::spawn(
-            authority,
-            id,
-            &committee,
-            peers.clone(),
-            sender()?,
-            batches.clone(),
-            rx_batch_maker,
-            tx_primary.clone(),
-            metrics.clone(),
-            shutdown.clone(),
-        ));
+        handle.actors.push(
+            "worker primary connector",
+            PrimaryConnector::spawn(
+                primary,
+                sender()?,
+                rx_worker,
+                metrics.clone(),
+                shutdown.clone(),
+            ),
+        );
+        handle.actors.push(
+            "worker quorum waiter",
+            QuorumWaiter::spawn(
+                authority,
+                id,
+                &committee,
+                peers.clone(),
+                sender()?,
+                batches.clone(),
+                rx_batch_maker,
+                tx_primary.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            ),
+        );
         let batch_overhead = 4 + parameters.max_transaction_size + 4096;
         let sync_config = SyncConfig {
             retry_delay: parameters.sync_retry_delay(),
@@ -228,26 +234,32 @@ impl Worker {
             max_transaction_size: parameters.max_transaction_size,
             max_message_size: parameters.max_message_size,
         };
-        handle.tasks.push(Synchronizer::spawn(
-            id,
-            peers,
-            sender()?,
-            batches.clone(),
-            sync_config,
-            rx_handler,
-            tx_primary.clone(),
-            metrics.clone(),
-            shutdown.clone(),
-        ));
-        handle.tasks.push(BatchMaker::spawn(
-            parameters.batch_size,
-            parameters.max_batch_delay(),
-            parameters.max_transaction_size,
-            rx_ingress,
-            tx_quorum_waiter,
-            metrics.clone(),
-            shutdown.clone(),
-        ));
+        handle.actors.push(
+            "worker batch synchronizer",
+            Synchronizer::spawn(
+                id,
+                peers,
+                sender()?,
+                batches.clone(),
+                sync_config,
+                rx_handler,
+                tx_primary.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            ),
+        );
+        handle.actors.push(
+            "worker batch maker",
+            BatchMaker::spawn(
+                parameters.batch_size,
+                parameters.max_batch_delay(),
+                parameters.max_transaction_size,
+                rx_ingress,
+                tx_quorum_waiter,
+                metrics.clone(),
+                shutdown.clone(),
+            ),
+        );
         let handler = WorkerHandler {
             authority,
             worker_id: id,
@@ -272,13 +284,16 @@ impl Worker {
         .await?;
         handle.worker_address = server.local_address();
         handle.server = Some(server);
-        handle.tasks.push(TxReceiver::spawn(
-            listener,
-            parameters.max_transaction_size,
-            tx_batch_maker,
-            metrics,
-            shutdown,
-        ));
+        handle.actors.push(
+            "worker transaction receiver",
+            TxReceiver::spawn(
+                listener,
+                parameters.max_transaction_size,
+                tx_batch_maker,
+                metrics,
+                shutdown,
+            ),
+        );
         tracing::info!(%authority, id, %worker_address, %transaction_address, "worker started");
         Ok(handle)
     }
@@ -289,7 +304,7 @@ impl Worker {
 pub struct WorkerHandle {
     shutdown: CancellationToken,
     server: Option<ServerHandle>,
-    tasks: Vec<JoinHandle<()>>,
+    actors: Actors,
     metrics: Arc<WorkerMetrics>,
     transaction_address: SocketAddr,
     worker_address: SocketAddr,
@@ -310,9 +325,13 @@ impl WorkerHandle {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
-        for task in std::mem::take(&mut self.tasks) {
-            let _ = task.await;
-        }
+        std::mem::take(&mut self.actors).join().await;
+    }
+
+    /// Resolves when one of the worker's actors stopped before shutdown (a fatal error): which
+    /// one.
+    pub async fn stopped(&mut self) -> String {
+        self.actors.first_stopped().await
     }
 
     pub fn metrics(&self) -> &WorkerMetrics {

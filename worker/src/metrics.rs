@@ -83,7 +83,7 @@ impl WorkerMetrics {
             .buckets(exponential_buckets(0.000_5, 2.0, 16)?),
         )?;
         registry.register(Box::new(quorum_latency.clone()))?;
-        Ok(Self {
+        let metrics = Self {
             transactions_received: counter(
                 "weft_worker_transactions_received_total",
                 "Transactions accepted from clients",
@@ -153,6 +153,11 @@ impl WorkerMetrics {
                 "weft_worker_primary_reports_in_flight",
                 "Reports to the own primary sent and not yet acknowledged",
             )?,
-        })
+        };
+        // Exported at zero from the start, so that a dashboard finds the series.
+        for reason in ["empty", "too_large", "full"] {
+            metrics.transactions_rejected.with_label_values(&[reason]);
+        }
+        Ok(metrics)
     }
 }

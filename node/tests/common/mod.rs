@@ -39,7 +39,15 @@ pub fn committee_new(dir: &Path, n: usize) {
 /// `weft <subcommand>` for authority `i` of the committee in `dir`, its store in `store`,
 /// logging at INFO to a pipe.
 pub fn authority(dir: &Path, i: usize, subcommand: &[&str], store: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_weft"))
+    authority_command(dir, i, subcommand, store)
+        .spawn()
+        .expect("weft starts")
+}
+
+/// The command [`authority`] runs, to add to before spawning it.
+pub fn authority_command(dir: &Path, i: usize, subcommand: &[&str], store: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
+    command
         .args(subcommand)
         .arg("--keys")
         .arg(dir.join(format!("keys-{i}.json")))
@@ -51,9 +59,8 @@ pub fn authority(dir: &Path, i: usize, subcommand: &[&str], store: &str) -> Chil
         .arg(dir.join(store))
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("weft starts")
+        .stderr(Stdio::inherit());
+    command
 }
 
 /// How long the tests wait on the weft processes for anything (start, commit, stop).
