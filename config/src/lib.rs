@@ -201,14 +201,30 @@ pub fn local_committee<R: RngCore + CryptoRng>(
     base_port: u16,
     rng: &mut R,
 ) -> (Vec<Keys>, CommitteeFile) {
+    let hosts = vec![std::net::IpAddr::from([127, 0, 0, 1]); authorities];
+    committee_on(&hosts, workers, base_port, rng)
+}
+
+/// A committee with authority `i` on `hosts[i]`, each with `workers` workers, ports laid out as
+/// [`local_committee`] does; authorities on a host of their own all use the ports from
+/// `base_port` (so that containers of one committee look alike), those sharing a host the
+/// next free ones.
+pub fn committee_on<R: RngCore + CryptoRng>(
+    hosts: &[std::net::IpAddr],
+    workers: u32,
+    base_port: u16,
+    rng: &mut R,
+) -> (Vec<Keys>, CommitteeFile) {
     let per_authority = 1 + 2 * workers as u16;
-    let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-    let keys: Vec<Keys> = (0..authorities).map(|_| Keys::generate(rng)).collect();
+    let keys: Vec<Keys> = hosts.iter().map(|_| Keys::generate(rng)).collect();
     let authorities = keys
         .iter()
+        .zip(hosts)
         .enumerate()
-        .map(|(i, k)| {
-            let base = base_port + i as u16 * per_authority;
+        .map(|(i, (k, host))| {
+            let before = hosts[..i].iter().filter(|h| *h == host).count() as u16;
+            let base = base_port + before * per_authority;
+            let addr = |port: u16| SocketAddr::new(*host, port);
             let worker_port = |w: WorkerId, offset: u16| base + 1 + 2 * w as u16 + offset;
             Authority {
                 protocol_key: k.protocol.public(),

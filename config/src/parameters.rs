@@ -48,6 +48,10 @@ pub struct Parameters {
     /// Where the process serves `/metrics` (Prometheus), `/health` and `/ready` over HTTP;
     /// off when unset. `weft node run --metrics-address` overrides it.
     pub metrics_address: Option<std::net::SocketAddr>,
+    /// Listen on this IP (e.g. `0.0.0.0`) with the committee file's ports, instead of on the
+    /// committee's addresses themselves: for containers, whose committee address is a
+    /// service's and not the container's own.
+    pub listen_host: Option<std::net::IpAddr>,
 }
 
 /// Limits and policy of the Ethereum JSON-RPC ingress; the defaults follow reth's
@@ -210,6 +214,7 @@ impl Default for Parameters {
             committed_log_retention_after_posting: 1_000,
             rpc: RpcParameters::default(),
             metrics_address: None,
+            listen_host: None,
         }
     }
 }
@@ -223,6 +228,13 @@ pub struct ParameterError {
 }
 
 impl Parameters {
+    /// Where to listen for what the committee file says is at `advertised`.
+    pub fn listen_address(&self, advertised: std::net::SocketAddr) -> std::net::SocketAddr {
+        self.listen_host.map_or(advertised, |host| {
+            std::net::SocketAddr::new(host, advertised.port())
+        })
+    }
+
     pub fn max_header_delay(&self) -> Duration {
         Duration::from_millis(self.max_header_delay_ms)
     }

@@ -167,3 +167,33 @@ fn bad_key_files_name_the_field() {
     let e = load_keys(&dir.path().join("missing.json")).unwrap_err();
     assert!(matches!(e, ConfigError::Read { .. }));
 }
+
+/// Authorities alone on their hosts all use the ports from the base (containers of one
+/// committee look alike); those sharing a host get the next free ones; and `listen_host`
+/// keeps the committee's port on another IP.
+#[test]
+fn committees_on_hosts_share_ports_only_across_hosts() {
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let hosts = [ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.1")];
+    let (_, file) = committee_on(&hosts, 1, 7000, &mut StdRng::seed_from_u64(3));
+    let primaries: Vec<String> = file
+        .authorities
+        .iter()
+        .map(|a| a.primary_address.to_string())
+        .collect();
+    assert_eq!(primaries, ["10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.1:7003"]);
+    assert_eq!(
+        file.authorities[2].transaction_addresses[&0].to_string(),
+        "10.0.0.1:7005"
+    );
+    let parameters = Parameters {
+        listen_host: Some(ip("0.0.0.0")),
+        ..Parameters::default()
+    };
+    assert_eq!(
+        parameters
+            .listen_address("10.0.0.2:7001".parse().unwrap())
+            .to_string(),
+        "0.0.0.0:7001"
+    );
+}

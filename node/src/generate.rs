@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use rand::{rngs::OsRng, rngs::StdRng, SeedableRng};
 use std::path::Path;
-use weft_config::{local_committee, save_committee, save_keys, save_parameters, Keys, Parameters};
+use weft_config::{committee_on, save_committee, save_keys, save_parameters, Keys, Parameters};
 use weft_types::Committee;
 
 pub fn keys(out: &Path) -> Result<()> {
@@ -17,7 +17,21 @@ pub fn keys(out: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn committee(authorities: usize, workers: u32, base_port: u16, out_dir: &Path) -> Result<()> {
+pub fn committee(
+    authorities: usize,
+    workers: u32,
+    base_port: u16,
+    hosts: &[std::net::IpAddr],
+    out_dir: &Path,
+) -> Result<()> {
+    let hosts = match hosts {
+        [] => vec![std::net::IpAddr::from([127, 0, 0, 1]); authorities],
+        given if given.len() == authorities => given.to_vec(),
+        given => bail!(
+            "--hosts names {} hosts for {authorities} authorities",
+            given.len()
+        ),
+    };
     if authorities == 0 || authorities > Committee::MAX_AUTHORITIES {
         bail!(
             "--authorities must be between 1 and {}",
@@ -32,12 +46,7 @@ pub fn committee(authorities: usize, workers: u32, base_port: u16, out_dir: &Pat
         bail!("--base-port {base_port} leaves no room for {ports} ports below 65536 (and must be ≥ 1024)");
     }
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    let (keys, file) = local_committee(
-        authorities,
-        workers,
-        base_port,
-        &mut StdRng::from_rng(OsRng)?,
-    );
+    let (keys, file) = committee_on(&hosts, workers, base_port, &mut StdRng::from_rng(OsRng)?);
     // Validate what we write, so a generated committee is always loadable.
     Committee::new(file.clone())?;
     for (i, k) in keys.iter().enumerate() {
@@ -46,13 +55,12 @@ pub fn committee(authorities: usize, workers: u32, base_port: u16, out_dir: &Pat
     save_committee(&out_dir.join("committee.json"), &file)?;
     save_parameters(&out_dir.join("parameters.json"), &Parameters::default())?;
     println!(
-        "wrote committee.json, parameters.json and keys-0..{}.json to {} ({} authorities × {} workers, ports {}..{})",
+        "wrote committee.json, parameters.json and keys-0..{}.json to {} ({} authorities × {} workers, ports from {})",
         authorities - 1,
         out_dir.display(),
         authorities,
         workers,
         base_port,
-        base_port as u64 + ports - 1
     );
     Ok(())
 }

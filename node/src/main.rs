@@ -97,6 +97,10 @@ enum CommitteeCommand {
         workers: u32,
         #[arg(long, default_value_t = 3000)]
         base_port: u16,
+        /// One IP address per authority, comma-separated (default: all on 127.0.0.1). An
+        /// authority alone on its host listens on the ports from --base-port.
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<std::net::IpAddr>,
         #[arg(long)]
         out_dir: PathBuf,
     },
@@ -128,9 +132,10 @@ fn main() -> Result<()> {
                     authorities,
                     workers,
                     base_port,
+                    hosts,
                     out_dir,
                 },
-        } => generate::committee(authorities, workers, base_port, &out_dir),
+        } => generate::committee(authorities, workers, base_port, &hosts, &out_dir),
         Command::Node {
             command: NodeCommand::Run(args),
         } => run::node(args),

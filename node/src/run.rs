@@ -32,6 +32,11 @@ pub struct RunArgs {
     /// `metrics server started address=...`); overrides the parameters' `metrics_address`.
     #[arg(long)]
     metrics_address: Option<std::net::SocketAddr>,
+    /// Listen on this IP (e.g. 0.0.0.0) with the committee's ports, not on the committee's
+    /// addresses (containers behind a service address); overrides the parameters'
+    /// `listen_host`.
+    #[arg(long)]
+    listen_host: Option<std::net::IpAddr>,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -145,10 +150,13 @@ fn load(args: &RunArgs) -> Result<Loaded> {
     init_logging(&args.log);
     let committee = Arc::new(load_committee(&args.committee)?);
     let keys = load_keys(&args.keys)?;
-    let parameters = match &args.parameters {
+    let mut parameters = match &args.parameters {
         Some(p) => load_parameters(p)?,
         None => Parameters::default(),
     };
+    if let Some(host) = args.listen_host {
+        parameters.listen_host = Some(host);
+    }
     let me = committee
         .index_of_protocol_key(&keys.protocol.public())
         .with_context(|| {

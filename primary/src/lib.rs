@@ -289,7 +289,7 @@ impl Primary {
             next_own_batch: std::sync::atomic::AtomicU64::new(next_own_batch),
         };
         let server = Server::spawn(
-            address,
+            parameters.listen_address(address),
             committee.clone(),
             &network_keypair,
             Arc::new(handler),

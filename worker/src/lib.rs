@@ -177,7 +177,7 @@ impl Worker {
             )
         };
         let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
-        let listener = TcpListener::bind(transaction_address).await?;
+        let listener = TcpListener::bind(parameters.listen_address(transaction_address)).await?;
         let transaction_address = listener.local_addr()?;
 
         let (tx_batch_maker, rx_ingress) = mpsc::channel(TRANSACTION_CHANNEL_CAPACITY);
@@ -274,7 +274,7 @@ impl Worker {
         };
         // On failure, dropping the handle stops the actors started so far.
         let server = Server::spawn(
-            worker_address,
+            parameters.listen_address(worker_address),
             committee.clone(),
             &network_keypair,
             Arc::new(handler),
