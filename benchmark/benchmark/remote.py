@@ -6,7 +6,9 @@ Settings (JSON), e.g. `benchmark/remote.json`:
 Authority i runs on hosts[i % len(hosts)] with its workers and clients; the binaries are the
 ones built here (the hosts must be binary-compatible: same architecture and glibc). Processes
 are started with nohup, their pids kept in files, and stopped by those pids (SIGTERM, so
-the stores flush). The same host may appear several times, localhost included.
+the stores flush). The same host may appear several times, localhost included; each host
+gets its own directory under `remote_dir` (named after it), so that several host names of one
+machine (127.0.0.1, 127.0.0.2, …, as the CI test uses) do not share files.
 """
 
 import json
@@ -57,10 +59,11 @@ def remote(bench, node_params, weft, client, settings, workdir=None, echo=print)
     params, committee, order = generate(weft, workdir, bench, node_params, host_of,
                                         base_port=settings['base_port'])
     conns = connections(settings)
-    rdir = settings['remote_dir']
+    rdir_of = lambda host: f"{settings['remote_dir']}/{host}"  # noqa: E731
     alive = list(range(bench.nodes - bench.faults))
     echo(f'remote: uploading to {len(conns)} host(s)')
     for host, c in conns.items():
+        rdir = rdir_of(host)
         c.run(f'rm -rf {rdir} && mkdir -p {rdir}/logs', hide=True)
         for path in (weft, client):
             c.put(path, f'{rdir}/{os.path.basename(path)}')
@@ -76,14 +79,14 @@ def remote(bench, node_params, weft, client, settings, workdir=None, echo=print)
     started = []
     try:
         for i in alive:
-            start(conns[host_of(i)], rdir, f'node-{i}',
+            start(conns[host_of(i)], rdir_of(host_of(i)), f'node-{i}',
                   f'./weft node run --keys keys-{i}.json --committee committee.json '
                   f'--parameters parameters.json --store store-{i} --report-every 2')
             started.append((host_of(i), f'node-{i}'))
         cid = 0
         for i in alive:
             for addr in committee['authorities'][order[i]]['transaction_addresses'].values():
-                start(conns[host_of(i)], rdir, f'client-{cid}',
+                start(conns[host_of(i)], rdir_of(host_of(i)), f'client-{cid}',
                       f'./weft-client --target {addr} --size {bench.tx_size} --rate {rate} '
                       f'--duration {bench.duration} --nodes {",".join(tx_addrs)} '
                       f'--sample-share {bench.sample_share} --client-id {cid}')
@@ -93,18 +96,18 @@ def remote(bench, node_params, weft, client, settings, workdir=None, echo=print)
              f'running {bench.duration} s')
         deadline = time.time() + bench.duration + STARTUP_GRACE
         clients = [(h, n) for h, n in started if n.startswith('client')]
-        while any(running(conns[h], rdir, n) for h, n in clients):
+        while any(running(conns[h], rdir_of(h), n) for h, n in clients):
             if time.time() > deadline:
                 raise BenchError('remote clients did not finish in time')
             time.sleep(POLL)
         time.sleep(DRAIN)
     finally:
         for h, n in started:
-            stop(conns[h], rdir, n)
+            stop(conns[h], rdir_of(h), n)
     logs = {}
     for h, n in started:
         local = os.path.join(workdir, 'logs', f'{n}.log')
-        conns[h].get(f'{rdir}/logs/{n}.log', local)
+        conns[h].get(f'{rdir_of(h)}/logs/{n}.log', local)
         with open(local, encoding='utf-8', errors='replace') as f:
             logs[n] = f.read()
     nodes = [logs[f'node-{i}'] for i in alive]

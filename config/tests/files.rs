@@ -181,7 +181,10 @@ fn committees_on_hosts_share_ports_only_across_hosts() {
         .iter()
         .map(|a| a.primary_address.to_string())
         .collect();
-    assert_eq!(primaries, ["10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.1:7003"]);
+    assert_eq!(
+        primaries,
+        ["10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.1:7003"]
+    );
     assert_eq!(
         file.authorities[2].transaction_addresses[&0].to_string(),
         "10.0.0.1:7005"
