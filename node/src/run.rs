@@ -236,22 +236,7 @@ pub fn node(args: NodeRunArgs) -> Result<()> {
             args.common.store.clone(),
             every,
         ));
-        // Runs until a signal, or until an actor stops on a fatal error: then the node goes
-        // down as a whole, with a non-zero exit, for its supervisor to restart it.
-        let fatal = tokio::select! {
-            signal = shutdown_signal() => {
-                signal?;
-                None
-            }
-            cause = node.stopped() => Some(cause),
-        };
-        match &fatal {
-            None => info!("shutting down"),
-            Some(cause) => {
-                tracing::error!(cause, "fatal: an actor stopped; shutting the node down");
-                health.fail(cause);
-            }
-        }
+        let fatal = until_signal_or_fatal(node.stopped(), &health).await?;
         status.abort();
         // First, so that no transaction is taken that the workers could not make durable.
         if let Some(rpc) = rpc {
@@ -301,20 +286,7 @@ pub fn worker(args: WorkerRunArgs) -> Result<()> {
         info!(authority = %loaded.me, id = args.id, "worker started");
         let health = Arc::new(Health::new(|| Ok(())));
         let ops = start_ops(&args.common, &loaded.parameters, &registry, &health).await?;
-        let fatal = tokio::select! {
-            signal = shutdown_signal() => {
-                signal?;
-                None
-            }
-            cause = worker.stopped() => Some(cause),
-        };
-        match &fatal {
-            None => info!("shutting down"),
-            Some(cause) => {
-                tracing::error!(cause, "fatal: an actor stopped; shutting the worker down");
-                health.fail(cause);
-            }
-        }
+        let fatal = until_signal_or_fatal(worker.stopped(), &health).await?;
         worker.shutdown().await;
         if let Some(ops) = ops {
             ops.shutdown().await;
@@ -447,6 +419,30 @@ pub fn verify_l1(rpc: &str, inbox: &str) -> Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// Runs until a signal, or until an actor stops (`stopped` resolves with its name) on a fatal
+/// error: then `/health` says so and the caller shuts the process down as a whole and exits
+/// non-zero, for its supervisor to restart it. Returns the cause in that case.
+async fn until_signal_or_fatal(
+    stopped: impl std::future::Future<Output = String>,
+    health: &Health,
+) -> Result<Option<String>> {
+    let fatal = tokio::select! {
+        signal = shutdown_signal() => {
+            signal?;
+            None
+        }
+        cause = stopped => Some(cause),
+    };
+    match &fatal {
+        None => info!("shutting down"),
+        Some(cause) => {
+            tracing::error!(cause, "fatal: an actor stopped; shutting down");
+            health.fail(cause);
+        }
+    }
+    Ok(fatal)
 }
 
 pub(crate) async fn shutdown_signal() -> Result<()> {

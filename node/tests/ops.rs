@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use weft_l1_poster::anvil::{Anvil, DEV_KEYS};
+use weft_l1_poster::anvil::DEV_KEYS;
 
 /// `GET path` on `address`: the status code and the body.
 fn get(address: &str, path: &str) -> (u16, String) {
@@ -121,14 +121,7 @@ fn dashboard_metrics(dashboard: &serde_json::Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_serve_metrics_health_and_readiness_and_a_failed_store_brings_its_node_down() {
-    let anvil = Anvil::spawn(&["--block-time", "1"]).expect("anvil (run ops/setup)");
-    let key =
-        |i: usize| -> alloy::signers::local::PrivateKeySigner { DEV_KEYS[i].parse().unwrap() };
-    let posters = (0..4).map(|i| key(i).address()).collect();
-    let inbox = weft_l1_poster::deploy_inbox(&anvil.endpoint(), key(5), posters)
-        .await
-        .unwrap()
-        .to_string();
+    let (anvil, inbox) = common::l1_with_inbox().await;
     let rpc = anvil.endpoint();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{cast, force_include, run, Cluster, RpcClient, PROCESS_DEADLINE};
+use common::{cast, force_include, l1_with_inbox as l1, run, Cluster, RpcClient, PROCESS_DEADLINE};
 use serde_json::{json, Value};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -41,18 +41,6 @@ fn key(chain_id: u64, account: usize) -> String {
     seed.extend_from_slice(&chain_id.to_be_bytes());
     seed.extend_from_slice(&(account as u32).to_be_bytes());
     format!("{}", alloy::primitives::keccak256(&seed))
-}
-
-/// An L1 with the inbox, the posters being authorities 0..4 (anvil's dev keys).
-async fn l1() -> (Anvil, String) {
-    let anvil = Anvil::spawn(&["--block-time", "1"]).expect("anvil (run ops/setup)");
-    let key =
-        |i: usize| -> alloy::signers::local::PrivateKeySigner { DEV_KEYS[i].parse().unwrap() };
-    let posters = (0..4).map(|i| key(i).address()).collect();
-    let inbox = weft_l1_poster::deploy_inbox(&anvil.endpoint(), key(5), posters)
-        .await
-        .unwrap();
-    (anvil, inbox.to_string())
 }
 
 /// Four authorities posting to `inbox`, with `more` arguments each.
@@ -171,9 +159,16 @@ fn block(client: &mut RpcClient, n: u64) -> (String, String) {
     )
 }
 
+/// An Ethereum JSON-RPC quantity (`"0x…"`).
+fn quantity(value: &Value) -> u64 {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a quantity: {value}"));
+    u64::from_str_radix(text.trim_start_matches("0x"), 16).unwrap()
+}
+
 fn head(client: &mut RpcClient) -> u64 {
-    let n = client.call_root("eth_blockNumber", json!([])).unwrap();
-    u64::from_str_radix(n.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    quantity(&client.call_root("eth_blockNumber", json!([])).unwrap())
 }
 
 /// Polls `done` every 200 ms until it holds, checking the rollup nodes stay up.
@@ -283,14 +278,7 @@ fn cast_client(endpoints: &[String], engines: &[(u64, String)]) -> u64 {
         ))
         .unwrap();
         assert_eq!(receipt["status"], "0x1", "{hash} failed on rollup {chain}");
-        let number = u64::from_str_radix(
-            receipt["blockNumber"]
-                .as_str()
-                .unwrap()
-                .trim_start_matches("0x"),
-            16,
-        )
-        .unwrap();
+        let number = quantity(&receipt["blockNumber"]);
         let (sub_dag, _, got_chain) = weft.position(*chain, hash).expect("committed");
         assert_eq!(got_chain, *chain);
         assert_eq!(number, sub_dag + 1, "{hash}: block of sub-DAG {sub_dag}");
@@ -458,14 +446,7 @@ async fn a_committee_that_ignores_the_inbox_cannot_keep_a_forced_transaction_out
             "{endpoint}: the committee was to ignore the inbox, yet ordered it"
         );
     }
-    let number = u64::from_str_radix(
-        receipt["blockNumber"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("0x"),
-        16,
-    )
-    .unwrap();
+    let number = quantity(&receipt["blockNumber"]);
     println!(
         "rollup: forced at L1 block {forced_at}, ignored by every authority, executed in L2 \
          block {number} after {account} committee transactions"

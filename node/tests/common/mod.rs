@@ -492,3 +492,17 @@ pub async fn force_include(rpc: &str, inbox: &str, raw: Vec<u8>) -> u64 {
     let receipt = l1.wait_receipt(hash).await.unwrap().expect("mined");
     receipt.block_number.unwrap()
 }
+
+/// An L1 with the inbox, the posters being authorities 0..4 (anvil's dev keys).
+pub async fn l1_with_inbox() -> (weft_l1_poster::anvil::Anvil, String) {
+    let anvil =
+        weft_l1_poster::anvil::Anvil::spawn(&["--block-time", "1"]).expect("anvil (run ops/setup)");
+    let key = |i: usize| -> alloy::signers::local::PrivateKeySigner {
+        weft_l1_poster::anvil::DEV_KEYS[i].parse().unwrap()
+    };
+    let posters = (0..4).map(|i| key(i).address()).collect();
+    let inbox = weft_l1_poster::deploy_inbox(&anvil.endpoint(), key(5), posters)
+        .await
+        .unwrap();
+    (anvil, inbox.to_string())
+}
