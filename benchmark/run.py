@@ -31,6 +31,9 @@ def bench_args(p):
                         'with transactions signed before the run')
     p.add_argument('--no-recover-senders', action='store_true',
                    help='rpc ingress: the nodes do not recover senders (rpc.recover_senders)')
+    p.add_argument('--scrape-ms', type=int, default=0,
+                   help='serve /metrics on every node and scrape each this often during the '
+                        'run, as Prometheus would (0: off)')
     p.add_argument('--header-delay', type=int, default=NODE_PARAMETERS['max_header_delay_ms'])
     p.add_argument('--batch-delay', type=int, default=NODE_PARAMETERS['max_batch_delay_ms'])
     p.add_argument('--batch-size', type=int, default=NODE_PARAMETERS['batch_size'])
@@ -47,7 +50,7 @@ def points(a):
         for _ in range(a.runs):
             yield BenchParameters(a.nodes, a.workers, a.faults, rate, a.tx_size, a.duration,
                                   a.sample_share, a.ingress,
-                                  not a.no_recover_senders).validate()
+                                  not a.no_recover_senders, a.scrape_ms).validate()
 
 
 def node_params(a):

@@ -47,6 +47,8 @@ class BenchParameters:
     ingress: str = 'tcp'
     # `rpc.recover_senders` of the nodes (rpc ingress only).
     recover_senders: bool = True
+    # Scrape every node's /metrics this often during the run (0: the endpoints stay off).
+    scrape_ms: int = 0
 
     def validate(self):
         if self.nodes < 1 or self.workers < 1:
@@ -57,6 +59,8 @@ class BenchParameters:
             raise BenchError('rate and duration must be positive, tx size at least 9 B')
         if self.ingress not in ('tcp', 'rpc'):
             raise BenchError(f'unknown ingress {self.ingress!r}: tcp or rpc')
+        if self.scrape_ms < 0:
+            raise BenchError('scrape interval must be 0 (off) or positive')
         return self
 
 

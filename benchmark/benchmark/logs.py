@@ -339,6 +339,10 @@ def summary(config, results):
                        f" {a['refused']:,} refused, {a['wrong_hash']} wrong hashes;"
                        f" acknowledgement latency {ms(a['latency']['mean'])}"
                        f" (p50 {ms(a['latency']['p50'])}, p99 {ms(a['latency']['p99'])})")
+    if sc := r.get('scrapes'):
+        each = sc['bytes'] // max(1, sc['done'])
+        out.insert(-2, f" Metrics: /metrics scraped every {c.get('scrape_ms')} ms:"
+                       f" {sc['done']:,} scrapes ({each:,} B each), {sc['failed']} failed")
     for n in r['per_node']:
         lat = n['consensus_latency']
         usage = (f", peak RSS {n['peak_rss_mib']:.0f} MiB, CPU {n['cpu_share'] * 100:.0f}%"

@@ -11,7 +11,9 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
+import urllib.request
 
 from .config import BenchError
 from .logs import LogParser, summary
@@ -135,6 +137,31 @@ def generate(weft, workdir, bench, node_params, host_of, base_port=None):
     return params, committee, order
 
 
+def metrics_address(committee, host, i, nodes):
+    """The metrics address of key file i: past the JSON-RPC ones."""
+    return rpc_address(committee, host, nodes + i)
+
+
+class Scraper(threading.Thread):
+    """GETs every node's /metrics every `interval` seconds, as a Prometheus server would."""
+
+    def __init__(self, addresses, interval):
+        super().__init__(daemon=True)
+        self.addresses, self.interval = addresses, interval
+        self.scrapes = self.failures = self.bytes = 0
+        self.done = threading.Event()
+
+    def run(self):
+        while not self.done.wait(self.interval):
+            for a in self.addresses:
+                try:
+                    with urllib.request.urlopen(f'http://{a}/metrics', timeout=5) as r:
+                        self.bytes += len(r.read())
+                    self.scrapes += 1
+                except OSError:
+                    self.failures += 1
+
+
 def rpc_address(committee, host, i):
     """The JSON-RPC address of key file i: past every port the committee uses."""
     last = max(int(addr.rsplit(':', 1)[1]) for a in committee['authorities']
@@ -231,6 +258,9 @@ def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, ext
         for i in alive:
             rpc = (['--rpc-address', rpc_address(committee, launcher.host(i), i)]
                    if bench.ingress == 'rpc' else [])
+            if bench.scrape_ms:
+                rpc += ['--metrics-address',
+                        metrics_address(committee, launcher.host(i), i, bench.nodes)]
             cluster.start_node(i, [weft, 'node', 'run',
                                    '--keys', os.path.join(workdir, f'keys-{i}.json'),
                                    '--committee', launcher.committee_path(i, workdir),
@@ -258,6 +288,11 @@ def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, ext
              f'crashed, {bench.rate:,} tx/s of {bench.tx_size} B for {bench.duration} s '
              f'through the {bench.ingress} ingress (logs in {workdir}/logs)')
         progress = Progress(node_logs, client_logs)
+        scraper = None
+        if bench.scrape_ms:
+            scraper = Scraper([metrics_address(committee, launcher.host(i), i, bench.nodes)
+                               for i in alive], bench.scrape_ms / 1000)
+            scraper.start()
         began = time.time()
         next_line = began + PROGRESS_EVERY
         # rpc clients sign their whole load first (~25 us a transaction per core).
@@ -286,6 +321,9 @@ def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, ext
         echo(progress.line(time.time() - began) + ' (clients done)')
         usage = cluster.usage()
         wall = time.time() - began
+        if scraper:
+            scraper.done.set()
+            scraper.join()
     finally:
         cluster.stop()
         launcher.close()
@@ -303,9 +341,13 @@ def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, ext
     config = {'mode': mode, 'nodes': bench.nodes, 'workers': bench.workers,
               'faults': bench.faults, 'rate': bench.rate, 'tx_size': bench.tx_size,
               'duration': bench.duration, 'ingress': bench.ingress,
+              'scrape_ms': bench.scrape_ms,
               'parameters': params,
               'time': time.time()}
     config.update(extra or {})
+    if scraper:
+        results['scrapes'] = {'done': scraper.scrapes, 'failed': scraper.failures,
+                              'bytes': scraper.bytes}
     return config, results, summary(config, results)
 
 

@@ -171,3 +171,38 @@ fn answer<B>(request: &Request<B>, registry: &Registry, health: &Health) -> Resp
         _ => text(StatusCode::NOT_FOUND, "/metrics, /health, /ready\n".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(path: &str, health: &Health) -> StatusCode {
+        let request = Request::get(path).body(()).unwrap();
+        answer(&request, &Registry::new(), health).status()
+    }
+
+    /// `/health` turns 503 with the first cause the moment an actor is reported stopped, and
+    /// `/ready` with it; `/ready` also follows the readiness function.
+    #[test]
+    fn health_fails_with_the_first_cause_and_readiness_follows() {
+        let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ready.clone();
+        let health = Health::new(
+            move || match flag.load(std::sync::atomic::Ordering::SeqCst) {
+                true => Ok(()),
+                false => Err("catching up".into()),
+            },
+        );
+        assert_eq!(status("/health", &health), StatusCode::OK);
+        assert_eq!(status("/ready", &health), StatusCode::SERVICE_UNAVAILABLE);
+        ready.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(status("/ready", &health), StatusCode::OK);
+        assert_eq!(status("/metrics", &health), StatusCode::OK);
+        assert_eq!(status("/elsewhere", &health), StatusCode::NOT_FOUND);
+        health.fail("executor stopped");
+        health.fail("runner stopped");
+        assert_eq!(status("/health", &health), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(status("/ready", &health), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(health.health(), Err("executor stopped".to_string()));
+    }
+}

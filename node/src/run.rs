@@ -421,6 +421,9 @@ pub fn verify_l1(rpc: &str, inbox: &str) -> Result<()> {
     Ok(())
 }
 
+/// How long `/health` answers 503 before a process with a stopped actor shuts down.
+const FATAL_GRACE: Duration = Duration::from_secs(1);
+
 /// Runs until a signal, or until an actor stops (`stopped` resolves with its name) on a fatal
 /// error: then `/health` says so and the caller shuts the process down as a whole and exits
 /// non-zero, for its supervisor to restart it. Returns the cause in that case.
@@ -440,6 +443,8 @@ async fn until_signal_or_fatal(
         Some(cause) => {
             tracing::error!(cause, "fatal: an actor stopped; shutting down");
             health.fail(cause);
+            // /health says so for a moment before the process goes, for a probe to see why.
+            tokio::time::sleep(FATAL_GRACE).await;
         }
     }
     Ok(fatal)
