@@ -3,7 +3,8 @@
 //! - `/health`: 200 while every actor runs, 503 with the cause once one has stopped (the
 //!   process is then on its way down, see `weft node run`);
 //! - `/ready`: 200 once the process is caught up (for an authority: its round within
-//!   [`READY_ROUND_LAG`] of the highest round its DAG has seen from its peers), else 503.
+//!   [`READY_ROUND_LAG`] of the highest round its DAG has seen from its peers, and moving),
+//!   else 503.
 //!
 //! Meant for a scraper and a supervisor on the operator's network, not for the public: it
 //! holds at most [`MAX_CONNECTIONS`] connections, each with a header deadline.
@@ -62,17 +63,35 @@ impl Health {
     }
 }
 
-/// Readiness of an authority from its primary's round gauges.
+/// An authority whose round has not moved for this long is not ready: cut off from its peers
+/// (or the committee as a whole has stalled), it is not caught up with anything.
+pub const READY_STALL: Duration = Duration::from_secs(5);
+
+/// Readiness of an authority from its primary's round gauges: it has proposed, its round is
+/// within [`READY_ROUND_LAG`] of the highest round it has seen, and it moved within
+/// [`READY_STALL`] (as the calls observe it: the clock is read here, at the edge).
 pub fn authority_ready(
     metrics: Arc<weft_primary::PrimaryMetrics>,
 ) -> impl Fn() -> Result<(), String> {
+    let last_move = Mutex::new((0i64, std::time::Instant::now()));
     move || {
         let (round, seen) = (metrics.round.get(), metrics.dag_round.get());
+        let mut last = last_move.lock();
+        if round != last.0 {
+            *last = (round, std::time::Instant::now());
+        }
         if round == 0 {
             return Err("no header proposed yet".into());
         }
         if seen - round > READY_ROUND_LAG {
             return Err(format!("at round {round}, peers at {seen}"));
+        }
+        let still = last.1.elapsed();
+        if still > READY_STALL {
+            return Err(format!(
+                "round {round} has not moved for {} s",
+                still.as_secs()
+            ));
         }
         Ok(())
     }

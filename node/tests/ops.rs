@@ -213,3 +213,224 @@ async fn endpoints_serve_metrics_health_and_readiness_and_a_failed_store_brings_
     }
     drop(nodes);
 }
+
+/// `name{labels} value` lines of a scrape: the sum of the series of `name` whose labels hold
+/// every one of `labels` (`key="value"`).
+fn metric(scrape: &str, name: &str, labels: &[&str]) -> f64 {
+    scrape
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.split(['{', ' ']).next() == Some(name) && labels.iter().all(|x| l.contains(x))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Polls until `done` holds for `what`, bounded by the processes' deadline.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PROCESS_DEADLINE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        // Polling external processes, bounded by the deadline.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sends framed transactions to `address` until `stop`, ~100 a burst every 100 ms.
+fn load(address: String, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let mut stream = loop {
+        match TcpStream::connect(&address) {
+            Ok(s) => break s,
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    let mut id = 0u64;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        for _ in 0..100 {
+            let mut tx = vec![7u8; 128];
+            tx[..8].copy_from_slice(&id.to_be_bytes());
+            id += 1;
+            if stream.write_all(&(tx.len() as u32).to_be_bytes()).is_err()
+                || stream.write_all(&tx).is_err()
+            {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A TLS handshake with a key that is not the committee's, to `address` (a primary that
+/// expects `server_key`): refused.
+fn stranger_handshake(address: &str, server_key: weft_types::PublicKey) {
+    use rand::SeedableRng;
+    let stranger = weft_types::KeyPair::generate(&mut rand::rngs::StdRng::seed_from_u64(99));
+    let identity = weft_network::tls::TlsIdentity::new(&stranger).unwrap();
+    let metrics = weft_network::NetworkMetrics::unregistered();
+    let config = weft_network::tls::client_config(&identity, server_key, &metrics).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let result = tokio::time::timeout(
+            Duration::from_secs(10),
+            connector.connect(weft_network::tls::server_name(), tcp),
+        )
+        .await;
+        // The server refuses the client's certificate; with TLS 1.3 the client may learn it
+        // only on its first read.
+        if let Ok(Ok(mut stream)) = result {
+            use tokio::io::AsyncReadExt;
+            let mut byte = [0u8; 1];
+            assert!(
+                !matches!(stream.read(&mut byte).await, Ok(n) if n > 0),
+                "a stranger's link must not be served"
+            );
+        }
+    });
+}
+
+#[test]
+fn under_load_counters_move_rejections_count_and_a_cut_off_node_is_not_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    committee_new(d, 4);
+    let committee = weft_config::load_committee(&d.join("committee.json")).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let args = ["node", "run", "--metrics-address", "127.0.0.1:0"];
+    let nodes = Processes(
+        (0..4)
+            .map(|i| {
+                let mut child = authority_command(d, i, &args, &format!("store-{i}"))
+                    .spawn()
+                    .expect("weft starts");
+                let out = child.stdout.take().unwrap();
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    for line in BufReader::new(out).lines().map_while(Result::ok) {
+                        if tx.send((i, line)).is_err() {
+                            break;
+                        }
+                    }
+                });
+                child
+            })
+            .collect(),
+    );
+    let mut addresses: Vec<Option<String>> = vec![None; 4];
+    let deadline = Instant::now() + PROCESS_DEADLINE;
+    while addresses.iter().any(Option::is_none) {
+        let (i, line) = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("every node logs its metrics address");
+        if line.contains("metrics server started") {
+            let a = line.split("address=").nth(1).unwrap();
+            addresses[i] = Some(a.split_whitespace().next().unwrap().to_string());
+        }
+    }
+    let addresses: Vec<String> = addresses.into_iter().map(Option::unwrap).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loaders: Vec<_> = committee
+        .authorities()
+        .map(|(_, a)| {
+            let address = a.transaction_addresses[&0].to_string();
+            let stop = stop.clone();
+            std::thread::spawn(move || load(address, stop))
+        })
+        .collect();
+
+    for a in &addresses {
+        wait_for(&format!("{a} ready"), || get(a, "/ready").0 == 200);
+    }
+    // Under load, what every process counts moves between two scrapes.
+    let first: Vec<String> = addresses.iter().map(|a| get(a, "/metrics").1).collect();
+    let moved = |name: &str, i: usize, scrape: &str| {
+        metric(scrape, name, &[]) > metric(&first[i], name, &[])
+    };
+    for (i, a) in addresses.iter().enumerate() {
+        wait_for(&format!("{a}: commits"), || {
+            let now = get(a, "/metrics").1;
+            [
+                "weft_node_committed_log_index",
+                "weft_node_transactions_committed_total",
+            ]
+            .iter()
+            .all(|m| moved(m, i, &now))
+        });
+        let now = get(a, "/metrics").1;
+        for name in [
+            "weft_primary_certificates_formed_total",
+            "weft_primary_headers_proposed_total",
+            "weft_primary_round",
+            "weft_worker_transactions_received_total",
+        ] {
+            assert!(moved(name, i, &now), "{a}: {name} did not move under load");
+        }
+    }
+
+    // The committee lists authorities in its own order, not the key files': count over all.
+    let total = |name: &str, labels: &[&str]| -> f64 {
+        addresses
+            .iter()
+            .map(|a| metric(&get(a, "/metrics").1, name, labels))
+            .sum()
+    };
+    // Malformed client frames at a worker are counted by reason.
+    let worker = committee
+        .authorities()
+        .nth(1)
+        .unwrap()
+        .1
+        .transaction_addresses[&0];
+    let mut client = TcpStream::connect(worker).unwrap();
+    client.write_all(&0u32.to_be_bytes()).unwrap();
+    let mut client = TcpStream::connect(worker).unwrap();
+    client.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    wait_for("the worker's rejections", || {
+        ["reason=\"empty\"", "reason=\"too_large\""]
+            .iter()
+            .all(|r| total("weft_worker_transactions_rejected_total", &[r]) >= 1.0)
+    });
+    // A stranger's TLS handshake at a primary is refused and counted.
+    let primary = committee.authorities().nth(2).unwrap().1;
+    stranger_handshake(
+        &primary.primary_address.to_string(),
+        primary.network_key.clone(),
+    );
+    wait_for("the refused handshake", || {
+        total(
+            "weft_network_handshakes_refused_total",
+            &["direction=\"inbound\""],
+        ) >= 1.0
+    });
+
+    // Cut authority 0 off from its peers (they are stopped): it is no longer ready; once they
+    // are back, it is again.
+    let signal = |sig: &str| {
+        for child in &nodes.0[1..] {
+            let ok = std::process::Command::new("kill")
+                .args([sig, &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+    };
+    signal("-STOP");
+    wait_for("node 0 to turn unready", || {
+        get(&addresses[0], "/ready").0 == 503
+    });
+    signal("-CONT");
+    wait_for("node 0 to be ready again", || {
+        get(&addresses[0], "/ready").0 == 200
+    });
+
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for l in loaders {
+        let _ = l.join();
+    }
+    drop(nodes);
+}
