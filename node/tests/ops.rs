@@ -18,17 +18,19 @@ use weft_l1_poster::anvil::DEV_KEYS;
 
 /// `GET path` on `address`: the status code and the body.
 fn get(address: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    try_get(address, path).unwrap_or_else(|e| panic!("GET {address}{path}: {e}"))
+}
+
+/// [`get`], or the I/O error (a process that is gone).
+fn try_get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    )?;
     let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    stream.read_to_string(&mut answer)?;
     let status = answer
         .split_whitespace()
         .nth(1)
@@ -38,7 +40,7 @@ fn get(address: &str, path: &str) -> (u16, String) {
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
-    (status, body)
+    Ok((status, body))
 }
 
 /// Starts authority `i` with its metrics endpoint on a free port; its stdout lines go to
@@ -145,12 +147,13 @@ async fn endpoints_serve_metrics_health_and_readiness_and_a_failed_store_brings_
     let mut addresses: Vec<Option<String>> = vec![None; 4];
     let mut fatal_line = None;
     let mut exit = None;
+    let mut health_seen: Vec<(u16, String)> = Vec::new();
     while addresses[1..].iter().any(Option::is_none) || exit.is_none() {
         assert!(
             Instant::now() < deadline,
             "timed out: {addresses:?}, exit {exit:?}"
         );
-        if let Ok((i, line)) = rx.recv_timeout(Duration::from_millis(100)) {
+        if let Ok((i, line)) = rx.recv_timeout(Duration::from_millis(20)) {
             if let Some(a) = line
                 .split("address=")
                 .nth(1)
@@ -165,7 +168,25 @@ async fn endpoints_serve_metrics_health_and_readiness_and_a_failed_store_brings_
         if exit.is_none() {
             exit = nodes.0[0].try_wait().unwrap();
         }
+        // While it runs, authority 0's /health: healthy, then failing before it exits.
+        if let Some(a) = addresses[0].as_ref().filter(|_| exit.is_none()) {
+            if let Ok((code, body)) = try_get(a, "/health") {
+                health_seen.push((code, body));
+            }
+        }
     }
+    assert_eq!(
+        health_seen.first().map(|h| h.0),
+        Some(200),
+        "authority 0 was healthy at first"
+    );
+    let failing = health_seen.iter().find(|h| h.0 == 503);
+    let failing = failing.expect("/health must fail before the process exits");
+    assert!(
+        failing.1.contains("stopped") || failing.1.contains("panicked"),
+        "/health names the cause: {}",
+        failing.1
+    );
     let status = exit.unwrap();
     assert!(
         !status.success(),
