@@ -10,7 +10,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use weft_types::{Authority, Committee, CommitteeFile, KeyPair, WorkerId};
+use weft_attest::AttestationKey;
+use weft_types::{Authority, Committee, CommitteeFile, EthAddress, KeyPair, WorkerId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -114,11 +115,13 @@ pub fn save_parameters(path: &Path, params: &Parameters) -> Result<(), ConfigErr
     write_json(path, params, false)
 }
 
-/// An authority's two private keys.
+/// An authority's private keys.
 #[derive(Debug)]
 pub struct Keys {
     pub protocol: KeyPair,
     pub network: KeyPair,
+    /// Signs the attestations of committed sub-DAGs (secp256k1).
+    pub attestation: AttestationKey,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -127,9 +130,12 @@ struct KeyFile {
     /// Hex of the 32-byte ed25519 seed.
     protocol_key: String,
     network_key: String,
+    /// Hex of the 32-byte secp256k1 secret.
+    attestation_key: String,
     /// Public halves, for operators assembling a committee file; checked on load.
     protocol_public_key: String,
     network_public_key: String,
+    attestation_address: EthAddress,
 }
 
 impl Keys {
@@ -137,6 +143,15 @@ impl Keys {
         Self {
             protocol: KeyPair::generate(rng),
             network: KeyPair::generate(rng),
+            attestation: AttestationKey::generate(rng),
+        }
+    }
+
+    pub fn copy(&self) -> Self {
+        Self {
+            protocol: self.protocol.copy(),
+            network: self.network.copy(),
+            attestation: self.attestation.copy(),
         }
     }
 }
@@ -178,6 +193,26 @@ pub fn load_keys(path: &Path) -> Result<Keys, ConfigError> {
             "network_public_key",
             &file.network_public_key,
         )?,
+        attestation: {
+            let secret: [u8; 32] = hex::decode(&file.attestation_key)
+                .map_err(|e| invalid("attestation_key", format!("not hex: {e}")))?
+                .try_into()
+                .map_err(|b: Vec<u8>| {
+                    invalid(
+                        "attestation_key",
+                        format!("must be 32 bytes, got {}", b.len()),
+                    )
+                })?;
+            let key = AttestationKey::from_bytes(&secret)
+                .map_err(|e| invalid("attestation_key", e.to_string()))?;
+            if key.address() != file.attestation_address {
+                return Err(invalid(
+                    "attestation_address",
+                    "does not match the private key".into(),
+                ));
+            }
+            key
+        },
     })
 }
 
@@ -185,8 +220,10 @@ pub fn save_keys(path: &Path, keys: &Keys) -> Result<(), ConfigError> {
     let file = KeyFile {
         protocol_key: hex::encode(keys.protocol.seed()),
         network_key: hex::encode(keys.network.seed()),
+        attestation_key: hex::encode(keys.attestation.to_bytes()),
         protocol_public_key: keys.protocol.public().to_hex(),
         network_public_key: keys.network.public().to_hex(),
+        attestation_address: keys.attestation.address(),
     };
     write_json(path, &file, true)
 }
@@ -229,6 +266,7 @@ pub fn committee_on<R: RngCore + CryptoRng>(
             Authority {
                 protocol_key: k.protocol.public(),
                 network_key: k.network.public(),
+                attestation_address: k.attestation.address(),
                 stake: 1,
                 primary_address: addr(base),
                 worker_addresses: (0..workers)

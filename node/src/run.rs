@@ -197,10 +197,7 @@ pub fn node(args: NodeRunArgs) -> Result<()> {
     runtime()?.block_on(async move {
         let store = open_store(&args.common)?;
         let mut node = Node::spawn(NodeArgs {
-            keys: weft_config::Keys {
-                protocol: loaded.keys.protocol.copy(),
-                network: loaded.keys.network.copy(),
-            },
+            keys: loaded.keys.copy(),
             committee: loaded.committee.clone(),
             parameters: loaded.parameters.clone(),
             store,

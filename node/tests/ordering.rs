@@ -45,10 +45,7 @@ async fn start_with(
     let keys = f.keys(AuthorityIndex(i as u16));
     let store = open(dir).await;
     Node::spawn(NodeArgs {
-        keys: weft_config::Keys {
-            protocol: keys.protocol.copy(),
-            network: keys.network.copy(),
-        },
+        keys: keys.copy(),
         committee: Arc::new(f.committee.clone()),
         parameters,
         store,

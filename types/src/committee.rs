@@ -1,7 +1,7 @@
 //! The committee: who the authorities are, their stake, keys and addresses, and the two
 //! stake thresholds every protocol rule is phrased in.
 
-use crate::crypto::PublicKey;
+use crate::crypto::{EthAddress, PublicKey};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -28,6 +28,9 @@ pub struct Authority {
     pub protocol_key: PublicKey,
     /// Authenticates the authority's primary and workers in TLS handshakes.
     pub network_key: PublicKey,
+    /// Signs the attestations of committed sub-DAGs (secp256k1, so that L1 checks them with
+    /// `ecrecover`): the address of that key.
+    pub attestation_address: EthAddress,
     pub stake: Stake,
     pub primary_address: SocketAddr,
     /// Worker-to-worker address of each worker.
@@ -96,6 +99,7 @@ impl Committee {
         let mut total_stake: Stake = 0;
         let mut keys = HashSet::new();
         let mut addresses = HashSet::new();
+        let mut attesters = HashSet::new();
         for (i, a) in authorities.iter().enumerate() {
             let at = |f: &str| format!("authorities[{i}].{f}");
             if a.stake == 0 {
@@ -110,6 +114,9 @@ impl Committee {
             }
             if !keys.insert(a.network_key.clone()) {
                 return Err(err(at("network_key"), "duplicate key"));
+            }
+            if !attesters.insert(a.attestation_address) {
+                return Err(err(at("attestation_address"), "duplicate address"));
             }
             if a.worker_addresses.is_empty() || a.worker_addresses.len() > Self::MAX_WORKERS {
                 return Err(err(
@@ -251,6 +258,7 @@ mod tests {
                     Authority {
                         protocol_key: KeyPair::generate(&mut rng).public(),
                         network_key: KeyPair::generate(&mut rng).public(),
+                        attestation_address: EthAddress([i as u8 + 1; 20]),
                         stake: stake[i],
                         primary_address: addr(port),
                         worker_addresses: [(0, addr(port + 1))].into(),

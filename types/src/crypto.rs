@@ -332,3 +332,42 @@ mod tests {
         assert!(serde_json::from_str::<PublicKey>("\"abcd\"").is_err());
     }
 }
+
+/// An Ethereum address (20 bytes): an authority's attestation key as L1 contracts see it
+/// (what `ecrecover` returns). Written as `0x` + 40 hex digits, either case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EthAddress(pub [u8; 20]);
+
+impl std::fmt::Display for EthAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "0x{}", hex::encode(self.0))
+    }
+}
+
+impl std::str::FromStr for EthAddress {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let digits = s
+            .strip_prefix("0x")
+            .ok_or_else(|| "an address starts with 0x".to_string())?;
+        let bytes = hex::decode(digits).map_err(|e| format!("address is not hex: {e}"))?;
+        let bytes: [u8; 20] = bytes
+            .try_into()
+            .map_err(|b: Vec<u8>| format!("an address is 20 bytes, got {}", b.len()))?;
+        Ok(Self(bytes))
+    }
+}
+
+impl Serialize for EthAddress {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for EthAddress {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}

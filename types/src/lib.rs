@@ -7,7 +7,7 @@ pub mod error;
 pub mod messages;
 
 pub use committee::{Authority, AuthorityIndex, Committee, CommitteeFile, Epoch, Stake, WorkerId};
-pub use crypto::{Digest, KeyPair, PublicKey, Signature};
+pub use crypto::{Digest, EthAddress, KeyPair, PublicKey, Signature};
 pub use error::MessageError;
 pub use messages::{
     Batch, BatchDigest, Certificate, CertificateDigest, Header, HeaderDigest, Round, Transaction,

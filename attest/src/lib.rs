@@ -1,0 +1,25 @@
+//! The committee's signed output: each authority attests every sub-DAG it committed, a
+//! quorum of stake makes the sub-DAG's finality certificate, and a transaction's
+//! pre-confirmation is its Merkle proof to a certified root. Everything a client checks here
+//! needs only the committee file.
+//!
+//! # Layout
+//! | module | role |
+//! |---|---|
+//! | [`key`] | the secp256k1 attestation key, signing and `ecrecover`-compatible recovery |
+//! | [`merkle`] | the tree over a sub-DAG's transaction hashes, its proofs and their check |
+//! | [`attestation`] | what is signed, certificates, pre-confirmations and their offline checks |
+//! | [`core`] | the attester: the pure state machine the node's actor drives |
+
+pub mod attestation;
+pub mod core;
+pub mod key;
+pub mod merkle;
+
+pub use attestation::{
+    committee_id, Attestation, CertificateError, CertificateSignature, ChainRoot,
+    FinalityCertificate, Leaf, PreconfError, Preconfirmation, SignedAttestation,
+};
+pub use core::{Accepted, AttestError, Attester, Output};
+pub use key::{recover, AttestationKey, EcdsaSignature};
+pub use merkle::{ProofError, Tree};
