@@ -517,3 +517,38 @@ impl Decode for FinalityCertificate {
         })
     }
 }
+
+/// A peer's answer to an authority's signed attestation: the certificate, when the peer holds
+/// one for that index already (so an authority that restarted or fell behind gets it).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct AttestationAnswer {
+    pub certificate: Option<FinalityCertificate>,
+}
+
+impl Encode for AttestationAnswer {
+    fn encode(&self, out: &mut BytesMut) {
+        match &self.certificate {
+            None => out.put_u8(0),
+            Some(c) => {
+                out.put_u8(1);
+                c.encode(out);
+            }
+        }
+    }
+    fn encoded_len(&self) -> usize {
+        1 + self.certificate.as_ref().map_or(0, Encode::encoded_len)
+    }
+}
+
+impl Decode for AttestationAnswer {
+    const MIN_ENCODED_LEN: usize = 1;
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(Self {
+            certificate: match r.u8("answer.flag")? {
+                0 => None,
+                1 => Some(FinalityCertificate::decode(r)?),
+                _ => return Err(DecodeError::InvalidValue("answer.flag")),
+            },
+        })
+    }
+}

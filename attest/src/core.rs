@@ -72,7 +72,9 @@ impl AttestError {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Accepted {
     /// Counted (or kept until this authority signs the index).
-    Counted(Output),
+    Counted,
+    /// Counted, and it completed the index's certificate: store it.
+    Formed(Box<FinalityCertificate>),
     /// The index is certified already here: answer with the stored certificate.
     Certified,
 }
@@ -218,10 +220,10 @@ impl Attester {
                 return Err(self.conflict(signed.author, index, pending.digest, digest));
             }
             self.count(index, signed.author, signed.signature);
-            return Ok(Accepted::Counted(Output {
-                certified: self.certify(index).into_iter().collect(),
-                ..Output::default()
-            }));
+            return Ok(match self.certify(index) {
+                Some(certificate) => Accepted::Formed(Box::new(certificate)),
+                None => Accepted::Counted,
+            });
         }
         if index < self.next {
             return Ok(Accepted::Certified);
@@ -236,7 +238,7 @@ impl Attester {
             .entry(index)
             .or_default()
             .insert(signed.author, (digest, signed.signature));
-        Ok(Accepted::Counted(Output::default()))
+        Ok(Accepted::Counted)
     }
 
     /// A certificate a peer answered with: taken if it certifies this authority's own

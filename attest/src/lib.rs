@@ -7,6 +7,7 @@
 //! | module | role |
 //! |---|---|
 //! | [`key`] | the secp256k1 attestation key, signing and `ecrecover`-compatible recovery |
+//! | [`leaf`] | a committed transaction's hash and chain id |
 //! | [`merkle`] | the tree over a sub-DAG's transaction hashes, its proofs and their check |
 //! | [`attestation`] | what is signed, certificates, pre-confirmations and their offline checks |
 //! | [`core`] | the attester: the pure state machine the node's actor drives |
@@ -14,12 +15,14 @@
 pub mod attestation;
 pub mod core;
 pub mod key;
+pub mod leaf;
 pub mod merkle;
 
 pub use attestation::{
-    committee_id, Attestation, CertificateError, CertificateSignature, ChainRoot,
-    FinalityCertificate, Leaf, PreconfError, Preconfirmation, SignedAttestation,
+    committee_id, Attestation, AttestationAnswer, CertificateError, CertificateSignature,
+    ChainRoot, FinalityCertificate, Leaf, PreconfError, Preconfirmation, SignedAttestation,
 };
 pub use core::{Accepted, AttestError, Attester, Output};
 pub use key::{recover, AttestationKey, EcdsaSignature};
+pub use leaf::leaf_of;
 pub use merkle::{ProofError, Tree};

@@ -53,8 +53,8 @@ fn round_trip(attesters: &mut [Attester], index: u64, n: u64) -> Vec<Vec<Finalit
                 continue;
             }
             match a.on_signed(*from, s).unwrap() {
-                Accepted::Counted(out) => formed[i].extend(out.certified),
-                Accepted::Certified => {}
+                Accepted::Formed(c) => formed[i].push(*c),
+                Accepted::Counted | Accepted::Certified => {}
             }
         }
     }
@@ -236,7 +236,7 @@ fn peers_messages_are_checked_before_they_count() {
     ));
     assert_eq!(
         me.on_signed(AuthorityIndex(1), &honest),
-        Ok(Accepted::Counted(Output::default()))
+        Ok(Accepted::Counted)
     );
     assert_eq!(me.pending(), 1, "two of four is below quorum");
 
@@ -270,10 +270,7 @@ fn signatures_that_arrive_before_the_own_one_count_once_it_is_signed() {
         })
         .collect();
     for s in &early {
-        assert_eq!(
-            attesters[0].on_signed(s.author, s),
-            Ok(Accepted::Counted(Output::default()))
-        );
+        assert_eq!(attesters[0].on_signed(s.author, s), Ok(Accepted::Counted));
     }
     let out = attesters[0].sign(0, 2, 100, &leaves(0, 5)).unwrap();
     assert_eq!(

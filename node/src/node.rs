@@ -208,6 +208,8 @@ impl Node {
             network_metrics,
             tx_consensus,
             rx_committed,
+            // The attester is not wired to the node yet (#13 in progress).
+            attestations: None,
         })
         .await?;
         Ok(NodeHandle {

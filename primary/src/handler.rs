@@ -33,6 +33,8 @@ pub(crate) struct PrimaryHandler {
     pub gc_round: tokio::sync::watch::Receiver<weft_types::Round>,
     /// Sequence of the next own batch record: a restart proposes them in report order.
     pub next_own_batch: std::sync::atomic::AtomicU64,
+    /// Where signed attestations of committed sub-DAGs go (the node's attester).
+    pub attestations: Option<Arc<dyn Handler>>,
 }
 
 /// A refused request: the label of the message and the reason, for the metric and the peer.
@@ -80,6 +82,16 @@ impl PrimaryHandler {
             }
             PrimaryMessage::CertificateRange { from_round, limit } => {
                 return self.range(from_round, limit as usize);
+            }
+            PrimaryMessage::Attestation(bytes) => {
+                let Some(attestations) = &self.attestations else {
+                    return Err(Refusal("attestation", "not served".into(), "unsupported"));
+                };
+                // The attester counts and labels its own refusals.
+                return attestations
+                    .handle(peer, bytes)
+                    .await
+                    .map_err(|e| Refusal("attestation", e.to_string(), "refused"));
             }
         };
         self.tx_core

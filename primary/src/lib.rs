@@ -189,6 +189,8 @@ pub struct PrimaryArgs {
     /// Sub-DAGs consensus committed and the node output; drives garbage collection and the
     /// re-proposal of own batches whose certificates can no longer be committed.
     pub rx_committed: mpsc::Receiver<CommitNotice>,
+    /// Serves `PrimaryMessage::Attestation` (the node's attester); `None` refuses them.
+    pub attestations: Option<Arc<dyn weft_network::Handler>>,
 }
 
 /// A running primary. Dropping it stops serving; [`PrimaryHandle::shutdown`] waits for that.
@@ -231,6 +233,7 @@ impl Primary {
             network_metrics,
             tx_consensus,
             rx_committed,
+            attestations,
         } = args;
         let address = committee
             .authority(me)
@@ -287,6 +290,7 @@ impl Primary {
             max_certificates_per_fetch: parameters.max_certificates_per_fetch,
             gc_round: rx_gc_round.clone(),
             next_own_batch: std::sync::atomic::AtomicU64::new(next_own_batch),
+            attestations,
         };
         let server = Server::spawn(
             parameters.listen_address(address),

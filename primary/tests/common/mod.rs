@@ -74,6 +74,7 @@ pub async fn start(
         network_metrics,
         tx_consensus,
         rx_committed,
+        attestations: None,
     })
     .await
     .unwrap();

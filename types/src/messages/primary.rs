@@ -2,8 +2,8 @@
 //! synchronizer makes to fetch what it is missing.
 
 use super::{Certificate, CertificateDigest, Header, Round, Vote};
-use crate::codec::{put_vec, vec_len, Decode, DecodeError, Encode, Reader};
-use bytes::{BufMut, BytesMut};
+use crate::codec::{put_bytes, put_vec, vec_len, Decode, DecodeError, Encode, Reader};
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// Most digests one [`PrimaryMessage::CertificatesRequest`] may name.
 pub const MAX_CERTIFICATES_REQUEST: usize = 1_000;
@@ -23,6 +23,9 @@ pub enum PrimaryMessage {
         from_round: Round,
         limit: u32,
     },
+    /// An authority's signed attestation of a committed sub-DAG, encoded by `weft-attest`
+    /// (the primary carries it to the node's attester; the answer may hold the certificate).
+    Attestation(Bytes),
 }
 
 const TAG_HEADER: u8 = 0;
@@ -30,6 +33,7 @@ const TAG_VOTE: u8 = 1;
 const TAG_CERTIFICATE: u8 = 2;
 const TAG_CERTIFICATES_REQUEST: u8 = 3;
 const TAG_CERTIFICATE_RANGE: u8 = 4;
+const TAG_ATTESTATION: u8 = 5;
 
 impl Encode for PrimaryMessage {
     fn encode(&self, out: &mut BytesMut) {
@@ -55,6 +59,10 @@ impl Encode for PrimaryMessage {
                 out.put_u64_le(*from_round);
                 out.put_u32_le(*limit);
             }
+            Self::Attestation(bytes) => {
+                out.put_u8(TAG_ATTESTATION);
+                put_bytes(out, bytes);
+            }
         }
     }
 
@@ -65,6 +73,7 @@ impl Encode for PrimaryMessage {
             Self::Certificate(c) => c.encoded_len(),
             Self::CertificatesRequest(d) => vec_len(d),
             Self::CertificateRange { .. } => 12,
+            Self::Attestation(bytes) => 4 + bytes.len(),
         }
     }
 }
@@ -87,6 +96,7 @@ impl Decode for PrimaryMessage {
                 from_round: r.u64("certificate_range.from_round")?,
                 limit: r.u32("certificate_range.limit")?,
             },
+            TAG_ATTESTATION => Self::Attestation(r.bytes("attestation")?),
             _ => return Err(DecodeError::InvalidValue("primary_message.tag")),
         })
     }
