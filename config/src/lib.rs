@@ -253,7 +253,20 @@ pub fn committee_on<R: RngCore + CryptoRng>(
     rng: &mut R,
 ) -> (Vec<Keys>, CommitteeFile) {
     let per_authority = 1 + 2 * workers as u16;
-    let keys: Vec<Keys> = hosts.iter().map(|_| Keys::generate(rng)).collect();
+    // Attestation keys are drawn after all the others, so that a seed gives the same protocol
+    // and network keys (hence the same committee order) as before they existed.
+    let pairs: Vec<(KeyPair, KeyPair)> = hosts
+        .iter()
+        .map(|_| (KeyPair::generate(rng), KeyPair::generate(rng)))
+        .collect();
+    let keys: Vec<Keys> = pairs
+        .into_iter()
+        .map(|(protocol, network)| Keys {
+            protocol,
+            network,
+            attestation: AttestationKey::generate(rng),
+        })
+        .collect();
     let authorities = keys
         .iter()
         .zip(hosts)
