@@ -163,20 +163,19 @@ pub fn load_keys(path: &Path) -> Result<Keys, ConfigError> {
         field: field.into(),
         reason,
     };
+    let secret = |field: &str, hex_secret: &str| -> Result<[u8; 32], ConfigError> {
+        hex::decode(hex_secret)
+            .map_err(|e| invalid(field, format!("not hex: {e}")))?
+            .try_into()
+            .map_err(|b: Vec<u8>| invalid(field, format!("must be 32 bytes, got {}", b.len())))
+    };
+    let mismatch =
+        |public_field: &str| invalid(public_field, "does not match the private key".into());
     let parse = |field: &str, hex_seed: &str, public_field: &str, public: &str| {
-        let seed = hex::decode(hex_seed).map_err(|e| invalid(field, format!("not hex: {e}")))?;
-        if seed.len() != 32 {
-            return Err(invalid(
-                field,
-                format!("must be 32 bytes, got {}", seed.len()),
-            ));
-        }
-        let kp = KeyPair::from_seed(&seed).map_err(|e| invalid(field, e.to_string()))?;
+        let kp = KeyPair::from_seed(&secret(field, hex_seed)?)
+            .map_err(|e| invalid(field, e.to_string()))?;
         if kp.public().to_hex() != public {
-            return Err(invalid(
-                public_field,
-                "does not match the private key".into(),
-            ));
+            return Err(mismatch(public_field));
         }
         Ok(kp)
     };
@@ -194,22 +193,11 @@ pub fn load_keys(path: &Path) -> Result<Keys, ConfigError> {
             &file.network_public_key,
         )?,
         attestation: {
-            let secret: [u8; 32] = hex::decode(&file.attestation_key)
-                .map_err(|e| invalid("attestation_key", format!("not hex: {e}")))?
-                .try_into()
-                .map_err(|b: Vec<u8>| {
-                    invalid(
-                        "attestation_key",
-                        format!("must be 32 bytes, got {}", b.len()),
-                    )
-                })?;
-            let key = AttestationKey::from_bytes(&secret)
-                .map_err(|e| invalid("attestation_key", e.to_string()))?;
+            let key =
+                AttestationKey::from_bytes(&secret("attestation_key", &file.attestation_key)?)
+                    .map_err(|e| invalid("attestation_key", e.to_string()))?;
             if key.address() != file.attestation_address {
-                return Err(invalid(
-                    "attestation_address",
-                    "does not match the private key".into(),
-                ));
+                return Err(mismatch("attestation_address"));
             }
             key
         },
