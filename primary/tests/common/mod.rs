@@ -1,11 +1,18 @@
 //! A committee of real primaries on loopback in one test process, each with its own RocksDB
 //! store, and a stand-in for consensus that records the certificates it is given and, when
 //! asked to, reports a committed round behind the DAG so garbage collection runs.
+//!
+//! The stand-in commits committee-wide: a round counts as committed once the slowest primary
+//! delivered it (less a lag). Real consensus commits a leader only where its sub-DAG is
+//! present, and a primary that lags the others by more than `gc_depth` cannot fetch the
+//! rounds they dropped (known, left for state sync); committing by each primary's own round
+//! would make a GC test hinge on how evenly a loaded box schedules four primaries.
 
 #![allow(dead_code)]
 
 use prometheus::Registry;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -42,18 +49,35 @@ pub struct Node {
     pub delivered: Arc<Mutex<Vec<Certificate>>>,
     /// Highest round handed to consensus.
     pub round: watch::Receiver<Round>,
-    /// Largest number of certificates the DAG held in memory, sampled at every delivery.
-    pub peak_dag: Arc<Mutex<i64>>,
 }
 
-/// Starts authority `i` with its store under `dir`. With `commit_lag`, the stand-in consensus
-/// reports round `r - commit_lag` committed whenever it first sees a certificate of round `r`.
+/// The stand-in consensus of a whole committee: each primary's highest delivered round.
+pub struct Commits {
+    lag: Round,
+    rounds: Vec<AtomicU64>,
+}
+
+impl Commits {
+    pub fn new(size: usize, lag: Round) -> Arc<Self> {
+        let rounds = (0..size).map(|_| AtomicU64::new(0)).collect();
+        Arc::new(Self { lag, rounds })
+    }
+
+    /// The highest round every primary has delivered.
+    pub fn floor(&self) -> Round {
+        let rounds = self.rounds.iter().map(|r| r.load(Ordering::SeqCst));
+        rounds.min().unwrap_or(0)
+    }
+}
+
+/// Starts authority `i` with its store under `dir`. With `commits`, the stand-in consensus
+/// reports round `floor - lag` committed whenever that moves up at a delivery.
 pub async fn start(
     f: &CommitteeFixture,
     i: u16,
     dir: &Path,
     parameters: Parameters,
-    commit_lag: Option<Round>,
+    commits: Option<Arc<Commits>>,
 ) -> Node {
     let index = AuthorityIndex(i);
     let registry = Registry::new();
@@ -79,26 +103,23 @@ pub async fn start(
     .await
     .unwrap();
     let delivered = Arc::new(Mutex::new(Vec::new()));
-    let peak_dag = Arc::new(Mutex::new(0));
     let (tx_round, round) = watch::channel(0);
-    let (d, p, m) = (delivered.clone(), peak_dag.clone(), metrics.clone());
+    let d = delivered.clone();
     tokio::spawn(async move {
         let mut committed = 0;
         while let Some(c) = rx_consensus.recv().await {
             let r = c.round();
             d.lock().unwrap().push(c);
-            {
-                let mut peak = p.lock().unwrap();
-                *peak = (*peak).max(m.dag_certificates.get());
-            }
             tx_round.send_if_modified(|highest| {
                 let higher = r > *highest;
                 *highest = (*highest).max(r);
                 higher
             });
-            if let Some(lag) = commit_lag {
-                if r > committed + lag {
-                    committed = r - lag;
+            if let Some(commits) = &commits {
+                commits.rounds[i as usize].fetch_max(r, Ordering::SeqCst);
+                let floor = commits.floor();
+                if floor > committed + commits.lag {
+                    committed = floor - commits.lag;
                     let notice = weft_primary::CommitNotice {
                         leader_round: committed,
                         ..Default::default()
@@ -119,7 +140,6 @@ pub async fn start(
         registry,
         delivered,
         round,
-        peak_dag,
     }
 }
 
