@@ -84,6 +84,9 @@ pub struct ExecutorCore {
     retention_after_posting: u64,
     /// The first sub-DAG not yet confirmed on L1, when a poster runs.
     posted: Option<u64>,
+    /// With an attester: the first sub-DAG it has not signed yet. Records it has not signed
+    /// stay, whatever the retention: an attestation is over the record's transactions.
+    attested: Option<u64>,
     /// Records below this are already pruned.
     pruned: u64,
     /// The schedule the primary has.
@@ -104,6 +107,7 @@ impl ExecutorCore {
             retention,
             retention_after_posting: retention,
             posted: None,
+            attested: None,
             pruned: 0,
             schedule,
         }
@@ -122,6 +126,12 @@ impl ExecutorCore {
         if let Some(p) = &mut self.posted {
             *p = (*p).max(next_unposted);
         }
+    }
+
+    /// The attester signed every sub-DAG below `next_unsigned`.
+    pub fn set_attested(&mut self, next_unsigned: u64) {
+        let a = self.attested.get_or_insert(0);
+        *a = (*a).max(next_unsigned);
     }
 
     pub fn next_index(&self) -> u64 {
@@ -169,6 +179,7 @@ impl ExecutorCore {
                 .min(index + 1)
                 .saturating_sub(self.retention_after_posting),
         };
+        let upto = self.attested.map_or(upto, |attested| upto.min(attested));
         let prune = self.pruned..upto.max(self.pruned);
         self.pruned = prune.end;
         let schedule = (state.schedule != self.schedule).then(|| state.schedule.clone());

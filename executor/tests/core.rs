@@ -150,3 +150,30 @@ fn retention_follows_l1_posting_once_a_poster_runs() {
         "nothing committed is beyond the log"
     );
 }
+
+/// With an attester, a record it has not signed stays whatever the retention: its signature
+/// is over the record's transactions, read from the log.
+#[test]
+fn retention_waits_for_the_attester() {
+    let f = CommitteeFixture::new(4, 1, 1);
+    let genesis = Certificate::genesis(&f.committee);
+    let leader = f.certificate(f.header(AuthorityIndex(2), 2, &genesis, vec![]));
+    let mut core = ExecutorCore::new(AuthorityIndex(0), 0, 2, ScheduleState::RoundRobin);
+    let prune_of = |core: &mut ExecutorCore, k: u64| {
+        execution(
+            core.execute(commit(vec![leader.clone()], k, ScheduleState::RoundRobin))
+                .unwrap(),
+        )
+        .prune
+    };
+    core.set_attested(0);
+    let unsigned: Vec<_> = (0..4).map(|k| prune_of(&mut core, k)).collect();
+    assert!(
+        unsigned.iter().all(|r| r.is_empty()),
+        "nothing signed: all stay"
+    );
+    core.set_attested(1);
+    assert_eq!(prune_of(&mut core, 4), 0..1, "only the signed one goes");
+    core.set_attested(10);
+    assert_eq!(prune_of(&mut core, 5), 1..4, "then the retention decides");
+}

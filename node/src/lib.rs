@@ -2,6 +2,7 @@
 //! one process, its committed log, and its Ethereum JSON-RPC ingress (`rpc`). The `weft`
 //! binary and the multi-node tests use it.
 
+pub mod attest;
 pub mod l1;
 pub mod log;
 pub mod metrics;

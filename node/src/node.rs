@@ -1,6 +1,7 @@
 //! One authority in one process: its primary, (optionally) its workers, consensus and the
 //! executor that writes the committed log, all sharing one store and one metrics registry.
 
+use crate::attest::{AttestMetrics, AttesterActor, AttesterArgs, Certificates};
 use crate::log::CommittedLog;
 use crate::metrics::NodeMetrics;
 use crate::ordering::{self, ConsensusActor, Executor, ExecutorArgs};
@@ -33,6 +34,8 @@ pub struct NodeArgs {
 pub struct NodeHandle {
     pub authority: AuthorityIndex,
     pub log: CommittedLog,
+    /// The finality certificates of committed sub-DAGs.
+    pub certificates: Certificates,
     pub registry: Registry,
     pub metrics: Arc<PrimaryMetrics>,
     pub node_metrics: Arc<NodeMetrics>,
@@ -156,6 +159,22 @@ impl Node {
             network_metrics.clone(),
         )?;
         let mut actors = Actors::default();
+        // The attester recovers first: the log's retention waits for what it has not signed.
+        let certificates = Certificates::open(&store);
+        let (tx_attested, rx_attested) = watch::channel(0);
+        let (attester, attestations) = AttesterActor::spawn(AttesterArgs {
+            me,
+            committee: committee.clone(),
+            key: keys.attestation,
+            store: store.clone(),
+            log: log.clone(),
+            certificates: certificates.clone(),
+            sender: sender.clone(),
+            max_message_size: parameters.max_message_size,
+            tx_attested,
+            metrics: Arc::new(AttestMetrics::new(&registry)?),
+        })?;
+        actors.push("attester", attester);
         actors.push(
             "executor",
             Executor::spawn(ExecutorArgs {
@@ -170,6 +189,7 @@ impl Node {
                 rx_consensus: rx_executor,
                 tx_primary: tx_committed,
                 rx_posted: tx_posted.subscribe(),
+                rx_attested,
                 metrics: node_metrics.clone(),
             }),
         );
@@ -208,13 +228,13 @@ impl Node {
             network_metrics,
             tx_consensus,
             rx_committed,
-            // The attester is not wired to the node yet (#13 in progress).
-            attestations: None,
+            attestations: Some(attestations),
         })
         .await?;
         Ok(NodeHandle {
             authority: me,
             log,
+            certificates,
             registry,
             metrics: primary_metrics,
             node_metrics,

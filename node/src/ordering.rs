@@ -133,6 +133,10 @@ pub struct Executor {
     tx_primary: mpsc::Sender<CommitNotice>,
     /// The first sub-DAG not yet confirmed on L1, once this authority's poster runs.
     rx_posted: watch::Receiver<Option<u64>>,
+    /// The first sub-DAG the attester has not signed: records from it on stay.
+    rx_attested: watch::Receiver<u64>,
+    /// Own attestations and finality certificates, pruned with the records they are of.
+    attestations: [Map<u64, Bytes>; 2],
     retention_after_posting: u64,
     metrics: Arc<NodeMetrics>,
 }
@@ -152,6 +156,7 @@ pub struct ExecutorArgs {
     pub rx_consensus: mpsc::Receiver<Commit>,
     pub tx_primary: mpsc::Sender<CommitNotice>,
     pub rx_posted: watch::Receiver<Option<u64>>,
+    pub rx_attested: watch::Receiver<u64>,
     pub metrics: Arc<NodeMetrics>,
 }
 
@@ -169,6 +174,7 @@ impl Executor {
             rx_consensus,
             tx_primary,
             rx_posted,
+            rx_attested,
             metrics,
         } = args;
         let workers = weft_primary::own_workers(&committee, me);
@@ -177,6 +183,10 @@ impl Executor {
             pins: store.map(Column::CommittedBatches),
             own_batches: store.map(Column::OwnBatches),
             consensus: store.map(Column::Consensus),
+            attestations: [
+                store.map(Column::Attestations),
+                store.map(Column::FinalityCertificates),
+            ],
             core: ExecutorCore::new(
                 me,
                 log.next_index(),
@@ -195,6 +205,7 @@ impl Executor {
             rx_consensus,
             tx_primary,
             rx_posted,
+            rx_attested,
             retention_after_posting: parameters.committed_log_retention_after_posting,
             metrics,
         };
@@ -219,6 +230,7 @@ impl Executor {
             self.core.follow_posting(self.retention_after_posting);
             self.core.set_posted(next_unposted);
         }
+        self.core.set_attested(*self.rx_attested.borrow());
         let execution = match self.core.execute(commit)? {
             Step::Replayed(_) => return Ok(()),
             Step::Execute(execution) => execution,
@@ -304,6 +316,9 @@ impl Executor {
                 }
             }
             write.remove(self.log.map(), &record.index);
+        }
+        for map in &self.attestations {
+            write.remove_range(map, &range.start, &range.end);
         }
         Ok(())
     }

@@ -1,13 +1,16 @@
 //! Four authorities in one process over loopback TLS, each a full node (workers, primary,
 //! Bullshark, executor) with its own RocksDB store. A client sends 10,000 distinct transactions
 //! spread over all workers; one authority is killed midway and later restarted from its store.
-//! Every authority's committed log must hold the identical sequence, each transaction once.
+//! Every authority's committed log must hold the identical sequence, each transaction once,
+//! and every sub-DAG in it gets one finality certificate, the same at every authority.
 
+use alloy_primitives::B256;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
+use weft_attest::{FinalityCertificate, Preconfirmation, Tree};
 use weft_config::Parameters;
 use weft_node::{Node, NodeArgs, NodeHandle};
 use weft_storage::Store;
@@ -207,8 +210,86 @@ async fn four_authorities_output_one_sequence_through_a_crash_and_restart() {
         let entries = n.log.read(0, usize::MAX).unwrap();
         assert!(entries.iter().enumerate().all(|(i, e)| e.index == i as u64));
     }
-    for n in nodes.into_iter().flatten() {
+    let nodes: Vec<NodeHandle> = nodes.into_iter().flatten().collect();
+    check_certificates(&f, &nodes).await;
+    for n in nodes {
         n.shutdown().await.unwrap();
+    }
+}
+
+/// Waits until the node holds the finality certificate of every sub-DAG below `upto`.
+async fn certified(node: &NodeHandle, upto: u64) -> Vec<FinalityCertificate> {
+    let mut formed = node.certificates.subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let found: Vec<_> = (0..upto)
+            .map_while(|i| node.certificates.get(i).unwrap())
+            .collect();
+        if found.len() as u64 == upto {
+            return found;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if tokio::time::timeout(left, formed.recv()).await.is_err() {
+            let missing: Vec<u64> = (0..upto)
+                .filter(|i| node.certificates.get(*i).unwrap().is_none())
+                .collect();
+            panic!(
+                "{}: certificates of {} of {upto} sub-DAGs (missing {missing:?}); its metrics:\n{}",
+                node.authority,
+                found.len(),
+                metrics(node)
+            );
+        }
+    }
+}
+
+/// Every committed sub-DAG has one certificate, the same at every authority: it verifies
+/// against the committee alone, it is over exactly the log record's transactions (their
+/// Merkle root, in order), it chains to the previous sub-DAG's, and a pre-confirmation built
+/// from it verifies. No peer's attestation was refused.
+async fn check_certificates(f: &CommitteeFixture, nodes: &[NodeHandle]) {
+    let upto = nodes.iter().map(|n| n.log.next_index()).min().unwrap();
+    let entries = nodes[0].log.read(0, upto as usize).unwrap();
+    let mut reference: Option<Vec<FinalityCertificate>> = None;
+    for n in nodes {
+        let certificates = certified(n, upto).await;
+        let digests = |c: &[FinalityCertificate]| -> Vec<_> {
+            c.iter().map(|c| c.attestation.digest()).collect()
+        };
+        match &reference {
+            None => reference = Some(certificates),
+            Some(r) => assert_eq!(digests(r), digests(&certificates), "{}", n.authority),
+        }
+        let text = metrics(n);
+        assert!(
+            !text.contains("weft_attestations_rejected_total"),
+            "{}: attestations refused:\n{text}",
+            n.authority
+        );
+    }
+    let mut previous = B256::ZERO;
+    for (c, e) in reference.unwrap().iter().zip(&entries) {
+        assert_eq!(c.verify(&f.committee), Ok(()), "sub-DAG {}", e.index);
+        let a = &c.attestation;
+        let hashes: Vec<B256> = e
+            .transactions()
+            .unwrap()
+            .iter()
+            .map(|t| alloy_primitives::keccak256(t))
+            .collect();
+        assert_eq!(
+            (a.index, a.leader_round, a.timestamp, a.tx_count),
+            (e.index, e.leader_round, e.timestamp, hashes.len() as u64)
+        );
+        let tree = Tree::new(&hashes);
+        assert_eq!(a.tx_root, tree.root(), "sub-DAG {}", e.index);
+        assert_eq!(a.previous, previous, "sub-DAG {} chains", e.index);
+        previous = a.digest();
+        if let Some(hash) = hashes.last() {
+            let last = hashes.len() as u64 - 1;
+            let preconf = Preconfirmation::new(&tree, *hash, last, c.clone()).unwrap();
+            assert_eq!(preconf.verify(&f.committee), Ok(()));
+        }
     }
 }
 

@@ -91,10 +91,15 @@ pub enum Column {
     /// restarting primary proposes them again; the executor deletes them in the write that
     /// commits them.
     OwnBatches,
+    /// Sub-DAG index → this authority's signed attestation of it, written (synced) before the
+    /// signature is sent: what a restart resends, and the proof of what it signed.
+    Attestations,
+    /// Sub-DAG index → its finality certificate (quorum stake of matching attestations).
+    FinalityCertificates,
 }
 
 impl Column {
-    pub const ALL: [Column; 10] = [
+    pub const ALL: [Column; 12] = [
         Column::Batches,
         Column::Headers,
         Column::Certificates,
@@ -105,6 +110,8 @@ impl Column {
         Column::CommittedLog,
         Column::CommittedBatches,
         Column::OwnBatches,
+        Column::Attestations,
+        Column::FinalityCertificates,
     ];
 
     pub fn name(self) -> &'static str {
@@ -119,6 +126,8 @@ impl Column {
             Column::CommittedLog => "committed_log",
             Column::CommittedBatches => "committed_batches",
             Column::OwnBatches => "own_batches",
+            Column::Attestations => "attestations",
+            Column::FinalityCertificates => "finality_certificates",
         }
     }
 

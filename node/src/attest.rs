@@ -1,0 +1,557 @@
+//! The attester actor: the I/O around [`weft_attest::Attester`]. It follows the committed log
+//! (off the ordering path: the executor never waits for it), signs each sub-DAG, makes the
+//! signature durable (one synced write per step, however many sub-DAGs the step signed) and
+//! only then sends it to the other primaries; their answers and their own signatures form
+//! finality certificates, stored beside the log record and pushed to subscribers.
+//!
+//! Never two attestations for one index, across restarts: the own signature of every index
+//! and the newest one (`ATTESTATION_LAST_KEY`, which the log's retention never prunes) are in
+//! the store before anything is sent, and [`Attester::recover`] starts after the newest.
+
+use crate::log::CommittedLog;
+use bytes::Bytes;
+use futures::future::{AbortHandle, Abortable, BoxFuture};
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use prometheus::{
+    register_int_counter_vec_with_registry, register_int_counter_with_registry,
+    register_int_gauge_with_registry, IntCounter, IntCounterVec, IntGauge, Registry,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use thiserror::Error;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use weft_attest::{
+    leaf_of, Accepted, AttestError, AttestationAnswer, AttestationKey, Attester,
+    FinalityCertificate, Leaf, SignedAttestation,
+};
+use weft_network::{HandlerError, NetworkError, Peer, ReliableSender};
+use weft_storage::{Column, Durability, Map, Store, StoreError};
+use weft_types::codec::{decode_message, encode_message, DecodeError};
+use weft_types::messages::PrimaryMessage;
+use weft_types::{AuthorityIndex, Committee};
+
+/// Key of the newest own signature in the consensus column.
+pub const ATTESTATION_LAST_KEY: &str = "attestation_last";
+
+/// With this variable set to N, the process aborts right after its signature of sub-DAG N is
+/// durable and before it is sent: the `kill -9` between signing and sending that the restart
+/// test needs. Read once at start; unset, nothing changes.
+pub const CRASH_AFTER_SIGNING_ENV: &str = "WEFT_CRASH_AFTER_SIGNING";
+
+/// Sub-DAGs read (and signed, under one synced write) per step.
+const ENTRIES_PER_STEP: usize = 64;
+
+/// Own signatures still being sent: older ones are given up (a peer that needs them gets the
+/// certificate in the answer to its own signature).
+const SEND_WINDOW: u64 = weft_attest::core::EARLY_WINDOW;
+
+/// Peers' signatures waiting for the actor.
+const INBOUND_CAPACITY: usize = 1_024;
+
+/// Certificates kept for subscribers that fall behind.
+const SUBSCRIBER_BUFFER: usize = 1_024;
+
+#[derive(Debug, Error)]
+pub enum AttesterFailure {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("committed sub-DAG {index} has an undecodable batch: {error}")]
+    Undecodable { index: u64, error: DecodeError },
+    #[error(
+        "sub-DAG {next} left the committed log before it was signed (the log starts at {first})"
+    )]
+    Pruned { next: u64, first: u64 },
+    #[error("own attestation record {0} does not decode: {1}")]
+    Record(String, DecodeError),
+    #[error(transparent)]
+    Attest(#[from] AttestError),
+}
+
+pub struct AttestMetrics {
+    pub signed: IntCounter,
+    /// The next index to sign.
+    pub next: IntGauge,
+    pub certificates: IntCounter,
+    /// Own signatures without a certificate yet.
+    pub pending: IntGauge,
+    pub rejected: IntCounterVec,
+}
+
+/// Every reason a peer's attestation message is refused, exported at 0 from the start.
+const REJECTIONS: [&str; 10] = [
+    "malformed",
+    "wrong_committee",
+    "unknown_authority",
+    "signers_out_of_order",
+    "bad_signature",
+    "below_quorum",
+    "wrong_sender",
+    "too_far_ahead",
+    "conflict",
+    "shutdown",
+];
+
+impl AttestMetrics {
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let metrics = Self {
+            signed: register_int_counter_with_registry!(
+                "weft_attestations_signed_total",
+                "Committed sub-DAGs this authority signed (since the process started)",
+                registry
+            )?,
+            next: register_int_gauge_with_registry!(
+                "weft_attestation_next_index",
+                "The next committed sub-DAG this authority will sign",
+                registry
+            )?,
+            certificates: register_int_counter_with_registry!(
+                "weft_finality_certificates_total",
+                "Finality certificates formed or received and stored",
+                registry
+            )?,
+            pending: register_int_gauge_with_registry!(
+                "weft_attestations_pending",
+                "Own attestations without a finality certificate yet",
+                registry
+            )?,
+            rejected: register_int_counter_vec_with_registry!(
+                "weft_attestations_rejected_total",
+                "Peers' attestations and certificates refused, by reason",
+                &["reason"],
+                registry
+            )?,
+        };
+        for reason in REJECTIONS {
+            metrics.rejected.with_label_values(&[reason]);
+        }
+        Ok(metrics)
+    }
+}
+
+/// The stored finality certificates; cheap to clone.
+#[derive(Clone)]
+pub struct Certificates {
+    map: Map<u64, Bytes>,
+    formed: broadcast::Sender<Arc<FinalityCertificate>>,
+}
+
+impl Certificates {
+    pub fn open(store: &Store) -> Self {
+        Self {
+            map: store.map(Column::FinalityCertificates),
+            formed: broadcast::channel(SUBSCRIBER_BUFFER).0,
+        }
+    }
+
+    /// The certificate of sub-DAG `index`, if it formed and is still retained.
+    pub fn get(&self, index: u64) -> Result<Option<FinalityCertificate>, StoreError> {
+        let Some(bytes) = self.map.get(&index)? else {
+            return Ok(None);
+        };
+        decode_message(bytes, usize::MAX)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                column: "finality_certificates",
+                reason: format!("certificate {index}: {e}"),
+            })
+    }
+
+    /// Every certificate stored from now on, as it is stored (any order of indexes).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<FinalityCertificate>> {
+        self.formed.subscribe()
+    }
+
+    fn insert(
+        &self,
+        write: &mut weft_storage::WriteBatch,
+        certificate: &FinalityCertificate,
+    ) -> &Self {
+        write.insert(
+            &self.map,
+            &certificate.attestation.index,
+            &encode_message(certificate),
+        );
+        self
+    }
+
+    fn publish(&self, certificate: FinalityCertificate) {
+        let _ = self.formed.send(Arc::new(certificate));
+    }
+}
+
+/// A peer's signature on its way to the actor, and where the answer goes.
+struct Inbound {
+    peer: AuthorityIndex,
+    signed: SignedAttestation,
+    reply: oneshot::Sender<Result<AttestationAnswer, AttestError>>,
+}
+
+/// Serves `PrimaryMessage::Attestation` for the primary: decodes (bounded) and hands the
+/// signature to the actor, then answers with the certificate of its index if there is one.
+pub struct AttestationHandler {
+    tx: mpsc::Sender<Inbound>,
+    max_size: usize,
+    metrics: Arc<AttestMetrics>,
+}
+
+impl weft_network::Handler for AttestationHandler {
+    fn handle(
+        &self,
+        peer: AuthorityIndex,
+        request: Bytes,
+    ) -> BoxFuture<'_, Result<Bytes, HandlerError>> {
+        async move {
+            let refuse = |reason: &str, e: &dyn std::fmt::Display| {
+                self.metrics.rejected.with_label_values(&[reason]).inc();
+                HandlerError::new(e)
+            };
+            let signed: SignedAttestation =
+                decode_message(request, self.max_size).map_err(|e| refuse("malformed", &e))?;
+            let (reply, answer) = oneshot::channel();
+            let shutdown = || refuse("shutdown", &"shutting down");
+            let inbound = Inbound {
+                peer,
+                signed,
+                reply,
+            };
+            self.tx.send(inbound).await.map_err(|_| shutdown())?;
+            match answer.await.map_err(|_| shutdown())? {
+                Ok(answer) => Ok(encode_message(&answer)),
+                // The actor counted the refusal under its reason.
+                Err(e) => Err(HandlerError::new(e)),
+            }
+        }
+        .boxed()
+    }
+}
+
+pub struct AttesterArgs {
+    pub me: AuthorityIndex,
+    pub committee: Arc<Committee>,
+    pub key: AttestationKey,
+    pub store: Store,
+    pub log: CommittedLog,
+    pub certificates: Certificates,
+    pub sender: ReliableSender,
+    pub max_message_size: usize,
+    /// The first sub-DAG not signed yet: the log's retention waits for it.
+    pub tx_attested: watch::Sender<u64>,
+    pub metrics: Arc<AttestMetrics>,
+}
+
+type Answer = (u64, Result<Bytes, NetworkError>);
+
+pub struct AttesterActor {
+    attester: Attester,
+    store: Store,
+    log: CommittedLog,
+    own: Map<u64, Bytes>,
+    consensus: Map<String, Bytes>,
+    certificates: Certificates,
+    sender: ReliableSender,
+    peers: Vec<Peer>,
+    max_message_size: usize,
+    rx_inbound: mpsc::Receiver<Inbound>,
+    tx_attested: watch::Sender<u64>,
+    answers: FuturesUnordered<BoxFuture<'static, Option<Answer>>>,
+    /// Sends of own signatures still unanswered, by index. A send is not given up when the
+    /// index is certified here: the peer may not have this signature yet, and it only learns
+    /// the certificate from an answer to one of its own sends.
+    sending: BTreeMap<u64, Vec<AbortHandle>>,
+    crash_after: Option<u64>,
+    metrics: Arc<AttestMetrics>,
+}
+
+fn decode_record(index: &str, bytes: Bytes) -> Result<SignedAttestation, AttesterFailure> {
+    decode_message(bytes, usize::MAX).map_err(|e| AttesterFailure::Record(index.into(), e))
+}
+
+impl AttesterActor {
+    /// Recovers from the store and starts; returns the task and the handler the primary
+    /// serves `PrimaryMessage::Attestation` with.
+    pub fn spawn(
+        args: AttesterArgs,
+    ) -> Result<(JoinHandle<()>, Arc<AttestationHandler>), AttesterFailure> {
+        let AttesterArgs {
+            me,
+            committee,
+            key,
+            store,
+            log,
+            certificates,
+            sender,
+            max_message_size,
+            tx_attested,
+            metrics,
+        } = args;
+        let own: Map<u64, Bytes> = store.map(Column::Attestations);
+        let consensus: Map<String, Bytes> = store.map(Column::Consensus);
+        let last = consensus
+            .get(&ATTESTATION_LAST_KEY.to_string())?
+            .map(|b| decode_record(ATTESTATION_LAST_KEY, b))
+            .transpose()?;
+        let mut uncertified = Vec::new();
+        let from = last
+            .as_ref()
+            .map_or(0, |l| l.attestation.index.saturating_sub(SEND_WINDOW));
+        for (index, bytes) in own.range(&from, &u64::MAX, usize::MAX)? {
+            if certificates.map.get(&index)?.is_none() {
+                uncertified.push(decode_record(&index.to_string(), bytes)?);
+            }
+        }
+        let (attester, resend) =
+            Attester::recover(me, committee.clone(), key, last.as_ref(), uncertified);
+        tracing::info!(
+            authority = %me,
+            next = attester.next(),
+            uncertified = resend.len(),
+            "attester recovered"
+        );
+        metrics.next.set(attester.next() as i64);
+        metrics.pending.set(attester.pending() as i64);
+        tx_attested.send_replace(attester.next());
+        let crash_after = std::env::var(CRASH_AFTER_SIGNING_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok());
+        let (tx, rx_inbound) = mpsc::channel(INBOUND_CAPACITY);
+        let handler = Arc::new(AttestationHandler {
+            tx,
+            max_size: max_message_size,
+            metrics: metrics.clone(),
+        });
+        let actor = Self {
+            attester,
+            store,
+            log,
+            own,
+            consensus,
+            certificates,
+            sender,
+            peers: weft_primary::other_primaries(&committee, me)
+                .into_values()
+                .collect(),
+            max_message_size,
+            rx_inbound,
+            tx_attested,
+            answers: FuturesUnordered::new(),
+            sending: BTreeMap::new(),
+            crash_after,
+            metrics,
+        };
+        let task = tokio::spawn(async move {
+            if let Err(e) = actor.run(resend).await {
+                tracing::error!("the attester failed: {e}; stopping");
+            }
+        });
+        Ok((task, handler))
+    }
+
+    async fn run(mut self, resend: Vec<SignedAttestation>) -> Result<(), AttesterFailure> {
+        for signed in &resend {
+            self.send(signed).await;
+        }
+        loop {
+            let committed = self.log.wait_for(self.attester.next());
+            tokio::select! {
+                _ = committed => self.sign_committed().await?,
+                inbound = self.rx_inbound.recv() => match inbound {
+                    Some(inbound) => self.on_signed(inbound).await?,
+                    None => return Ok(()),
+                },
+                Some(Some((index, answer))) = self.answers.next(), if !self.answers.is_empty() => {
+                    self.on_answer(index, answer).await?
+                }
+            }
+        }
+    }
+
+    /// Signs every committed sub-DAG from the next one on (up to a step's worth), persists
+    /// the signatures in one synced write, then sends them.
+    async fn sign_committed(&mut self) -> Result<(), AttesterFailure> {
+        let from = self.attester.next();
+        let log = self.log.clone();
+        let read = tokio::task::spawn_blocking(move || read_leaves(&log, from)).await;
+        // The runtime is shutting down.
+        let Ok(entries) = read else { return Ok(()) };
+        let entries = entries?;
+        let mut signed = Vec::with_capacity(entries.len());
+        let mut certified = Vec::new();
+        for (index, leader_round, timestamp, leaves) in entries {
+            let output = self
+                .attester
+                .sign(index, leader_round, timestamp, &leaves)?;
+            signed.extend(output.persist_signed);
+            certified.extend(output.certified);
+        }
+        let Some(last) = signed.last() else {
+            return Ok(());
+        };
+        let mut write = self.store.batch();
+        for s in &signed {
+            write.insert(&self.own, &s.attestation.index, &encode_message(s));
+        }
+        write.insert(
+            &self.consensus,
+            &ATTESTATION_LAST_KEY.to_string(),
+            &encode_message(last),
+        );
+        for c in &certified {
+            self.certificates.insert(&mut write, c);
+        }
+        write.commit_blocking(Durability::Sync).await?;
+        let next = self.attester.next();
+        if self.crash_after.is_some_and(|n| (from..next).contains(&n)) {
+            tracing::error!("{CRASH_AFTER_SIGNING_ENV}: aborting after signing, before sending");
+            std::process::abort();
+        }
+        self.tx_attested.send_replace(next);
+        self.metrics.signed.inc_by(signed.len() as u64);
+        self.metrics.next.set(next as i64);
+        self.metrics.certificates.inc_by(certified.len() as u64);
+        for c in certified {
+            self.certificates.publish(c);
+        }
+        for s in &signed {
+            self.send(s).await;
+        }
+        // Sends of indexes far behind are given up.
+        let kept = self.sending.split_off(&next.saturating_sub(SEND_WINDOW));
+        for abort in std::mem::replace(&mut self.sending, kept)
+            .into_values()
+            .flatten()
+        {
+            abort.abort();
+        }
+        self.metrics.pending.set(self.attester.pending() as i64);
+        Ok(())
+    }
+
+    async fn send(&mut self, signed: &SignedAttestation) {
+        let index = signed.attestation.index;
+        let message = encode_message(&PrimaryMessage::Attestation(encode_message(signed)));
+        for handler in self.sender.broadcast(&self.peers, message).await {
+            let (abort, registration) = AbortHandle::new_pair();
+            self.sending.entry(index).or_default().push(abort);
+            self.answers.push(
+                Abortable::new(handler, registration)
+                    .map(move |answer| answer.ok().map(|a| (index, a)))
+                    .boxed(),
+            );
+        }
+    }
+
+    async fn on_signed(&mut self, inbound: Inbound) -> Result<(), AttesterFailure> {
+        let Inbound {
+            peer,
+            signed,
+            reply,
+        } = inbound;
+        let index = signed.attestation.index;
+        let answer = match self.attester.on_signed(peer, &signed) {
+            Ok(Accepted::Counted) => Ok(AttestationAnswer { certificate: None }),
+            Ok(Accepted::Formed(certificate)) => {
+                self.store_certificate(&certificate).await?;
+                Ok(AttestationAnswer {
+                    certificate: Some(*certificate),
+                })
+            }
+            Ok(Accepted::Certified) => Ok(AttestationAnswer {
+                certificate: self.certificates.get(index)?,
+            }),
+            Err(e) => Err(self.rejected(e)),
+        };
+        let _ = reply.send(answer);
+        Ok(())
+    }
+
+    async fn on_answer(
+        &mut self,
+        index: u64,
+        answer: Result<Bytes, NetworkError>,
+    ) -> Result<(), AttesterFailure> {
+        let bytes = match answer {
+            Ok(bytes) => bytes,
+            // The peer refused it (its reason is in its metrics) or the sender is closing.
+            Err(e) => {
+                tracing::debug!(index, "attestation not taken: {e}");
+                return Ok(());
+            }
+        };
+        let answer: AttestationAnswer = match decode_message(bytes, self.max_message_size) {
+            Ok(answer) => answer,
+            Err(e) => {
+                self.metrics
+                    .rejected
+                    .with_label_values(&["malformed"])
+                    .inc();
+                tracing::debug!(index, "malformed attestation answer: {e}");
+                return Ok(());
+            }
+        };
+        let Some(certificate) = answer.certificate else {
+            return Ok(());
+        };
+        match self.attester.on_certificate(certificate) {
+            Ok(Some(certificate)) => self.store_certificate(&certificate).await?,
+            Ok(None) => {}
+            Err(e) => {
+                self.rejected(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn store_certificate(
+        &mut self,
+        certificate: &FinalityCertificate,
+    ) -> Result<(), AttesterFailure> {
+        let mut write = self.store.batch();
+        self.certificates.insert(&mut write, certificate);
+        // Another authority may hold it only in memory: buffered is enough, peers have it.
+        write.commit_blocking(Durability::Buffered).await?;
+        self.metrics.certificates.inc();
+        self.metrics.pending.set(self.attester.pending() as i64);
+        self.certificates.publish(certificate.clone());
+        Ok(())
+    }
+
+    fn rejected(&self, e: AttestError) -> AttestError {
+        self.metrics.rejected.with_label_values(&[e.kind()]).inc();
+        if let AttestError::Conflict { .. } = e {
+            // Two validly signed, different attestations for one index: evidence.
+            tracing::warn!("conflicting attestation: {e}");
+        }
+        e
+    }
+}
+
+/// A committed sub-DAG as the attester signs it: index, leader round, timestamp, leaves.
+type ToSign = (u64, u64, u64, Vec<Leaf>);
+
+/// The committed entries from `from` on with their leaves, for one step.
+fn read_leaves(log: &CommittedLog, from: u64) -> Result<Vec<ToSign>, AttesterFailure> {
+    let entries = log.read(from, ENTRIES_PER_STEP)?;
+    if let Some(first) = entries.first() {
+        if first.index != from {
+            return Err(AttesterFailure::Pruned {
+                next: from,
+                first: first.index,
+            });
+        }
+    }
+    entries
+        .into_iter()
+        .map(|e| {
+            let transactions = e
+                .transactions()
+                .map_err(|error| AttesterFailure::Undecodable {
+                    index: e.index,
+                    error,
+                })?;
+            let leaves = transactions.iter().map(|t| leaf_of(t)).collect();
+            Ok((e.index, e.leader_round, e.timestamp, leaves))
+        })
+        .collect()
+}
