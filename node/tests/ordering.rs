@@ -275,7 +275,7 @@ async fn check_certificates(f: &CommitteeFixture, nodes: &[NodeHandle]) {
             .transactions()
             .unwrap()
             .iter()
-            .map(|t| alloy_primitives::keccak256(t))
+            .map(alloy_primitives::keccak256)
             .collect();
         assert_eq!(
             (a.index, a.leader_round, a.timestamp, a.tx_count),
