@@ -1,6 +1,7 @@
 //! `weft`: generate keys and committees, and run an authority.
 
 mod generate;
+mod preconf;
 mod rollup;
 mod run;
 
@@ -53,6 +54,26 @@ enum Command {
     L1 {
         #[command(subcommand)]
         command: L1Command,
+    },
+    /// Pre-confirmations (`weft_getPreconfirmation`).
+    Preconf {
+        #[command(subcommand)]
+        command: PreconfCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PreconfCommand {
+    /// Checks pre-confirmations offline against the committee file alone: the Merkle proof
+    /// to the attested root, every signature, quorum stake and the committee. Reads one
+    /// JSON object, an array, or one per line (JSON-RPC responses are unwrapped); prints a
+    /// verdict for each; exit status 1 if any does not verify.
+    Verify {
+        #[arg(long)]
+        committee: PathBuf,
+        /// A file, or `-` for stdin.
+        #[arg(default_value = "-")]
+        input: PathBuf,
     },
 }
 
@@ -148,5 +169,8 @@ fn main() -> Result<()> {
         Command::L1 {
             command: L1Command::Verify { rpc, inbox },
         } => run::verify_l1(&rpc, &inbox),
+        Command::Preconf {
+            command: PreconfCommand::Verify { committee, input },
+        } => preconf::verify(&committee, &input),
     }
 }

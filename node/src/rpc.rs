@@ -4,16 +4,21 @@
 //! and indexes each committed Ethereum transaction by hash); and the committed log as the
 //! ordered stream's source.
 
+use crate::attest::Certificates;
 use crate::log::CommittedLog;
 use crate::node::NodeHandle;
+use alloy::primitives::B256;
 use anyhow::{bail, Result};
+use parking_lot::Mutex;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
+use weft_attest::{FinalityCertificate, Preconfirmation, Tree};
 use weft_config::Parameters;
 use weft_rpc::{
-    MemoryIndex, Position, RpcServer, RpcServerArgs, RpcServerHandle, StreamEntry, SubDagSource,
-    TransactionIndex,
+    MemoryIndex, Position, PreconfSource, RpcServer, RpcServerArgs, RpcServerHandle, StreamEntry,
+    SubDagSource, TransactionIndex,
 };
 
 /// Sub-DAGs read from the log at a time while catching up.
@@ -70,6 +75,81 @@ impl SubDagSource for LogSource {
     }
 }
 
+/// Sub-DAG trees kept for pre-confirmations: clients ask about recent transactions, many of
+/// them in the same sub-DAG.
+const CACHED_TREES: usize = 32;
+
+/// Pre-confirmations from the committed log and the finality certificates.
+pub struct LogPreconfirmations {
+    log: CommittedLog,
+    certificates: Certificates,
+    trees: Mutex<VecDeque<(u64, Arc<Tree>)>>,
+}
+
+impl LogPreconfirmations {
+    pub fn new(log: CommittedLog, certificates: Certificates) -> Self {
+        Self {
+            log,
+            certificates,
+            trees: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// The Merkle tree over sub-DAG `index`'s transaction hashes, if it is retained.
+    fn tree(&self, index: u64) -> Result<Option<Arc<Tree>>, String> {
+        if let Some((_, tree)) = self.trees.lock().iter().find(|(i, _)| *i == index) {
+            return Ok(Some(tree.clone()));
+        }
+        let entries = self.log.read(index, 1).map_err(|e| e.to_string())?;
+        let Some(entry) = entries.into_iter().find(|e| e.index == index) else {
+            return Ok(None);
+        };
+        let transactions = entry
+            .transactions()
+            .map_err(|e| format!("sub-DAG {index} has an undecodable batch: {e}"))?;
+        let hashes: Vec<B256> = transactions
+            .iter()
+            .map(alloy::primitives::keccak256)
+            .collect();
+        let tree = Arc::new(Tree::new(&hashes));
+        let mut trees = self.trees.lock();
+        if trees.len() >= CACHED_TREES {
+            trees.pop_front();
+        }
+        trees.push_back((index, tree.clone()));
+        Ok(Some(tree))
+    }
+}
+
+impl PreconfSource for LogPreconfirmations {
+    fn preconfirmation(
+        &self,
+        hash: B256,
+        position: Position,
+    ) -> Result<Option<Preconfirmation>, String> {
+        let Some(certificate) = self.certificate(position.sub_dag_index)? else {
+            return Ok(None);
+        };
+        let Some(tree) = self.tree(position.sub_dag_index)? else {
+            return Ok(None);
+        };
+        Ok(Preconfirmation::new(
+            &tree,
+            hash,
+            position.tx_index,
+            certificate,
+        ))
+    }
+
+    fn certificate(&self, index: u64) -> Result<Option<FinalityCertificate>, String> {
+        self.certificates.get(index).map_err(|e| e.to_string())
+    }
+
+    fn certified(&self) -> tokio::sync::broadcast::Receiver<Arc<FinalityCertificate>> {
+        self.certificates.subscribe()
+    }
+}
+
 /// A running ingress: the server and the task feeding its index.
 pub struct RpcIngress {
     server: RpcServerHandle,
@@ -101,6 +181,10 @@ impl RpcIngress {
             submitters,
             index,
             source: Arc::new(LogSource(node.log.clone())),
+            preconfirmations: Some(Arc::new(LogPreconfirmations::new(
+                node.log.clone(),
+                node.certificates.clone(),
+            ))),
             authority: node.authority.0,
             round: Some(Arc::new(move || metrics.round.get().max(0) as u64)),
             registry: node.registry.clone(),

@@ -84,6 +84,12 @@ pub enum RpcError {
     RateLimited(u32),
     #[error("batch of {len} requests exceeds the limit of {limit}")]
     BatchTooLong { len: usize, limit: usize },
+    /// The node does not serve this method (its attester is not running).
+    #[error("{0} is not served by this node")]
+    NotServed(&'static str),
+    /// A store read failed.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl RpcError {
@@ -97,6 +103,8 @@ impl RpcError {
             Self::NotAcknowledged(_) => "not_acknowledged",
             Self::RateLimited(_) => "rate_limited",
             Self::BatchTooLong { .. } => "batch_too_long",
+            Self::NotServed(_) => "not_served",
+            Self::Internal(_) => "internal",
         }
     }
 
@@ -104,7 +112,9 @@ impl RpcError {
         match self {
             Self::Transaction(_) | Self::InvalidParams(_) => INVALID_PARAMS_CODE,
             Self::Busy | Self::Stopped => TRANSACTION_REJECTED_CODE,
-            Self::NotAcknowledged(_) => INTERNAL_ERROR_CODE,
+            Self::NotAcknowledged(_) | Self::Internal(_) => INTERNAL_ERROR_CODE,
+            // EIP-1474's "method not supported".
+            Self::NotServed(_) => -32004,
             Self::RateLimited(_) | Self::BatchTooLong { .. } => LIMIT_EXCEEDED_CODE,
         }
     }

@@ -10,6 +10,7 @@
 //! | [`index`] | [`TransactionIndex`], what `weft_getTransactionPosition` reads, and an in-memory one fed from the committed log |
 //! | [`metrics`] | transactions received and refused by reason, stream subscriptions |
 //! | [`limits`] | per-connection rate limit, batch length, the `/<chain_id>` namespace |
+//! | [`preconf`] | pre-confirmations and finality certificates, by call and by subscription |
 //! | [`server`] | the jsonrpsee server (HTTP and WebSocket on one port) and its methods |
 //!
 //! # Methods
@@ -21,6 +22,8 @@
 //! - `weft_status` → `{authority, round, nextSubDagIndex, chainIds}`, `weft_subDagIndex` →
 //!   the next sub-DAG index, `weft_getTransactionPosition(hash)` →
 //!   `{subDagIndex, txIndex, chainId}` or `null` (under `/<chain_id>`, only that chain's).
+//! - `weft_getPreconfirmation(hash)`, `weft_getFinalityCertificate(index)` and the
+//!   `weft_subscribePreconfirmations([hash, ...])` subscription: see [`preconf`].
 //!
 //! # Errors
 //! Bad input (hex, RLP, non-canonical encoding, signature, missing or unknown chain id, a
@@ -35,12 +38,14 @@ pub mod error;
 pub mod index;
 pub mod limits;
 pub mod metrics;
+pub mod preconf;
 pub mod server;
 pub mod stream;
 
 pub use decode::{check_transaction, hash_and_chain_id, CheckedTransaction, TxPolicy};
 pub use error::{RpcError, TxError, LIMIT_EXCEEDED_CODE, TRANSACTION_REJECTED_CODE};
 pub use index::{MemoryIndex, Position, TransactionIndex};
+pub use preconf::PreconfSource;
 pub use server::{
     RoundSource, RpcServer, RpcServerArgs, RpcServerError, RpcServerHandle, CLIENT_VERSION,
 };

@@ -6,8 +6,8 @@ use crate::decode::{check_transaction, decode_hex, TxPolicy};
 use crate::error::{RpcError, TxError};
 use crate::index::{Position, TransactionIndex};
 use crate::limits::{ConnectionLayer, LimitLayer, Namespace};
+use crate::preconf::{parse_hash, parse_hashes, PreconfSource};
 use crate::stream::{SubDagSource, SubscribeParams};
-use alloy_primitives::B256;
 use bytes::Bytes;
 use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
 use jsonrpsee::server::{BatchRequestConfig, RpcModule, Server, ServerConfig, ServerHandle};
@@ -41,6 +41,8 @@ pub struct RpcServerArgs {
     pub index: Arc<dyn TransactionIndex>,
     /// The committed log, for the ordered stream.
     pub source: Arc<dyn SubDagSource>,
+    /// Pre-confirmations and finality certificates (`None`: those methods are not served).
+    pub preconfirmations: Option<Arc<dyn PreconfSource>>,
     /// For `weft_status`.
     pub authority: u16,
     pub round: Option<RoundSource>,
@@ -95,6 +97,7 @@ struct Context {
     submitters: Vec<TxSubmitter>,
     index: Arc<dyn TransactionIndex>,
     source: Arc<dyn SubDagSource>,
+    preconfirmations: Option<Arc<dyn PreconfSource>>,
     authority: u16,
     round: Option<RoundSource>,
     metrics: crate::metrics::RpcMetrics,
@@ -176,6 +179,7 @@ impl RpcServer {
             submitters: args.submitters,
             index: args.index,
             source: args.source,
+            preconfirmations: args.preconfirmations,
             authority: args.authority,
             round: args.round,
             metrics: crate::metrics::RpcMetrics::new(&args.registry)?,
@@ -225,6 +229,57 @@ fn module(context: Context) -> Result<RpcModule<Context>, RpcServerError> {
         })
     })?;
     module.register_method("weft_getTransactionPosition", transaction_position)?;
+    module.register_async_method(
+        "weft_getPreconfirmation",
+        |params, context, extensions| async move {
+            let text: String = params.one()?;
+            let hash = parse_hash(&text).map_err(RpcError::InvalidParams)?;
+            let source = preconfirmations(&context)?;
+            let chain = extensions.get::<Namespace>().map(|n| n.0);
+            crate::preconf::lookup(source, &context.index, hash, chain)
+                .await
+                .map_err(|e| ErrorObjectOwned::from(RpcError::Internal(e)))
+        },
+    )?;
+    module.register_async_method(
+        "weft_getFinalityCertificate",
+        |params, context, _| async move {
+            let index: u64 = params.one()?;
+            let source = preconfirmations(&context)?.clone();
+            tokio::task::spawn_blocking(move || source.certificate(index))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r)
+                .map_err(|e| ErrorObjectOwned::from(RpcError::Internal(e)))
+        },
+    )?;
+    module.register_subscription(
+        crate::preconf::SUBSCRIBE,
+        crate::preconf::NOTIFICATION,
+        crate::preconf::UNSUBSCRIBE,
+        |params, pending, context, extensions| async move {
+            let wanted = params
+                .one::<Vec<String>>()
+                .map_err(|e| e.message().to_string())
+                .and_then(parse_hashes);
+            let (hashes, source) = match (wanted, preconfirmations(&context)) {
+                (Ok(hashes), Ok(source)) => (hashes, source.clone()),
+                (Err(e), _) => {
+                    pending.reject(RpcError::InvalidParams(e)).await;
+                    return Ok(());
+                }
+                (_, Err(e)) => {
+                    pending.reject(e).await;
+                    return Ok(());
+                }
+            };
+            let chain = extensions.get::<Namespace>().map(|n| n.0);
+            let Ok(sink) = pending.accept().await else {
+                return Ok(());
+            };
+            crate::preconf::serve(sink, source, context.index.clone(), hashes, chain).await
+        },
+    )?;
     module.register_subscription(
         crate::stream::SUBSCRIBE,
         crate::stream::NOTIFICATION,
@@ -255,6 +310,13 @@ fn module(context: Context) -> Result<RpcModule<Context>, RpcServerError> {
         },
     )?;
     Ok(module)
+}
+
+fn preconfirmations(context: &Context) -> Result<&Arc<dyn PreconfSource>, ErrorObjectOwned> {
+    context
+        .preconfirmations
+        .as_ref()
+        .ok_or_else(|| RpcError::NotServed("pre-confirmation").into())
 }
 
 /// The endpoint's chain id, or the configured default on `/`.
@@ -338,12 +400,8 @@ fn transaction_position(
     extensions: &Extensions,
 ) -> Result<Option<Position>, ErrorObjectOwned> {
     let text: String = params.one()?;
-    let digits = text.strip_prefix("0x").unwrap_or(&text);
-    let mut hash = [0u8; 32];
-    hex::decode_to_slice(digits, &mut hash).map_err(|e| {
-        RpcError::InvalidParams(format!("transaction hash must be 32 bytes of hex: {e}"))
-    })?;
-    let position = context.index.position(&B256::from(hash));
+    let hash = parse_hash(&text).map_err(RpcError::InvalidParams)?;
+    let position = context.index.position(&hash);
     // Under `/<chain_id>`, only that rollup's transactions are visible.
     Ok(match extensions.get::<Namespace>() {
         Some(Namespace(chain)) => position.filter(|p| p.chain_id == *chain),

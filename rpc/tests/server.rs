@@ -54,6 +54,7 @@ async fn start(parameters: RpcParameters, capacity: usize) -> Fixture {
         submitters: vec![submitter.clone()],
         index: index.clone(),
         source: Arc::new(MemoryLog::default()),
+        preconfirmations: None,
         authority: 2,
         round: Some(Arc::new(|| 17)),
         registry: prometheus::Registry::new(),

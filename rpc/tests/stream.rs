@@ -35,6 +35,7 @@ async fn start(log: Arc<MemoryLog>) -> (SocketAddr, RpcServerHandle) {
         submitters: vec![submitter],
         index: Arc::new(MemoryIndex::new(100)),
         source: log,
+        preconfirmations: None,
         authority: 0,
         round: None,
         registry: prometheus::Registry::new(),
