@@ -35,9 +35,9 @@ use weft_types::{AuthorityIndex, Committee};
 /// Key of the newest own signature in the consensus column.
 pub const ATTESTATION_LAST_KEY: &str = "attestation_last";
 
-/// With this variable set to N, the process aborts right after its signature of sub-DAG N is
-/// durable and before it is sent: the `kill -9` between signing and sending that the restart
-/// test needs. Read once at start; unset, nothing changes.
+/// With this variable set to N, the process aborts right after its signature of a sub-DAG N or
+/// later is durable and before it is sent: the `kill -9` between signing and sending that the
+/// restart test needs. Read once at start; unset, nothing changes.
 pub const CRASH_AFTER_SIGNING_ENV: &str = "WEFT_CRASH_AFTER_SIGNING";
 
 /// Sub-DAGs read (and signed, under one synced write) per step.
@@ -402,7 +402,7 @@ impl AttesterActor {
         }
         write.commit_blocking(Durability::Sync).await?;
         let next = self.attester.next();
-        if self.crash_after.is_some_and(|n| (from..next).contains(&n)) {
+        if self.crash_after.is_some_and(|n| next > n) {
             tracing::error!("{CRASH_AFTER_SIGNING_ENV}: aborting after signing, before sending");
             std::process::abort();
         }

@@ -73,10 +73,15 @@ pub struct Cluster {
     nodes: Vec<Option<Child>>,
     /// `http://host:port` of each authority's JSON-RPC server (the latest run's).
     pub endpoints: Vec<String>,
-    lines_tx: mpsc::Sender<(usize, String)>,
-    lines: mpsc::Receiver<(usize, String)>,
+    /// Each line of output with its authority and the run (of that authority) it came from.
+    lines_tx: mpsc::Sender<(usize, usize, String)>,
+    lines: mpsc::Receiver<(usize, usize, String)>,
+    /// Runs started so far, per authority: lines of earlier runs are stale.
+    runs: Vec<usize>,
     /// More arguments of authority `i`'s `weft node run`, if any.
     extra_args: Vec<Vec<String>>,
+    /// Environment variables of authority `i`'s next runs.
+    env: Vec<Vec<(String, String)>>,
 }
 
 impl Cluster {
@@ -109,6 +114,8 @@ impl Cluster {
         let extra_args = (0..n).map(|i| extra(i, dir.path())).collect();
         let mut cluster = Cluster {
             extra_args,
+            env: vec![Vec::new(); n],
+            runs: vec![0; n],
             dir,
             nodes: (0..n).map(|_| None).collect(),
             endpoints: vec![String::new(); n],
@@ -137,13 +144,18 @@ impl Cluster {
         ];
         let mut args: Vec<&str> = args.to_vec();
         args.extend(self.extra_args[i].iter().map(String::as_str));
-        let mut child = authority(dir, i, &args, &store);
+        let mut child = authority_command(dir, i, &args, &store)
+            .envs(self.env[i].iter().map(|(k, v)| (k, v)))
+            .spawn()
+            .expect("weft starts");
         // Forward each line to the channel (unbounded), so the node never blocks on its pipe.
         let out = child.stdout.take().expect("piped");
         let tx = self.lines_tx.clone();
+        self.runs[i] += 1;
+        let run = self.runs[i];
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send((i, line)).is_err() {
+                if tx.send((i, run, line)).is_err() {
                     break;
                 }
             }
@@ -151,16 +163,17 @@ impl Cluster {
         self.nodes[i] = Some(child);
     }
 
-    /// Reads the nodes' output until `done` holds for a line, for at most `PROCESS_DEADLINE`.
+    /// Reads the nodes' output until `done` holds for a line of an authority's current run
+    /// (an earlier run's are skipped), for at most `PROCESS_DEADLINE`.
     fn wait_line(&self, what: &str, mut done: impl FnMut(usize, &str) -> bool) {
         let deadline = Instant::now() + PROCESS_DEADLINE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let (i, line) = self
+            let (i, run, line) = self
                 .lines
                 .recv_timeout(left)
                 .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
-            if done(i, &line) {
+            if run == self.runs[i] && done(i, &line) {
                 return;
             }
         }
@@ -185,6 +198,28 @@ impl Cluster {
         self.spawn(i);
         self.wait_endpoints(&[i]);
         &self.endpoints[i]
+    }
+
+    /// Sets the environment of authority `i`'s next runs.
+    pub fn set_env(&mut self, i: usize, env: &[(&str, &str)]) {
+        self.env[i] = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    }
+
+    /// Starts authority `i` from its store and waits until the process exits by itself.
+    pub fn run_until_exit(&mut self, i: usize) -> std::process::ExitStatus {
+        self.spawn(i);
+        let mut child = self.nodes[i].take().expect("just started");
+        let deadline = Instant::now() + PROCESS_DEADLINE;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "authority {i} did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// `kill -9` of authority `i` (`Child::kill` is SIGKILL on Unix), and reaps it.
