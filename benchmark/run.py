@@ -37,6 +37,9 @@ def bench_args(p):
     p.add_argument('--header-delay', type=int, default=NODE_PARAMETERS['max_header_delay_ms'])
     p.add_argument('--batch-delay', type=int, default=NODE_PARAMETERS['max_batch_delay_ms'])
     p.add_argument('--batch-size', type=int, default=NODE_PARAMETERS['batch_size'])
+    p.add_argument('--no-attestations', action='store_true',
+                   help='the nodes do not sign sub-DAGs (parameter attestations: false), to '
+                        'measure what attestations cost')
     p.add_argument('--profile', choices=['release', 'dev'], default='release')
     p.add_argument('--no-build', action='store_true', help='use the binaries already built')
     p.add_argument('--bin-dir', default=None,
@@ -55,7 +58,8 @@ def points(a):
 
 def node_params(a):
     return dict(NODE_PARAMETERS, max_header_delay_ms=a.header_delay,
-                max_batch_delay_ms=a.batch_delay, batch_size=a.batch_size)
+                max_batch_delay_ms=a.batch_delay, batch_size=a.batch_size,
+                attestations=not a.no_attestations)
 
 
 def main(argv=None):

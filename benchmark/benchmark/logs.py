@@ -9,7 +9,10 @@ Definitions (as in Narwhal's benchmark, so numbers compare):
   transactions), so the client itself reports each sample's commit as it sees it through
   `weft_getTransactionPosition` (late by about half its poll period), and its
   acknowledgement latencies (send -> `eth_sendRawTransaction` answered) as a histogram.
-On top: p50/p99 of both latencies, the longest gap between two commits per node, and a check
+- pre-confirmation latency: a client sends a sample transaction -> the finality certificate
+  of the sub-DAG holding it is available at the node the client sent it to (the node whose
+  worker sealed it); tcp ingress only.
+On top: p50/p99 of the latencies, the longest gap between two commits per node, and a check
 that every sample sent was sealed in exactly one batch and committed exactly once by every
 running node.
 """
@@ -25,6 +28,7 @@ SAMPLE_IN_BATCH = re.compile(r'^Batch ([0-9a-f]+) contains sample tx (\d+)$')
 COMMITTED_BATCH = re.compile(r'^Committed batch ([0-9a-f]+)$')
 SUB_DAG = re.compile(r'^Committed sub-dag (\d+) leader round (\d+) certificates (\d+) '
                      r'batches (\d+) transactions (\d+)$')
+CERTIFIED = re.compile(r'^Certified sub-dag (\d+)$')
 STATUS = re.compile(r'^status round=(\d+) dag_round=(\d+)')
 CLIENT_START = re.compile(r'^Start sending transactions')
 SAMPLE_SENT = re.compile(r'^Sending sample transaction (\d+)$')
@@ -92,12 +96,16 @@ class NodeLog:
     samples: dict = field(default_factory=dict)         # sample id -> [digest, ...]
     commits: dict = field(default_factory=dict)         # digest -> [time, ...]
     sub_dags: list = field(default_factory=list)        # (time, index, transactions)
+    sub_dag_of: dict = field(default_factory=dict)      # digest -> sub-DAG index (first)
+    certified: dict = field(default_factory=dict)       # sub-DAG index -> time
     last_round: int = 0
     errors: int = 0
 
     @classmethod
     def parse(cls, text):
         log = cls()
+        # The executor logs a sub-DAG's batches, then the sub-DAG.
+        batches = []
         for t, level, _target, msg in lines(text):
             if level == 'ERROR':
                 log.errors += 1
@@ -107,8 +115,14 @@ class NodeLog:
                 log.samples.setdefault(int(m.group(2)), []).append(m.group(1))
             elif m := COMMITTED_BATCH.match(msg):
                 log.commits.setdefault(m.group(1), []).append(t)
+                batches.append(m.group(1))
             elif m := SUB_DAG.match(msg):
                 log.sub_dags.append((t, int(m.group(1)), int(m.group(5))))
+                for d in batches:
+                    log.sub_dag_of.setdefault(d, int(m.group(1)))
+                batches = []
+            elif m := CERTIFIED.match(msg):
+                log.certified.setdefault(int(m.group(1)), t)
             elif m := STATUS.match(msg):
                 log.last_round = int(m.group(1))
         return log
@@ -211,6 +225,18 @@ class LogParser:
                 out.append(self.client_commits[sid] - min(sent))
         return out
 
+    def preconf_latencies(self):
+        out = []
+        for n in self.nodes:
+            for sid, digests in n.samples.items():
+                sent = self.sent.get(sid)
+                if not sent or len(digests) != 1:
+                    continue
+                certified = n.certified.get(n.sub_dag_of.get(digests[0]))
+                if certified is not None:
+                    out.append(certified - min(sent))
+        return out
+
     def acknowledgements(self):
         """The rpc clients' acknowledgement latencies and counts; None for tcp runs."""
         totals = [c.totals for c in self.clients if c.totals]
@@ -267,6 +293,7 @@ class LogParser:
             'consensus_latency': stats(self.consensus_latencies()),
             'end_to_end_tps': e_tps, 'end_to_end_bps': e_bps, 'end_to_end_duration': e_dur,
             'end_to_end_latency': stats(self.end_to_end_latencies()),
+            'preconf_latency': stats(self.preconf_latencies()),
             'commit_gap_max': max(p['commit_gap_max'] for p in per_node),
             'samples_sent': once['sent'],
             'samples_missing': len(once['missing']),
@@ -326,6 +353,14 @@ def summary(config, results):
         f" End-to-end BPS: {round(r['end_to_end_bps']):,} B/s",
         f" End-to-end latency: {ms(r['end_to_end_latency']['mean'])}"
         f" (p50 {ms(r['end_to_end_latency']['p50'])}, p99 {ms(r['end_to_end_latency']['p99'])})",
+    ]
+    pre = r.get('preconf_latency')
+    if not p.get('attestations', True):
+        out.append(" Pre-confirmations: off (attestations: false)")
+    elif pre and pre['count']:
+        out.append(f" Pre-confirmation latency: {ms(pre['mean'])}"
+                   f" (p50 {ms(pre['p50'])}, p99 {ms(pre['p99'])}, {pre['count']:,} samples)")
+    out += [
         '',
         f" Max commit gap: {ms(r['commit_gap_max'])}",
         f" Samples: {r['samples_sent']:,} sent, {r['samples_missing']} missing,"

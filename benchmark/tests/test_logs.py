@@ -54,6 +54,28 @@ class ParserTest(unittest.TestCase):
             {'mode': 'local', 'faults': 0, 'nodes': 2, 'workers': 1, 'rate': 10,
              'tx_size': 100, 'duration': 1, 'parameters': {}}, r))
 
+    def test_preconfirmation_latency_is_to_the_certificate_at_the_sealing_node(self):
+        # Sample 7 sent at 0.5 s, sealed by node 0 in bb, which node 0 commits in sub-DAG 1;
+        # node 0 has sub-DAG 1's certificate at 2.3 s, node 1 (not the client's) at 2.1 s.
+        def sub_dag(k, t):
+            return line(t, f'Committed sub-dag {k} leader round {2 * k + 2} certificates 4 '
+                           f'batches 1 transactions 10')
+        n0 = '\n'.join([
+            line('1.000000', 'Batch aa contains 1000 B'),
+            line('1.000000', 'Batch bb contains 1000 B'),
+            line('1.000000', 'Batch bb contains sample tx 7'),
+            line('1.500000', 'Committed batch aa'), sub_dag(0, '1.500000'),
+            line('2.000000', 'Committed batch bb'), sub_dag(1, '2.000000'),
+            line('2.100000', 'Certified sub-dag 0'), line('2.300000', 'Certified sub-dag 1'),
+        ])
+        n1 = '\n'.join([line('2.100000', 'Certified sub-dag 1')])
+        r = LogParser([client((7, '0.500000'))], [n0, n1], 100).results()
+        self.assertAlmostEqual(r['preconf_latency']['mean'], 1.8)
+        self.assertEqual(r['preconf_latency']['count'], 1)
+        text = summary({'mode': 'local', 'faults': 0, 'nodes': 2, 'workers': 1, 'rate': 10,
+                        'tx_size': 100, 'duration': 1, 'parameters': {}}, r)
+        self.assertIn('Pre-confirmation latency: 1,800 ms', text)
+
     def test_a_sample_one_node_never_committed_is_missing(self):
         n0 = node([('aa', 100, '1.000000')], [('aa', 1, '1.000000')], [('aa', '2.000000')])
         n1 = node()

@@ -52,6 +52,9 @@ pub struct Parameters {
     /// committee's addresses themselves: for containers, whose committee address is a
     /// service's and not the container's own.
     pub listen_host: Option<std::net::IpAddr>,
+    /// Sign every committed sub-DAG and gather its finality certificate with the committee
+    /// (pre-confirmations, and what the L1 inbox checks). Off only to measure what it costs.
+    pub attestations: bool,
 }
 
 /// Limits and policy of the Ethereum JSON-RPC ingress; the defaults follow reth's
@@ -215,6 +218,7 @@ impl Default for Parameters {
             rpc: RpcParameters::default(),
             metrics_address: None,
             listen_host: None,
+            attestations: true,
         }
     }
 }

@@ -161,20 +161,26 @@ impl Node {
         let mut actors = Actors::default();
         // The attester recovers first: the log's retention waits for what it has not signed.
         let certificates = Certificates::open(&store);
-        let (tx_attested, rx_attested) = watch::channel(0);
-        let (attester, attestations) = AttesterActor::spawn(AttesterArgs {
-            me,
-            committee: committee.clone(),
-            key: keys.attestation,
-            store: store.clone(),
-            log: log.clone(),
-            certificates: certificates.clone(),
-            sender: sender.clone(),
-            max_message_size: parameters.max_message_size,
-            tx_attested,
-            metrics: Arc::new(AttestMetrics::new(&registry)?),
-        })?;
-        actors.push("attester", attester);
+        let mut attestations = None;
+        let mut rx_attested = None;
+        if parameters.attestations {
+            let (tx_attested, rx) = watch::channel(0);
+            let (attester, handler) = AttesterActor::spawn(AttesterArgs {
+                me,
+                committee: committee.clone(),
+                key: keys.attestation,
+                store: store.clone(),
+                log: log.clone(),
+                certificates: certificates.clone(),
+                sender: sender.clone(),
+                max_message_size: parameters.max_message_size,
+                tx_attested,
+                metrics: Arc::new(AttestMetrics::new(&registry)?),
+            })?;
+            actors.push("attester", attester);
+            attestations = Some(handler as Arc<dyn weft_network::Handler>);
+            rx_attested = Some(rx);
+        }
         actors.push(
             "executor",
             Executor::spawn(ExecutorArgs {
@@ -228,7 +234,7 @@ impl Node {
             network_metrics,
             tx_consensus,
             rx_committed,
-            attestations: Some(attestations),
+            attestations,
         })
         .await?;
         Ok(NodeHandle {

@@ -133,8 +133,9 @@ pub struct Executor {
     tx_primary: mpsc::Sender<CommitNotice>,
     /// The first sub-DAG not yet confirmed on L1, once this authority's poster runs.
     rx_posted: watch::Receiver<Option<u64>>,
-    /// The first sub-DAG the attester has not signed: records from it on stay.
-    rx_attested: watch::Receiver<u64>,
+    /// The first sub-DAG the attester has not signed: records from it on stay. `None`
+    /// without an attester.
+    rx_attested: Option<watch::Receiver<u64>>,
     /// Own attestations and finality certificates, pruned with the records they are of.
     attestations: [Map<u64, Bytes>; 2],
     retention_after_posting: u64,
@@ -156,7 +157,7 @@ pub struct ExecutorArgs {
     pub rx_consensus: mpsc::Receiver<Commit>,
     pub tx_primary: mpsc::Sender<CommitNotice>,
     pub rx_posted: watch::Receiver<Option<u64>>,
-    pub rx_attested: watch::Receiver<u64>,
+    pub rx_attested: Option<watch::Receiver<u64>>,
     pub metrics: Arc<NodeMetrics>,
 }
 
@@ -230,7 +231,9 @@ impl Executor {
             self.core.follow_posting(self.retention_after_posting);
             self.core.set_posted(next_unposted);
         }
-        self.core.set_attested(*self.rx_attested.borrow());
+        if let Some(attested) = &self.rx_attested {
+            self.core.set_attested(*attested.borrow());
+        }
         let execution = match self.core.execute(commit)? {
             Step::Replayed(_) => return Ok(()),
             Step::Execute(execution) => execution,
