@@ -1,12 +1,19 @@
 //! The attester actor: the I/O around [`weft_attest::Attester`]. It follows the committed log
-//! (off the ordering path: the executor never waits for it), signs each sub-DAG, makes the
-//! signature durable (one synced write per step, however many sub-DAGs the step signed) and
-//! only then sends it to the other primaries; their answers and their own signatures form
+//! (off the ordering path: the executor never waits for it), signs each sub-DAG, writes the
+//! signature (one write per step, however many sub-DAGs the step signed) and only then sends
+//! it to the other primaries; their answers and their own signatures form
 //! finality certificates, stored beside the log record and pushed to subscribers.
 //!
 //! Never two attestations for one index, across restarts: the own signature of every index
 //! and the newest one (`ATTESTATION_LAST_KEY`, which the log's retention never prunes) are in
 //! the store before anything is sent, and [`Attester::recover`] starts after the newest.
+//!
+//! That write goes to RocksDB's WAL without an fsync: it survives the process being killed
+//! at any point. A power loss may take the newest records with it, but not the committed log
+//! (the executor's writes are synced), and an attestation is a function of the log and of the
+//! previous attestation, signed deterministically (RFC 6979): signing those indexes again
+//! after such a loss gives the very same bytes, never a second, different attestation. An
+//! fsync here would add its latency to every pre-confirmation for nothing.
 
 use crate::log::CommittedLog;
 use bytes::Bytes;
@@ -40,7 +47,7 @@ pub const ATTESTATION_LAST_KEY: &str = "attestation_last";
 /// restart test needs. Read once at start; unset, nothing changes.
 pub const CRASH_AFTER_SIGNING_ENV: &str = "WEFT_CRASH_AFTER_SIGNING";
 
-/// Sub-DAGs read (and signed, under one synced write) per step.
+/// Sub-DAGs read (and signed, under one write) per step.
 const ENTRIES_PER_STEP: usize = 64;
 
 /// Own signatures still being sent: older ones are given up (a peer that needs them gets the
@@ -368,7 +375,7 @@ impl AttesterActor {
     }
 
     /// Signs every committed sub-DAG from the next one on (up to a step's worth), persists
-    /// the signatures in one synced write, then sends them.
+    /// the signatures in one write, then sends them.
     async fn sign_committed(&mut self) -> Result<(), AttesterFailure> {
         let from = self.attester.next();
         let log = self.log.clone();
@@ -400,7 +407,7 @@ impl AttesterActor {
         for c in &certified {
             self.certificates.insert(&mut write, c);
         }
-        write.commit_blocking(Durability::Sync).await?;
+        write.commit_blocking(Durability::Buffered).await?;
         let next = self.attester.next();
         if self.crash_after.is_some_and(|n| next > n) {
             tracing::error!("{CRASH_AFTER_SIGNING_ENV}: aborting after signing, before sending");
