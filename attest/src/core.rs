@@ -100,6 +100,9 @@ pub struct Attester {
     pending: BTreeMap<u64, Pending>,
     /// Other authorities' signatures on indexes not signed here yet.
     early: BTreeMap<u64, HashMap<AuthorityIndex, (B256, EcdsaSignature)>>,
+    /// Digests of the own attestations certified in the last `EARLY_WINDOW` indexes: a late
+    /// signature of another one is still caught as a conflict.
+    certified: BTreeMap<u64, B256>,
 }
 
 impl Attester {
@@ -127,6 +130,7 @@ impl Attester {
             previous,
             pending: BTreeMap::new(),
             early: BTreeMap::new(),
+            certified: BTreeMap::new(),
         };
         for s in &uncertified {
             attester.insert_pending(s.attestation.clone(), s.signature);
@@ -226,6 +230,11 @@ impl Attester {
             });
         }
         if index < self.next {
+            if let Some(ours) = self.certified.get(&index).copied() {
+                if ours != digest {
+                    return Err(self.conflict(signed.author, index, ours, digest));
+                }
+            }
             return Ok(Accepted::Certified);
         }
         if index >= self.next + EARLY_WINDOW {
@@ -259,6 +268,7 @@ impl Attester {
             return Err(self.conflict(self.me, index, pending.digest, digest));
         }
         self.pending.remove(&index);
+        self.remember(index, digest);
         Ok(Some(certificate))
     }
 
@@ -292,6 +302,12 @@ impl Attester {
         self.count(index, self.me, own);
     }
 
+    fn remember(&mut self, index: u64, digest: B256) {
+        self.certified.insert(index, digest);
+        let keep = self.next.saturating_sub(EARLY_WINDOW);
+        self.certified = self.certified.split_off(&keep);
+    }
+
     fn count(&mut self, index: u64, author: AuthorityIndex, signature: EcdsaSignature) {
         let stake = self.committee.stake(author);
         if let Some(p) = self.pending.get_mut(&index) {
@@ -308,6 +324,7 @@ impl Attester {
             return None;
         }
         let pending = self.pending.remove(&index)?;
+        self.remember(index, pending.digest);
         Some(FinalityCertificate {
             attestation: pending.attestation,
             signatures: pending

@@ -5,8 +5,9 @@
 use alloy_primitives::{keccak256, B256};
 use std::sync::Arc;
 use weft_attest::{
-    committee_id, Accepted, AttestError, Attester, CertificateError, FinalityCertificate, Leaf,
-    Output, PreconfError, Preconfirmation, ProofError, SignedAttestation, Tree,
+    committee_id, Accepted, AttestError, Attestation, Attester, CertificateError,
+    FinalityCertificate, Leaf, Output, PreconfError, Preconfirmation, ProofError,
+    SignedAttestation, Tree,
 };
 use weft_test_utils::CommitteeFixture;
 use weft_types::{AuthorityIndex, Committee};
@@ -253,6 +254,45 @@ fn peers_messages_are_checked_before_they_count() {
     assert!(matches!(
         attesters[0].on_signed(AuthorityIndex(3), &ahead),
         Err(AttestError::TooFarAhead { .. })
+    ));
+}
+
+/// A validly signed attestation that differs from the own one is refused as a conflict also
+/// once the index is certified here; a matching late one is answered with "certified".
+#[test]
+fn a_conflicting_signature_is_caught_after_the_index_is_certified() {
+    let f = CommitteeFixture::new(4, 1, 12);
+    let mut attesters = attesters(&f);
+    let formed = round_trip(&mut attesters[..3], 0, 5);
+    assert_eq!(formed[0].len(), 1, "three of four certify");
+    let late = attesters[3].sign(0, 0, 0, &leaves(0, 5)).unwrap();
+    assert_eq!(
+        attesters[0].on_signed(AuthorityIndex(3), late.broadcast.as_ref().unwrap()),
+        Ok(Accepted::Certified)
+    );
+    let attestation = Attestation::build(
+        committee_id(&f.committee),
+        0,
+        0,
+        0,
+        &leaves(0, 6),
+        B256::ZERO,
+    );
+    let other = SignedAttestation {
+        author: AuthorityIndex(3),
+        signature: f
+            .keys(AuthorityIndex(3))
+            .attestation
+            .sign(&attestation.digest()),
+        attestation,
+    };
+    assert!(matches!(
+        attesters[0].on_signed(AuthorityIndex(3), &other),
+        Err(AttestError::Conflict {
+            author: 3,
+            index: 0,
+            ..
+        })
     ));
 }
 
