@@ -1,5 +1,5 @@
 // Compiles Inbox.sol with solcjs (npm `solc`, version pinned below) into Inbox.json (abi + bytecode).
-// Usage: node build.js [output path]   (default: Inbox.json beside this file)
+// Usage: node build.js [output path] [contract]   (default: Inbox.json beside this file, Inbox)
 // The output is deterministic for a given source and compiler, so a test can recompile and compare.
 'use strict';
 const fs = require('fs');
@@ -13,10 +13,12 @@ if (version !== PINNED) {
   process.exit(1);
 }
 const dir = __dirname;
-const out = process.argv[2] || path.join(dir, 'Inbox.json');
+const name = process.argv[3] || 'Inbox';
+const out = process.argv[2] || path.join(dir, `${name}.json`);
+const file = `${name}.sol`;
 const input = {
   language: 'Solidity',
-  sources: { 'Inbox.sol': { content: fs.readFileSync(path.join(dir, 'Inbox.sol'), 'utf8') } },
+  sources: { [file]: { content: fs.readFileSync(path.join(dir, file), 'utf8') } },
   settings: {
     optimizer: { enabled: true, runs: 200 },
     // blobhash() needs Cancun.
@@ -32,9 +34,9 @@ if (errors.length > 0) {
   for (const e of errors) console.error(e.formattedMessage);
   process.exit(1);
 }
-const contract = result.contracts['Inbox.sol'].Inbox;
+const contract = result.contracts[file][name];
 const artifact = {
-  contractName: 'Inbox',
+  contractName: name,
   compiler: solc.version(),
   abi: contract.abi,
   bytecode: '0x' + contract.evm.bytecode.object,
