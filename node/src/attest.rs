@@ -165,6 +165,24 @@ impl Certificates {
             })
     }
 
+    /// Waits until the certificate of sub-DAG `index` is stored, and returns it.
+    pub async fn wait_for(&self, index: u64) -> Result<FinalityCertificate, StoreError> {
+        // Subscribed before the look, so that one stored in between is not missed.
+        let mut formed = self.subscribe();
+        loop {
+            if let Some(certificate) = self.get(index)? {
+                return Ok(certificate);
+            }
+            match formed.recv().await {
+                Ok(c) if c.attestation.index == index => return Ok((*c).clone()),
+                // Another index, or this receiver lagged: look in the store again.
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                // `self` holds the sender.
+                Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+            }
+        }
+    }
+
     /// Every certificate stored from now on, as it is stored (any order of indexes).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<FinalityCertificate>> {
         self.formed.subscribe()

@@ -41,8 +41,9 @@ impl TransactionIndex for LogIndex {
     }
 }
 
-/// The committed log as the ordered stream reads it.
-pub struct LogSource(pub CommittedLog);
+/// The committed log as the ordered stream reads it, with the finality certificates when
+/// the node attests.
+pub struct LogSource(pub CommittedLog, pub Option<Certificates>);
 
 impl SubDagSource for LogSource {
     fn bounds(&self) -> Result<(u64, u64), String> {
@@ -72,6 +73,23 @@ impl SubDagSource for LogSource {
     fn committed(&self, index: u64) -> futures::future::BoxFuture<'static, ()> {
         let log = self.0.clone();
         Box::pin(async move { log.wait_for(index).await })
+    }
+
+    fn certificate(
+        &self,
+        index: u64,
+    ) -> futures::future::BoxFuture<'static, Result<FinalityCertificate, String>> {
+        let Some(certificates) = self.1.clone() else {
+            return Box::pin(async {
+                Err("this node does not attest (attestations: false)".into())
+            });
+        };
+        Box::pin(async move {
+            certificates
+                .wait_for(index)
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 }
 
@@ -180,11 +198,16 @@ impl RpcIngress {
             worker_max_transaction_size: parameters.max_transaction_size,
             submitters,
             index,
-            source: Arc::new(LogSource(node.log.clone())),
-            preconfirmations: Some(Arc::new(LogPreconfirmations::new(
+            source: Arc::new(LogSource(
                 node.log.clone(),
-                node.certificates.clone(),
-            ))),
+                parameters.attestations.then(|| node.certificates.clone()),
+            )),
+            preconfirmations: parameters.attestations.then(|| {
+                Arc::new(LogPreconfirmations::new(
+                    node.log.clone(),
+                    node.certificates.clone(),
+                )) as Arc<dyn PreconfSource>
+            }),
             authority: node.authority.0,
             round: Some(Arc::new(move || metrics.round.get().max(0) as u64)),
             registry: node.registry.clone(),

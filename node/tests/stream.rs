@@ -7,6 +7,9 @@
 //!   transactions: the authorities' logs agree, timestamps included);
 //! - a consumer of `/1338` gets exactly that rollup's transactions, at the same positions.
 //!
+//! - a `certified` consumer gets each sub-DAG with its finality certificate, which verifies
+//!   against `committee.json` alone and attests exactly the transactions it came with.
+//!
 //! Every transaction sent is in the sequence exactly once, and the timestamps never decrease
 //! and lie within the run's wall-clock span.
 
@@ -184,6 +187,46 @@ async fn consumers_that_resubscribe_anywhere_see_one_sequence_and_a_filter_sees_
     let in_rollup = filtered.iter().map(|s| s.3.len()).sum::<usize>();
     assert_eq!(in_rollup as u64, TRANSACTIONS / 2);
 
-    drop((steady, rollup));
+    // A consumer that wants certificates, on authority 1.
+    let committee = weft_config::load_committee(&cluster.dir.path().join("committee.json"))
+        .expect("the committee file");
+    let certified = connect(&endpoints[1], "/").await;
+    let mut sub: Subscription<SubDagPart> = certified
+        .subscribe(
+            SUBSCRIBE,
+            rpc_params![json!({ "fromIndex": 0, "certified": true })],
+            UNSUBSCRIBE,
+        )
+        .await
+        .expect("a certified subscription");
+    let mut transactions: Vec<alloy_primitives::B256> = Vec::new();
+    let mut checked = 0u64;
+    while checked < next {
+        let part = tokio::time::timeout(GUARD, sub.next())
+            .await
+            .expect("a part in time")
+            .expect("the subscription goes on")
+            .expect("a part");
+        assert_eq!(part.index, checked, "in order, from 0");
+        transactions.extend(part.transactions.iter().map(|t| keccak256(&t.raw)));
+        match (part.last, &part.certificate) {
+            (false, None) => continue,
+            (true, Some(c)) => {
+                assert_eq!(c.verify(&committee), Ok(()), "sub-DAG {}", part.index);
+                let a = &c.attestation;
+                assert_eq!(
+                    (a.index, a.timestamp, a.tx_count),
+                    (part.index, part.timestamp, part.transaction_count)
+                );
+                let root = weft_attest::Tree::new(&transactions).root();
+                assert_eq!(a.tx_root, root, "sub-DAG {}'s transactions", part.index);
+            }
+            (last, c) => panic!("sub-DAG {}: last {last}, certificate {c:?}", part.index),
+        }
+        transactions.clear();
+        checked += 1;
+    }
+
+    drop((steady, rollup, certified));
     cluster.stop();
 }

@@ -304,7 +304,9 @@ fn module(context: Context) -> Result<RpcModule<Context>, RpcServerError> {
             let source = context.source.clone();
             let subscriptions = context.metrics.stream_subscriptions.clone();
             subscriptions.inc();
-            let served = crate::stream::serve(pending, source, wanted.from_index, chain).await;
+            let served =
+                crate::stream::serve(pending, source, wanted.from_index, chain, wanted.certified)
+                    .await;
             subscriptions.dec();
             served
         },

@@ -11,6 +11,11 @@
 //! duplicate. A sub-DAG without a transaction of the filtered chain is still sent (with no
 //! transactions), so a rollup sees every index and every timestamp.
 //!
+//! With `"certified": true`, each sub-DAG is sent once its finality certificate is there, and
+//! its last part carries it (`certificate`): a rollup node then checks what it executes
+//! against the committee (`FinalityCertificate::verify`, the attested root over the
+//! transactions) instead of trusting the authority it reads from.
+//!
 //! Each subscription reads the log at its own pace, one sub-DAG at a time, and sends only as
 //! fast as its client reads (the connection's message buffer is bounded), so a slow consumer
 //! costs the node one sub-DAG and a few buffered parts, never an unbounded queue. A
@@ -57,6 +62,15 @@ pub trait SubDagSource: Send + Sync + 'static {
     fn read(&self, from: u64, max: usize) -> Result<Vec<StreamEntry>, String>;
     /// Resolves once entry `index` is committed.
     fn committed(&self, index: u64) -> BoxFuture<'static, ()>;
+    /// Resolves to sub-DAG `index`'s finality certificate once it is there; an error when
+    /// this source has none to give (no attester).
+    fn certificate(
+        &self,
+        index: u64,
+    ) -> BoxFuture<'static, Result<weft_attest::FinalityCertificate, String>> {
+        let _ = index;
+        Box::pin(async { Err("finality certificates are not served by this node".to_string()) })
+    }
 }
 
 /// The subscription's optional parameter object.
@@ -65,6 +79,9 @@ pub trait SubDagSource: Send + Sync + 'static {
 pub struct SubscribeParams {
     pub from_index: Option<u64>,
     pub chain_id: Option<u64>,
+    /// Send each sub-DAG with its finality certificate (and only once it has one).
+    #[serde(default)]
+    pub certified: bool,
 }
 
 /// One transaction of a part. `chain_id` and `hash` are absent for bytes that are not an
@@ -94,6 +111,9 @@ pub struct SubDagPart {
     /// Whether this part completes the sub-DAG.
     pub last: bool,
     pub transactions: Vec<StreamTransaction>,
+    /// On the last part of a `certified` subscription: the sub-DAG's finality certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<weft_attest::FinalityCertificate>,
 }
 
 /// The parts of `entry` for a subscriber of `chain` (all chains when `None`).
@@ -106,6 +126,7 @@ pub fn parts(entry: &StreamEntry, chain: Option<u64>) -> Vec<SubDagPart> {
         part: n,
         last: false,
         transactions: Vec::new(),
+        certificate: None,
     };
     let mut out = vec![part(0)];
     let mut bytes = 0;
@@ -169,6 +190,7 @@ pub async fn serve(
     source: Arc<dyn SubDagSource>,
     from: Option<u64>,
     chain: Option<u64>,
+    certified: bool,
 ) -> Result<(), SubscriptionError> {
     let (oldest, next) = match source.bounds() {
         Ok(bounds) => bounds,
@@ -205,7 +227,17 @@ pub async fn serve(
                 .to_string()
                 .into());
         }
-        for part in parts(&entry, chain) {
+        let mut parts = parts(&entry, chain);
+        if certified {
+            let certificate = tokio::select! {
+                c = source.certificate(next) => c.map_err(SubscriptionError::from)?,
+                _ = sink.closed() => return Ok(()),
+            };
+            if let Some(last) = parts.last_mut() {
+                last.certificate = Some(certificate);
+            }
+        }
+        for part in parts {
             let message: SubscriptionMessage = serde_json::value::to_raw_value(&part)
                 .map_err(|e| SubscriptionError::from(format!("encoding sub-DAG {next}: {e}")))?
                 .into();
