@@ -188,17 +188,9 @@ impl Certificates {
         self.formed.subscribe()
     }
 
-    fn insert(
-        &self,
-        write: &mut weft_storage::WriteBatch,
-        certificate: &FinalityCertificate,
-    ) -> &Self {
-        write.insert(
-            &self.map,
-            &certificate.attestation.index,
-            &encode_message(certificate),
-        );
-        self
+    fn insert(&self, write: &mut weft_storage::WriteBatch, certificate: &FinalityCertificate) {
+        let index = certificate.attestation.index;
+        write.insert(&self.map, &index, &encode_message(certificate));
     }
 
     fn publish(&self, certificate: FinalityCertificate) {
