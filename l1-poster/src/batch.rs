@@ -19,7 +19,7 @@ pub const CODEC_ZSTD: u8 = 1;
 const ZSTD_LEVEL: i32 = 9;
 /// Bounds what a batch read from L1 may expand to; a batch is built far below it.
 pub const MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
-const FRAME_HEADER_BYTES: usize = 8 + 8 + 4 + 4 + 4;
+pub(crate) const FRAME_HEADER_BYTES: usize = 8 + 8 + 4 + 4 + 4;
 /// Sub-DAGs read from the source per call while filling a batch.
 const READ_CHUNK: usize = 64;
 
@@ -108,6 +108,10 @@ pub enum BatchError {
     },
     #[error("transaction at {0:?} alone exceeds the batch target size")]
     TransactionTooLarge(Position),
+    #[error("sub-DAG {got} pushed where sub-DAG {expected} was next")]
+    OutOfOrder { expected: u64, got: u64 },
+    #[error("blob encoding: {0}")]
+    Blob(String),
     #[error("source: {0}")]
     Source(String),
 }
@@ -201,7 +205,7 @@ pub fn encode_batch(frames: &[Frame]) -> Vec<u8> {
     compress(&encode_frames(frames))
 }
 
-fn compress(raw: &[u8]) -> Vec<u8> {
+pub(crate) fn compress(raw: &[u8]) -> Vec<u8> {
     let mut out = vec![BATCH_VERSION, CODEC_ZSTD];
     // Compressing an in-memory buffer cannot fail at a valid level.
     match zstd::bulk::compress(raw, ZSTD_LEVEL) {

@@ -1,7 +1,8 @@
 //! Posts the ordered stream to an Ethereum L1 inbox contract and reads it back (issue #6).
 //!
 //! - [`source`]: the input, committed sub-DAGs in order ([`OrderedSource`]).
-//! - [`batch`]: frames with positions, zstd, cut to a target size.
+//! - [`batch`]: frames with positions, zstd, cut to a target size; [`cutter`]: where each
+//!   batch begins and ends, a function of the log that every authority signs alike.
 //! - [`inbox`]: the contract's bindings; [`l1`]: RPC, signing, fees; [`reader`]: batches back.
 //! - [`poster`]: the posting actor; [`cursor`]: its persisted cursor; [`rotation`]: who posts.
 //! - [`verify`]: the verifier behind `weft l1 verify`.
@@ -10,6 +11,7 @@
 pub mod anvil;
 pub mod batch;
 pub mod cursor;
+pub mod cutter;
 pub mod forced;
 pub mod inbox;
 pub mod l1;
