@@ -59,7 +59,12 @@ fn batches_are_contiguous_within_target_and_reassemble_to_the_stream() {
     let mut next = Position::default();
     for (s, b) in batches.iter().enumerate() {
         assert_eq!(b.sequence, s as u64);
-        assert_eq!(b.start, next, "batch {s} starts where {} ended", s.max(1) - 1);
+        assert_eq!(
+            b.start,
+            next,
+            "batch {s} starts where {} ended",
+            s.max(1) - 1
+        );
         assert!(b.data.len() <= target, "batch {s}: {} bytes", b.data.len());
         assert_eq!(b.data_hash, keccak256(&b.data));
         let frames = decode_batch(&b.data).unwrap();
@@ -116,7 +121,10 @@ fn a_resumed_cutter_cuts_exactly_what_an_uninterrupted_one_cuts() {
         let state = first.state();
         let mut resumed = Cutter::new(p, state);
         let replay = &sub_dags[state.open_start.sub_dag as usize..stop];
-        assert!(cut(&mut resumed, replay).is_empty(), "replay closes nothing");
+        assert!(
+            cut(&mut resumed, replay).is_empty(),
+            "replay closes nothing"
+        );
         batches.extend(cut(&mut resumed, &sub_dags[stop..]));
         assert_eq!(batches, reference, "stopped after sub-DAG {stop}");
     }
@@ -159,6 +167,9 @@ fn a_blob_batch_is_named_by_its_blobs_versioned_hashes() {
     assert_eq!(sidecar.blobs.len(), 2);
     let concatenated: Vec<u8> = sidecar.versioned_hashes().flat_map(|h| h.0).collect();
     assert_eq!(hash, keccak256(concatenated));
-    assert_eq!(hash, data_hash(PostMode::Blob { max_blobs: 6 }, &data).unwrap());
+    assert_eq!(
+        hash,
+        data_hash(PostMode::Blob { max_blobs: 6 }, &data).unwrap()
+    );
     assert_ne!(hash, data_hash(PostMode::Calldata, &data).unwrap());
 }
