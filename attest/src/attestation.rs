@@ -3,8 +3,10 @@
 //! is checked with a committee file alone.
 //!
 //! The digest an authority signs is `keccak256(abi.encode(ATTESTATION_DOMAIN, committee, index,
-//! leader_round, timestamp, tx_count, tx_root, chains_root, previous))`, each field one 32-byte
-//! word, so a Solidity contract recomputes it with one `abi.encode`. `previous` is the digest
+//! leader_round, timestamp, tx_count, tx_root, chains_root, previous, batches_root))`, each field
+//! one 32-byte word, so a Solidity contract recomputes it with one `abi.encode`.
+//! `batches_root` names the L1 batches that sub-DAG `index` closed (see [`BatchRefs`]): the
+//! certificate of that sub-DAG is what the inbox checks a batch against. `previous` is the digest
 //! of sub-DAG `index - 1`'s attestation (zero for sub-DAG 0): a certificate on sub-DAG k
 //! binds the whole log up to k.
 
@@ -57,6 +59,36 @@ pub struct ChainRoot {
     pub root: B256,
 }
 
+/// The L1 batches a sub-DAG closed, as the log's cutter (`weft_l1_poster::cutter`) cuts them:
+/// batch `first + i` has data hash `hashes[i]`. `first` is 0 when none closed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BatchRefs {
+    pub first: u64,
+    pub hashes: Vec<B256>,
+}
+
+impl BatchRefs {
+    /// Zero when no batch closed, else `keccak256(abi.encodePacked(uint256(first), hashes))`.
+    pub fn root(&self) -> B256 {
+        if self.hashes.is_empty() {
+            return B256::ZERO;
+        }
+        let mut buf = Vec::with_capacity(32 * (1 + self.hashes.len()));
+        buf.extend_from_slice(&word(self.first));
+        for h in &self.hashes {
+            buf.extend_from_slice(h.as_slice());
+        }
+        keccak256(buf)
+    }
+
+    /// The data hash of batch `sequence`, if this sub-DAG closed it.
+    pub fn get(&self, sequence: u64) -> Option<B256> {
+        let at = usize::try_from(sequence.checked_sub(self.first)?).ok()?;
+        self.hashes.get(at).copied()
+    }
+}
+
 /// One committed sub-DAG as an authority attests it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -74,6 +106,8 @@ pub struct Attestation {
     pub chains: Vec<ChainRoot>,
     /// Digest of the attestation of sub-DAG `index - 1`; zero for sub-DAG 0.
     pub previous: B256,
+    /// The L1 batches this sub-DAG closed.
+    pub batches: BatchRefs,
 }
 
 /// One committed transaction as an attestation sees it: its keccak256 hash, and its chain id
@@ -93,6 +127,7 @@ impl Attestation {
         timestamp: u64,
         leaves: &[Leaf],
         previous: B256,
+        batches: BatchRefs,
     ) -> Self {
         let hashes: Vec<B256> = leaves.iter().map(|l| l.hash).collect();
         let mut by_chain: std::collections::BTreeMap<u64, Vec<B256>> = Default::default();
@@ -117,6 +152,7 @@ impl Attestation {
                 })
                 .collect(),
             previous,
+            batches,
         }
     }
 
@@ -133,8 +169,46 @@ impl Attestation {
 
     /// What each authority signs.
     pub fn digest(&self) -> B256 {
-        let mut buf = [0u8; 9 * 32];
-        let words: [[u8; 32]; 9] = [
+        self.header().digest()
+    }
+
+    /// The attestation as L1 sees it: the per-chain roots folded into their root.
+    pub fn header(&self) -> AttestedHeader {
+        AttestedHeader {
+            committee: self.committee,
+            index: self.index,
+            leader_round: self.leader_round,
+            timestamp: self.timestamp,
+            tx_count: self.tx_count,
+            tx_root: self.tx_root,
+            chains_root: self.chains_root(),
+            previous: self.previous,
+            batches: self.batches.clone(),
+        }
+    }
+}
+
+/// The words of an attestation's digest: an [`Attestation`] with its chain roots folded into
+/// `chains_root`. This is what a batch posted to L1 carries, and what the inbox hashes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttestedHeader {
+    pub committee: B256,
+    pub index: u64,
+    pub leader_round: u64,
+    pub timestamp: u64,
+    pub tx_count: u64,
+    pub tx_root: B256,
+    pub chains_root: B256,
+    pub previous: B256,
+    pub batches: BatchRefs,
+}
+
+impl AttestedHeader {
+    /// `keccak256(abi.encode(ATTESTATION_DOMAIN, committee, index, leader_round, timestamp,
+    /// tx_count, tx_root, chains_root, previous, batches_root))`.
+    pub fn digest(&self) -> B256 {
+        let mut buf = [0u8; 10 * 32];
+        let words: [[u8; 32]; 10] = [
             attestation_domain().0,
             self.committee.0,
             word(self.index),
@@ -142,14 +216,55 @@ impl Attestation {
             word(self.timestamp),
             word(self.tx_count),
             self.tx_root.0,
-            self.chains_root().0,
+            self.chains_root.0,
             self.previous.0,
+            self.batches.root().0,
         ];
         for (i, w) in words.iter().enumerate() {
             buf[32 * i..32 * (i + 1)].copy_from_slice(w);
         }
         keccak256(buf)
     }
+
+    /// Checks, offline, that `signatures` (ascending authorities) carry quorum stake of
+    /// `committee` over this header, and that it names `committee`.
+    pub fn verify(
+        &self,
+        committee: &Committee,
+        signatures: &[CertificateSignature],
+    ) -> Result<(), CertificateError> {
+        let expected = committee_id(committee);
+        if self.committee != expected {
+            return Err(CertificateError::WrongCommittee {
+                expected,
+                got: self.committee,
+            });
+        }
+        verify_quorum(committee, &self.digest(), signatures)
+    }
+}
+
+/// Checks that `signatures`, authorities listed once each in ascending order, are valid over
+/// `digest` and carry at least quorum stake.
+fn verify_quorum(
+    committee: &Committee,
+    digest: &B256,
+    signatures: &[CertificateSignature],
+) -> Result<(), CertificateError> {
+    let mut stake: Stake = 0;
+    let mut last: Option<u16> = None;
+    for s in signatures {
+        if last.is_some_and(|l| s.authority <= l) {
+            return Err(CertificateError::SignersOutOfOrder(s.authority));
+        }
+        last = Some(s.authority);
+        stake += check_signer(committee, AuthorityIndex(s.authority), digest, &s.signature)?;
+    }
+    let quorum = committee.quorum_threshold();
+    if stake < quorum {
+        return Err(CertificateError::BelowQuorum { stake, quorum });
+    }
+    Ok(())
 }
 
 /// One authority's signature on an attestation, as authorities send it to each other.
@@ -261,26 +376,7 @@ impl FinalityCertificate {
         committee_id: &B256,
     ) -> Result<(), CertificateError> {
         check_committee(committee_id, &self.attestation)?;
-        let digest = self.attestation.digest();
-        let mut stake: Stake = 0;
-        let mut last: Option<u16> = None;
-        for s in &self.signatures {
-            if last.is_some_and(|l| s.authority <= l) {
-                return Err(CertificateError::SignersOutOfOrder(s.authority));
-            }
-            last = Some(s.authority);
-            stake += check_signer(
-                committee,
-                AuthorityIndex(s.authority),
-                &digest,
-                &s.signature,
-            )?;
-        }
-        let quorum = committee.quorum_threshold();
-        if stake < quorum {
-            return Err(CertificateError::BelowQuorum { stake, quorum });
-        }
-        Ok(())
+        verify_quorum(committee, &self.attestation.digest(), &self.signatures)
     }
 }
 
@@ -409,14 +505,19 @@ impl Encode for Attestation {
         put_b256(out, &self.tx_root);
         put_vec(out, &self.chains);
         put_b256(out, &self.previous);
+        self.batches.first.encode(out);
+        (self.batches.hashes.len() as u32).encode(out);
+        for h in &self.batches.hashes {
+            put_b256(out, h);
+        }
     }
     fn encoded_len(&self) -> usize {
-        32 * 3 + 8 * 4 + vec_len(&self.chains)
+        32 * 3 + 8 * 4 + vec_len(&self.chains) + 8 + 4 + 32 * self.batches.hashes.len()
     }
 }
 
 impl Decode for Attestation {
-    const MIN_ENCODED_LEN: usize = 32 * 3 + 8 * 4 + 4;
+    const MIN_ENCODED_LEN: usize = 32 * 3 + 8 * 4 + 4 + 8 + 4;
     fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
         let attestation = Self {
             committee: get_b256(r, "attestation.committee")?,
@@ -427,7 +528,19 @@ impl Decode for Attestation {
             tx_root: get_b256(r, "attestation.tx_root")?,
             chains: r.vec("attestation.chains")?,
             previous: get_b256(r, "attestation.previous")?,
+            batches: BatchRefs {
+                first: r.u64("attestation.batches.first")?,
+                hashes: {
+                    let n = r.count("attestation.batches", 32)?;
+                    (0..n)
+                        .map(|_| get_b256(r, "attestation.batches.hash"))
+                        .collect::<Result<_, _>>()?
+                },
+            },
         };
+        if attestation.batches.hashes.is_empty() && attestation.batches.first != 0 {
+            return Err(DecodeError::InvalidValue("attestation.batches.first"));
+        }
         // One encoding per value: chains strictly ascending.
         if attestation
             .chains

@@ -8,8 +8,8 @@
 //! recovers from on restart), exactly as a vote is recorded before it is sent.
 
 use crate::attestation::{
-    committee_id, Attestation, CertificateError, CertificateSignature, FinalityCertificate, Leaf,
-    SignedAttestation,
+    committee_id, Attestation, BatchRefs, CertificateError, CertificateSignature,
+    FinalityCertificate, Leaf, SignedAttestation,
 };
 use crate::key::{AttestationKey, EcdsaSignature};
 use alloy_primitives::B256;
@@ -159,6 +159,7 @@ impl Attester {
         leader_round: u64,
         timestamp: u64,
         leaves: &[Leaf],
+        batches: BatchRefs,
     ) -> Result<Output, AttestError> {
         if index < self.next {
             return Err(AttestError::AlreadySigned {
@@ -179,6 +180,7 @@ impl Attester {
             timestamp,
             leaves,
             self.previous,
+            batches,
         );
         let digest = attestation.digest();
         let signature = self.key.sign(&digest);

@@ -19,8 +19,9 @@ pub mod leaf;
 pub mod merkle;
 
 pub use attestation::{
-    committee_id, Attestation, AttestationAnswer, CertificateError, CertificateSignature,
-    ChainRoot, FinalityCertificate, Leaf, PreconfError, Preconfirmation, SignedAttestation,
+    committee_id, Attestation, AttestationAnswer, AttestedHeader, BatchRefs, CertificateError,
+    CertificateSignature, ChainRoot, FinalityCertificate, Leaf, PreconfError, Preconfirmation,
+    SignedAttestation,
 };
 pub use core::{Accepted, AttestError, Attester, Output};
 pub use key::{recover, AttestationKey, EcdsaSignature};

@@ -5,7 +5,7 @@
 use alloy_primitives::{keccak256, B256};
 use std::sync::Arc;
 use weft_attest::{
-    committee_id, Accepted, AttestError, Attestation, Attester, CertificateError,
+    committee_id, Accepted, AttestError, Attestation, Attester, BatchRefs, CertificateError,
     FinalityCertificate, Leaf, Output, PreconfError, Preconfirmation, ProofError,
     SignedAttestation, Tree,
 };
@@ -39,8 +39,14 @@ fn round_trip(attesters: &mut [Attester], index: u64, n: u64) -> Vec<Vec<Finalit
         .enumerate()
         .map(|(i, a)| {
             (
-                a.sign(index, 2 * index, 1000 * index, &leaves(index, n))
-                    .unwrap(),
+                a.sign(
+                    index,
+                    2 * index,
+                    1000 * index,
+                    &leaves(index, n),
+                    BatchRefs::default(),
+                )
+                .unwrap(),
                 AuthorityIndex(i as u16),
             )
         })
@@ -162,17 +168,19 @@ fn an_index_is_signed_once_also_after_a_restart_from_the_persisted_record() {
     let me = AuthorityIndex(0);
     let key = || f.keys(me).attestation.copy();
     let (mut a, _) = Attester::recover(me, committee.clone(), key(), None, vec![]);
-    let first = a.sign(0, 2, 100, &leaves(0, 3)).unwrap();
+    let first = a
+        .sign(0, 2, 100, &leaves(0, 3), BatchRefs::default())
+        .unwrap();
     assert_eq!(
         first.persist_signed, first.broadcast,
         "what is sent is what is persisted"
     );
     assert_eq!(
-        a.sign(0, 2, 100, &leaves(0, 4)),
+        a.sign(0, 2, 100, &leaves(0, 4), BatchRefs::default()),
         Err(AttestError::AlreadySigned { index: 0, next: 1 })
     );
     assert_eq!(
-        a.sign(2, 4, 100, &leaves(2, 4)),
+        a.sign(2, 4, 100, &leaves(2, 4), BatchRefs::default()),
         Err(AttestError::OutOfOrder { index: 2, next: 1 })
     );
 
@@ -192,10 +200,14 @@ fn an_index_is_signed_once_also_after_a_restart_from_the_persisted_record() {
     );
     assert_eq!(b.next(), 1);
     assert!(matches!(
-        b.sign(0, 2, 100, &leaves(0, 9)),
+        b.sign(0, 2, 100, &leaves(0, 9), BatchRefs::default()),
         Err(AttestError::AlreadySigned { .. })
     ));
-    let next = b.sign(1, 4, 200, &leaves(1, 2)).unwrap().broadcast.unwrap();
+    let next = b
+        .sign(1, 4, 200, &leaves(1, 2), BatchRefs::default())
+        .unwrap()
+        .broadcast
+        .unwrap();
     assert_eq!(next.attestation.previous, persisted.attestation.digest());
     assert_eq!(b.pending(), 2, "both wait for their certificates");
 }
@@ -205,17 +217,18 @@ fn peers_messages_are_checked_before_they_count() {
     let f = CommitteeFixture::new(4, 1, 11);
     let mut attesters = attesters(&f);
     let honest = attesters[1]
-        .sign(0, 2, 100, &leaves(0, 5))
+        .sign(0, 2, 100, &leaves(0, 5), BatchRefs::default())
         .unwrap()
         .broadcast
         .unwrap();
     let other = attesters[2]
-        .sign(0, 2, 100, &leaves(0, 6))
+        .sign(0, 2, 100, &leaves(0, 6), BatchRefs::default())
         .unwrap()
         .broadcast
         .unwrap();
     let me = &mut attesters[0];
-    me.sign(0, 2, 100, &leaves(0, 5)).unwrap();
+    me.sign(0, 2, 100, &leaves(0, 5), BatchRefs::default())
+        .unwrap();
 
     assert!(matches!(
         me.on_signed(AuthorityIndex(3), &honest),
@@ -242,7 +255,7 @@ fn peers_messages_are_checked_before_they_count() {
     assert_eq!(me.pending(), 1, "two of four is below quorum");
 
     let mut ahead = attesters[3]
-        .sign(0, 2, 100, &leaves(0, 5))
+        .sign(0, 2, 100, &leaves(0, 5), BatchRefs::default())
         .unwrap()
         .broadcast
         .unwrap();
@@ -265,7 +278,9 @@ fn a_conflicting_signature_is_caught_after_the_index_is_certified() {
     let mut attesters = attesters(&f);
     let formed = round_trip(&mut attesters[..3], 0, 5);
     assert_eq!(formed[0].len(), 1, "three of four certify");
-    let late = attesters[3].sign(0, 0, 0, &leaves(0, 5)).unwrap();
+    let late = attesters[3]
+        .sign(0, 0, 0, &leaves(0, 5), BatchRefs::default())
+        .unwrap();
     assert_eq!(
         attesters[0].on_signed(AuthorityIndex(3), late.broadcast.as_ref().unwrap()),
         Ok(Accepted::Certified)
@@ -277,6 +292,7 @@ fn a_conflicting_signature_is_caught_after_the_index_is_certified() {
         0,
         &leaves(0, 6),
         B256::ZERO,
+        BatchRefs::default(),
     );
     let other = SignedAttestation {
         author: AuthorityIndex(3),
@@ -303,7 +319,7 @@ fn signatures_that_arrive_before_the_own_one_count_once_it_is_signed() {
     let early: Vec<SignedAttestation> = (1..3)
         .map(|i| {
             attesters[i]
-                .sign(0, 2, 100, &leaves(0, 5))
+                .sign(0, 2, 100, &leaves(0, 5), BatchRefs::default())
                 .unwrap()
                 .broadcast
                 .unwrap()
@@ -312,7 +328,9 @@ fn signatures_that_arrive_before_the_own_one_count_once_it_is_signed() {
     for s in &early {
         assert_eq!(attesters[0].on_signed(s.author, s), Ok(Accepted::Counted));
     }
-    let out = attesters[0].sign(0, 2, 100, &leaves(0, 5)).unwrap();
+    let out = attesters[0]
+        .sign(0, 2, 100, &leaves(0, 5), BatchRefs::default())
+        .unwrap();
     assert_eq!(
         out.certified.len(),
         1,
@@ -417,4 +435,67 @@ fn a_preconfirmation_round_trips_through_json() {
     assert_eq!(back, p);
     back.verify(&committee).unwrap();
     assert!(text.contains("\"subDagIndex\":0") && text.contains("\"txIndex\":5"));
+}
+
+/// The L1 batches a sub-DAG closed are part of what is signed: a certificate's header verifies
+/// as the inbox checks it, and another batch hash, another first sequence or a header of
+/// another committee does not; the wire codec keeps them, and refuses a non-canonical empty list.
+#[test]
+fn the_closed_batches_are_signed_and_survive_the_codec() {
+    use weft_types::codec::{decode_message, encode_message};
+    let f = CommitteeFixture::new(4, 1, 16);
+    let committee = f.committee.clone();
+    let batches = BatchRefs {
+        first: 7,
+        hashes: vec![keccak256(b"batch 7"), keccak256(b"batch 8")],
+    };
+    let mut attesters = attesters(&f);
+    let signed: Vec<_> = attesters
+        .iter_mut()
+        .map(|a| {
+            a.sign(0, 2, 100, &leaves(0, 5), batches.clone())
+                .unwrap()
+                .broadcast
+                .unwrap()
+        })
+        .collect();
+    let mut certificate = None;
+    for s in &signed[1..] {
+        if let Ok(Accepted::Formed(c)) = attesters[0].on_signed(s.author, s) {
+            certificate = Some(*c);
+        }
+    }
+    let certificate = certificate.expect("three signatures form a certificate");
+    assert_eq!(certificate.attestation.batches, batches);
+    let header = certificate.attestation.header();
+    header.verify(&committee, &certificate.signatures).unwrap();
+    assert_eq!(header.batches.get(8), Some(keccak256(b"batch 8")));
+    assert_eq!(header.batches.get(6), None);
+    assert_eq!(header.batches.get(9), None);
+
+    let mut other_hash = header.clone();
+    other_hash.batches.hashes[1] = keccak256(b"another batch 8");
+    let mut other_first = header.clone();
+    other_first.batches.first = 8;
+    for forged in [other_hash, other_first] {
+        assert!(matches!(
+            forged.verify(&committee, &certificate.signatures),
+            Err(CertificateError::BadSignature(_))
+        ));
+    }
+    let stranger = CommitteeFixture::new(4, 1, 17);
+    assert!(matches!(
+        header.verify(&stranger.committee, &certificate.signatures),
+        Err(CertificateError::WrongCommittee { .. })
+    ));
+
+    let bytes = encode_message(&certificate.attestation);
+    let back: Attestation = decode_message(bytes, usize::MAX).unwrap();
+    assert_eq!(back, certificate.attestation);
+    let mut empty = certificate.attestation.clone();
+    empty.batches = BatchRefs {
+        first: 3,
+        hashes: vec![],
+    };
+    assert!(decode_message::<Attestation>(encode_message(&empty), usize::MAX).is_err());
 }

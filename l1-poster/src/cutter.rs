@@ -69,6 +69,48 @@ pub struct ClosedBatch {
     pub transactions: usize,
 }
 
+/// `sequence ‖ start ‖ end ‖ transactions ‖ data_hash`: the fixed part of a stored record.
+const RECORD_HEAD: usize = 8 + 12 + 12 + 4 + 32;
+
+impl ClosedBatch {
+    /// The record a node stores it as: the fixed head (big-endian), then the data.
+    pub fn to_record(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(RECORD_HEAD + self.data.len());
+        out.extend_from_slice(&self.sequence.to_be_bytes());
+        for p in [self.start, self.end] {
+            out.extend_from_slice(&p.sub_dag.to_be_bytes());
+            out.extend_from_slice(&p.tx.to_be_bytes());
+        }
+        out.extend_from_slice(&(self.transactions as u32).to_be_bytes());
+        out.extend_from_slice(self.data_hash.as_slice());
+        out.extend_from_slice(&self.data);
+        out
+    }
+
+    /// Reads a record back; the data hash is taken as stored (the store is the node's own).
+    pub fn from_record(record: &[u8]) -> Result<Self, BatchError> {
+        if record.len() < RECORD_HEAD {
+            return Err(BatchError::Truncated);
+        }
+        let u64_at =
+            |at: usize| u64::from_be_bytes(record[at..at + 8].try_into().unwrap_or_default());
+        let u32_at =
+            |at: usize| u32::from_be_bytes(record[at..at + 4].try_into().unwrap_or_default());
+        let position = |at: usize| Position {
+            sub_dag: u64_at(at),
+            tx: u32_at(at + 8),
+        };
+        Ok(Self {
+            sequence: u64_at(0),
+            start: position(8),
+            end: position(20),
+            transactions: u32_at(32) as usize,
+            data_hash: B256::from_slice(&record[36..68]),
+            data: record[RECORD_HEAD..].to_vec(),
+        })
+    }
+}
+
 /// Cuts the log as it is pushed, one sub-DAG after the other.
 #[derive(Debug)]
 pub struct Cutter {

@@ -173,3 +173,21 @@ fn a_blob_batch_is_named_by_its_blobs_versioned_hashes() {
     );
     assert_ne!(hash, data_hash(PostMode::Calldata, &data).unwrap());
 }
+
+#[test]
+fn a_stored_record_reads_back_as_the_batch_and_a_truncated_one_is_refused() {
+    let sub_dags = stream(5, 40);
+    let batches = cut(
+        &mut Cutter::new(params(4_000), CutterState::default()),
+        &sub_dags,
+    );
+    assert!(batches.len() > 2);
+    for b in &batches {
+        let record = b.to_record();
+        assert_eq!(&ClosedBatch::from_record(&record).unwrap(), b);
+        assert!(matches!(
+            ClosedBatch::from_record(&record[..RECORD_HEAD - 1]),
+            Err(BatchError::Truncated)
+        ));
+    }
+}

@@ -30,7 +30,7 @@ use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use weft_attest::{
-    leaf_of, Accepted, AttestError, AttestationAnswer, AttestationKey, Attester,
+    leaf_of, Accepted, AttestError, AttestationAnswer, AttestationKey, Attester, BatchRefs,
     FinalityCertificate, Leaf, SignedAttestation,
 };
 use weft_network::{HandlerError, NetworkError, Peer, ReliableSender};
@@ -398,7 +398,14 @@ impl AttesterActor {
         for (index, leader_round, timestamp, leaves) in entries {
             let output = self
                 .attester
-                .sign(index, leader_round, timestamp, &leaves)?;
+                // No L1 batch is bound yet: cutting them here is the next step of #13.
+                .sign(
+                    index,
+                    leader_round,
+                    timestamp,
+                    &leaves,
+                    BatchRefs::default(),
+                )?;
             signed.extend(output.persist_signed);
             certified.extend(output.certified);
         }

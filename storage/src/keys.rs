@@ -60,6 +60,24 @@ impl Key for (Round, AuthorityIndex) {
     }
 }
 
+/// Two big-endian words: keys ordered by the first, then the second.
+impl Key for (u64, u64) {
+    fn to_key(&self) -> Vec<u8> {
+        let mut k = self.0.to_be_bytes().to_vec();
+        k.extend_from_slice(&self.1.to_be_bytes());
+        k
+    }
+    fn from_key(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != 16 {
+            return None;
+        }
+        Some((
+            u64::from_be_bytes(bytes[..8].try_into().ok()?),
+            u64::from_be_bytes(bytes[8..].try_into().ok()?),
+        ))
+    }
+}
+
 impl Key for String {
     fn to_key(&self) -> Vec<u8> {
         self.as_bytes().to_vec()

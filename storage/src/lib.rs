@@ -96,10 +96,13 @@ pub enum Column {
     Attestations,
     /// Sub-DAG index → its finality certificate (quorum stake of matching attestations).
     FinalityCertificates,
+    /// (closing sub-DAG index, sequence) → an L1 batch as the log's cutter closed it, written
+    /// with the attestation that names it; pruned with the sub-DAG that closed it.
+    L1Batches,
 }
 
 impl Column {
-    pub const ALL: [Column; 12] = [
+    pub const ALL: [Column; 13] = [
         Column::Batches,
         Column::Headers,
         Column::Certificates,
@@ -112,6 +115,7 @@ impl Column {
         Column::OwnBatches,
         Column::Attestations,
         Column::FinalityCertificates,
+        Column::L1Batches,
     ];
 
     pub fn name(self) -> &'static str {
@@ -128,6 +132,7 @@ impl Column {
             Column::OwnBatches => "own_batches",
             Column::Attestations => "attestations",
             Column::FinalityCertificates => "finality_certificates",
+            Column::L1Batches => "l1_batches",
         }
     }
 
@@ -538,6 +543,26 @@ impl<K: Key, V: Value> Map<K, V> {
                 break;
             }
             out.extend(self.load_entry(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// The keys with `from <= key < to`, in key order, at most `limit` of them; no value is read.
+    pub fn keys(&self, from: &K, to: &K, limit: usize) -> StoreResult<Vec<K>> {
+        let cf = self.store.cf(self.column);
+        let (from, to) = (from.to_key(), to.to_key());
+        let mut out = Vec::new();
+        let iter = self
+            .store
+            .inner
+            .db
+            .iterator_cf(cf, IteratorMode::From(&from, Direction::Forward));
+        for item in iter {
+            let (k, _) = item?;
+            if *k >= *to || out.len() >= limit {
+                break;
+            }
+            out.push(self.decode_key(&k)?);
         }
         Ok(out)
     }
