@@ -526,44 +526,53 @@ impl<K: Key, V: Value> Map<K, V> {
         batch.commit(Durability::Buffered)
     }
 
-    /// Entries with `from <= key < to`, in key order, at most `limit` of them (torn separated
-    /// values are skipped).
-    pub fn range(&self, from: &K, to: &K, limit: usize) -> StoreResult<Vec<(K, V)>> {
+    /// Visits the raw entries with `from <= key < to` in key order until `visit` has kept
+    /// `limit` (it says whether it kept one).
+    fn scan(
+        &self,
+        from: &K,
+        to: &K,
+        limit: usize,
+        mut visit: impl FnMut(&[u8], &[u8]) -> StoreResult<bool>,
+    ) -> StoreResult<()> {
         let cf = self.store.cf(self.column);
         let (from, to) = (from.to_key(), to.to_key());
-        let mut out = Vec::new();
         let iter = self
             .store
             .inner
             .db
             .iterator_cf(cf, IteratorMode::From(&from, Direction::Forward));
+        let mut kept = 0;
         for item in iter {
             let (k, v) = item?;
-            if *k >= *to || out.len() >= limit {
+            if *k >= *to || kept >= limit {
                 break;
             }
-            out.extend(self.load_entry(&k, &v)?);
+            kept += usize::from(visit(&k, &v)?);
         }
+        Ok(())
+    }
+
+    /// Entries with `from <= key < to`, in key order, at most `limit` of them (torn separated
+    /// values are skipped).
+    pub fn range(&self, from: &K, to: &K, limit: usize) -> StoreResult<Vec<(K, V)>> {
+        let mut out = Vec::new();
+        self.scan(from, to, limit, |k, v| {
+            let entry = self.load_entry(k, v)?;
+            let kept = entry.is_some();
+            out.extend(entry);
+            Ok(kept)
+        })?;
         Ok(out)
     }
 
     /// The keys with `from <= key < to`, in key order, at most `limit` of them; no value is read.
     pub fn keys(&self, from: &K, to: &K, limit: usize) -> StoreResult<Vec<K>> {
-        let cf = self.store.cf(self.column);
-        let (from, to) = (from.to_key(), to.to_key());
         let mut out = Vec::new();
-        let iter = self
-            .store
-            .inner
-            .db
-            .iterator_cf(cf, IteratorMode::From(&from, Direction::Forward));
-        for item in iter {
-            let (k, _) = item?;
-            if *k >= *to || out.len() >= limit {
-                break;
-            }
-            out.push(self.decode_key(&k)?);
-        }
+        self.scan(from, to, limit, |k, _| {
+            out.push(self.decode_key(k)?);
+            Ok(true)
+        })?;
         Ok(out)
     }
 
