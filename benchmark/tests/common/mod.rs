@@ -17,9 +17,12 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The directory holding this profile's `weft-client` and `weft`; builds `weft` (a no-op when
-/// `cargo test --workspace` already did) because it belongs to another package. Once per
-/// test binary: two `cargo build`s of one target dir at once (the tests of a binary run in
+/// The directory holding this profile's `weft-client` and `weft`. `weft` belongs to another
+/// package, so it is built here, as `cargo test --workspace --no-run`: the very build the
+/// README's test command has just done, so a no-op there. A `cargo build -p weft-node`
+/// instead resolves other features (tokio's `test-util` and more come only with the
+/// workspace's dev-dependencies) and rebuilt a third of the workspace in CI. Once per test
+/// binary: two cargo builds of one target dir at once (the tests of a binary run in
 /// parallel) made one of them miss a crate the other was rebuilding.
 pub fn bin_dir() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -32,17 +35,19 @@ fn build_weft() -> PathBuf {
         .parent()
         .expect("binaries live in a directory")
         .to_path_buf();
-    let profile = match dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => "dev".to_string(),
-        Some(other) => other.to_string(),
+    // `cargo test`'s own profile for `target/debug` (dev settings, named `test`).
+    let profile: Vec<String> = match dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => Vec::new(),
+        Some(other) => vec!["--profile".into(), other.into()],
     };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "-p", "weft-node", "--profile", &profile])
+        .args(["test", "--workspace", "--no-run"])
+        .args(&profile)
         .current_dir(workspace_root())
         .status()
-        .expect("running cargo build");
-    assert!(status.success(), "cargo build -p weft-node failed");
+        .expect("running cargo");
+    assert!(status.success(), "cargo test --workspace --no-run failed");
     assert!(
         dir.join("weft").exists(),
         "no weft binary in {}",
