@@ -3,7 +3,7 @@
 
 mod parameters;
 
-pub use parameters::{ParameterError, Parameters, RpcParameters};
+pub use parameters::{L1BatchParameters, ParameterError, Parameters, RpcParameters};
 
 use rand::{CryptoRng, RngCore};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};

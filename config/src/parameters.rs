@@ -55,6 +55,55 @@ pub struct Parameters {
     /// Sign every committed sub-DAG and gather its finality certificate with the committee
     /// (pre-confirmations, and what the L1 inbox checks). Off only to measure what it costs.
     pub attestations: bool,
+    /// How the committee cuts its committed log into L1 batches. Every authority must have
+    /// the same values: each signs the data hash of the batches it cut.
+    pub l1_batches: L1BatchParameters,
+}
+
+/// Where L1 batches begin and end, and how they are carried (see `weft_l1_poster::cutter`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct L1BatchParameters {
+    /// Post as EIP-4844 blobs, at most this many per batch; calldata when `None`.
+    pub max_blobs: Option<usize>,
+    /// The compressed size a batch is filled up to (at most what `max_blobs` blobs carry).
+    pub target_bytes: usize,
+    /// A batch closes before the first sub-DAG this much later than its first transaction,
+    /// so a quiet stream still reaches L1.
+    pub interval_ms: u64,
+}
+
+impl Default for L1BatchParameters {
+    fn default() -> Self {
+        Self {
+            max_blobs: None,
+            // Under the 128 KiB transaction size most mempools accept.
+            target_bytes: 120_000,
+            interval_ms: 2_000,
+        }
+    }
+}
+
+impl L1BatchParameters {
+    pub fn validate(&self) -> Result<(), ParameterError> {
+        let fail = |field: &'static str, reason: &str| {
+            Err(ParameterError {
+                field,
+                reason: reason.into(),
+            })
+        };
+        if self.target_bytes == 0 {
+            return fail("l1_batches.target_bytes", "must be greater than 0");
+        }
+        if self.interval_ms == 0 {
+            return fail("l1_batches.interval_ms", "must be greater than 0");
+        }
+        // EIP-7691 (Prague) allows 9 blobs per block.
+        if self.max_blobs.is_some_and(|b| !(1..=9).contains(&b)) {
+            return fail("l1_batches.max_blobs", "must be between 1 and 9");
+        }
+        Ok(())
+    }
 }
 
 /// Limits and policy of the Ethereum JSON-RPC ingress; the defaults follow reth's
@@ -219,6 +268,7 @@ impl Default for Parameters {
             metrics_address: None,
             listen_host: None,
             attestations: true,
+            l1_batches: L1BatchParameters::default(),
         }
     }
 }
@@ -313,6 +363,7 @@ impl Parameters {
         if self.max_message_size > 1 << 30 {
             return fail("max_message_size", "must be at most 1 GiB".into());
         }
+        self.l1_batches.validate()?;
         self.rpc.validate(self.max_transaction_size)
     }
 }

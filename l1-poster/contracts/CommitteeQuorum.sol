@@ -6,7 +6,7 @@ pragma solidity ^0.8.24;
 /// and the check that a digest carries signatures of at least quorum stake (2S/3 + 1, as
 /// `weft_types::Committee::quorum_threshold`). `committeeId` is computed exactly as
 /// `weft_attest::committee_id`, so what the committee signs names this contract's committee.
-/// The inbox inherits it (#13); until then it is deployed alone to measure gas.
+/// The inbox inherits it.
 contract CommitteeQuorum {
     /// Fewer signers' stake than the quorum.
     error BelowQuorum(uint256 stake, uint256 quorum);

@@ -1,4 +1,4 @@
-// Compiles Inbox.sol with solcjs (npm `solc`, version pinned below) into Inbox.json (abi + bytecode).
+// Compiles Inbox.sol (and the contracts it imports) with solcjs (npm `solc`, version pinned below) into Inbox.json (abi + bytecode).
 // Usage: node build.js [output path] [contract]   (default: Inbox.json beside this file, Inbox)
 // The output is deterministic for a given source and compiler, so a test can recompile and compare.
 'use strict';
@@ -18,7 +18,14 @@ const out = process.argv[2] || path.join(dir, `${name}.json`);
 const file = `${name}.sol`;
 const input = {
   language: 'Solidity',
-  sources: { [file]: { content: fs.readFileSync(path.join(dir, file), 'utf8') } },
+  // Every contract of the directory, so imports between them resolve.
+  sources: Object.fromEntries(
+    fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.sol'))
+      .sort()
+      .map((f) => [f, { content: fs.readFileSync(path.join(dir, f), 'utf8') }]),
+  ),
   settings: {
     optimizer: { enabled: true, runs: 200 },
     // blobhash() needs Cancun.

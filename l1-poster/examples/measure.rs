@@ -4,8 +4,9 @@
 //!
 //! 1. Generates N signed EIP-1559 transactions from seeded keys (60% ETH transfers, 40% ERC-20
 //!    `transfer` calls) and compares zstd and brotli at several levels on 120 kB batches.
-//! 2. Posts them through the poster to a fresh anvil, in calldata mode and in blob mode, and
-//!    reports L1 bytes per transaction, gas per transaction and posting throughput.
+//! 2. Posts them through the poster to a fresh anvil, in calldata mode and in blob mode, cut
+//!    and certified as committees of 4, 10, 31 and 100 authorities would, and reports L1 bytes
+//!    per transaction, gas per batch and per transaction, and posting throughput.
 
 use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy::eips::eip2718::Encodable2718;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use weft_l1_poster::anvil::{Anvil, DEV_KEYS};
 use weft_l1_poster::metrics::PosterMetrics;
-use weft_l1_poster::{deploy_inbox, MemorySource, Position, PostMode, Poster, PosterConfig};
+use weft_l1_poster::{deploy_inbox, CutterParams, MemoryCommittee, PostMode, Poster, PosterConfig};
 
 alloy::sol! {
     function transfer(address to, uint256 amount) returns (bool);
@@ -161,31 +162,46 @@ fn compare_codecs(txs: &[Bytes]) {
     }
 }
 
-async fn post(txs: &[Bytes], mode: PostMode) -> Result<(), Box<dyn std::error::Error>> {
+/// Posts `txs` as the committee of `n` equal-stake authorities cuts and certifies them (a
+/// quorum of signatures per batch, as the attester forms them); reports per batch and per tx.
+async fn post(txs: &[Bytes], mode: PostMode, n: usize) -> Result<(), Box<dyn std::error::Error>> {
     let anvil = Anvil::spawn(&[])?;
     let key: PrivateKeySigner = DEV_KEYS[0].parse()?;
-    let inbox = deploy_inbox(&anvil.endpoint(), DEV_KEYS[5].parse()?, vec![key.address()]).await?;
-    let source = MemorySource::new();
+    let fixture = weft_test_utils::CommitteeFixture::new(n, 1, 3);
+    let inbox = deploy_inbox(&anvil.endpoint(), DEV_KEYS[5].parse()?, &fixture.committee).await?;
+    let quorum = 2 * n / 3 + 1;
+    let signers = fixture
+        .authorities()
+        .take(quorum)
+        .map(|a| (a, fixture.keys(a).attestation.copy()))
+        .collect();
+    let params = CutterParams {
+        mode,
+        target_bytes: match mode {
+            PostMode::Calldata => weft_l1_poster::poster::DEFAULT_CALLDATA_TARGET,
+            PostMode::Blob { max_blobs } => max_blobs * weft_l1_poster::poster::BLOB_PAYLOAD_BYTES,
+        },
+        interval_ms: 2_000,
+    };
+    let committee = MemoryCommittee::new(&fixture.committee, signers, params);
+    // Sub-DAGs 100 ms apart: batches close on size, as under load.
+    let mut at = 0;
     for chunk in txs.chunks(TXS_PER_SUB_DAG) {
-        source.push(chunk.to_vec());
+        committee.push_at(at, chunk.to_vec())?;
+        at += 100;
     }
+    committee.push_at(at + 10_000, Vec::new())?;
     let dir = tempfile::tempdir()?;
     let mut config = PosterConfig::new(&anvil.endpoint(), inbox, dir.path().join("cursor"));
     config.mode = mode;
-    if let PostMode::Blob { max_blobs } = mode {
-        config.target_bytes = max_blobs * weft_l1_poster::poster::BLOB_PAYLOAD_BYTES;
-    }
     let metrics = PosterMetrics::unregistered();
-    let all = Position {
-        sub_dag: source.len(),
-        tx: 0,
-    };
+    let all = committee.batches().len() as u64;
     let start = Instant::now();
-    let mut poster = Poster::spawn(config, key, Arc::new(source), metrics.clone()).await?;
-    poster.wait_until(|s| s.next_position == all).await;
+    let mut poster = Poster::spawn(config, key, Arc::new(committee), metrics.clone()).await?;
+    poster.wait_until(|s| s.inbox_next_sequence == all).await;
     let elapsed = start.elapsed();
     poster.shutdown().await;
-    let n = txs.len() as f64;
+    let count = txs.len() as f64;
     let batches = metrics.batches_posted.get();
     let payload = metrics.bytes_posted.get() as f64;
     let on_l1 = match mode {
@@ -196,12 +212,14 @@ async fn post(txs: &[Bytes], mode: PostMode) -> Result<(), Box<dyn std::error::E
             (payload / per_blob).ceil().max(batches as f64) * 131_072.0
         }
     };
+    let gas = metrics.gas_used.get() as f64;
     println!(
-        "| {mode:?} | {batches} | {:.1} | {:.1} | {:.0} | {:.0} |",
-        payload / n,
-        on_l1 / n,
-        metrics.gas_used.get() as f64 / n,
-        n / elapsed.as_secs_f64()
+        "| {mode:?} | {n} | {batches} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} |",
+        payload / count,
+        on_l1 / count,
+        gas / batches.max(1) as f64,
+        gas / count,
+        count / elapsed.as_secs_f64()
     );
     Ok(())
 }
@@ -219,9 +237,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let txs = realistic_transactions(n, 1);
     compare_codecs(&txs);
     println!("\n## posting {n} txs to anvil (zstd 9 batches)");
-    println!("| mode | batches | payload B/tx | L1 B/tx | gas/tx | tx/s |");
-    println!("|---|---|---|---|---|---|");
-    post(&txs, PostMode::Calldata).await?;
-    post(&txs, PostMode::Blob { max_blobs: 6 }).await?;
+    println!("| mode | committee | batches | payload B/tx | L1 B/tx | gas/batch | gas/tx | tx/s |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for n in [4, 10, 31, 100] {
+        post(&txs, PostMode::Calldata, n).await?;
+        post(&txs, PostMode::Blob { max_blobs: 6 }, n).await?;
+    }
     Ok(())
 }

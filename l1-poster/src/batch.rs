@@ -1,4 +1,5 @@
-//! Batches: the ordered stream cut into L1-sized pieces.
+//! Batches: the encoding of the ordered stream's L1-sized pieces (where they begin and end is
+//! the cutter's, [`crate::cutter`]).
 //!
 //! A batch is `version ‖ codec ‖ compressed(frames)`. A frame is a run of one sub-DAG's
 //! transactions with its position, so a sub-DAG may span batches and empty sub-DAGs still
@@ -10,7 +11,7 @@
 //! zstd was picked over brotli on signed EIP-1559 transfers and ERC-20 calls (see
 //! `examples/measure.rs` and the crate README section in the report): similar ratio, far less CPU.
 
-use crate::source::{OrderedSource, SourceError};
+use crate::source::SourceError;
 use bytes::Bytes;
 
 /// 1: frames carry the consensus timestamp.
@@ -20,8 +21,6 @@ const ZSTD_LEVEL: i32 = 9;
 /// Bounds what a batch read from L1 may expand to; a batch is built far below it.
 pub const MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
 pub(crate) const FRAME_HEADER_BYTES: usize = 8 + 8 + 4 + 4 + 4;
-/// Sub-DAGs read from the source per call while filling a batch.
-const READ_CHUNK: usize = 64;
 
 /// A transaction's place in the ordered stream: `(sub-DAG index, index within it)`.
 #[derive(
@@ -70,23 +69,6 @@ impl Frame {
     }
 }
 
-/// Size limits of one batch.
-#[derive(Clone, Copy, Debug)]
-pub struct BatchLimits {
-    /// The encoded (compressed) size a batch is filled up to.
-    pub target_bytes: usize,
-}
-
-/// A batch ready to post, covering positions `start..end`.
-#[derive(Clone, Debug)]
-pub struct BuiltBatch {
-    pub data: Vec<u8>,
-    pub start: Position,
-    pub end: Position,
-    pub transactions: usize,
-    pub raw_bytes: usize,
-}
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BatchError {
     #[error("batch too short")]
@@ -106,8 +88,6 @@ pub enum BatchError {
         count: u32,
         total: u32,
     },
-    #[error("transaction at {0:?} alone exceeds the batch target size")]
-    TransactionTooLarge(Position),
     #[error("sub-DAG {got} pushed where sub-DAG {expected} was next")]
     OutOfOrder { expected: u64, got: u64 },
     #[error("blob encoding: {0}")]
@@ -229,103 +209,6 @@ pub fn decode_batch(data: &[u8]) -> Result<Vec<Frame>, BatchError> {
     let raw = zstd::bulk::decompress(&data[2..], MAX_DECOMPRESSED_BYTES)
         .map_err(|e| BatchError::Decompress(e.to_string()))?;
     decode_frames(&Bytes::from(raw))
-}
-
-/// Fills a batch from `start` with what `source` has now, up to `limits.target_bytes` encoded.
-/// Returns `None` when nothing from `start` on holds a transaction yet (empty sub-DAGs alone
-/// are not worth an L1 transaction; they ride along with the next batch).
-pub fn build_batch(
-    source: &dyn OrderedSource,
-    start: Position,
-    limits: BatchLimits,
-) -> Result<Option<BuiltBatch>, BatchError> {
-    // zstd rarely shrinks signed transactions by more than this; reading further only to cut
-    // it off again would waste work.
-    const MAX_EXPECTED_RATIO: usize = 4;
-    let raw_cap = limits.target_bytes.saturating_mul(MAX_EXPECTED_RATIO);
-    let mut frames: Vec<Frame> = Vec::new();
-    let mut raw_bytes = 0usize;
-    let mut next = start;
-    'fill: while raw_bytes < raw_cap {
-        let sub_dags = source.read(next.sub_dag, READ_CHUNK)?;
-        if sub_dags.is_empty() {
-            break;
-        }
-        for sd in sub_dags {
-            let total = sd.transactions.len() as u32;
-            let first = if sd.index == start.sub_dag {
-                start.tx.min(total)
-            } else {
-                0
-            };
-            let mut frame = Frame {
-                sub_dag: sd.index,
-                timestamp: sd.timestamp,
-                total,
-                first,
-                transactions: Vec::new(),
-            };
-            raw_bytes += FRAME_HEADER_BYTES;
-            for tx in sd.transactions.into_iter().skip(first as usize) {
-                if raw_bytes >= raw_cap {
-                    if !frame.transactions.is_empty() {
-                        frames.push(frame);
-                    }
-                    break 'fill;
-                }
-                raw_bytes += 4 + tx.len();
-                frame.transactions.push(tx);
-            }
-            next = frame.end();
-            frames.push(frame);
-        }
-    }
-    if frames.iter().all(|f| f.transactions.is_empty()) {
-        return Ok(None);
-    }
-    // Cut until it fits; each cut aims a little below the target so this ends in few rounds.
-    loop {
-        let raw = encode_frames(&frames);
-        let data = compress(&raw);
-        if data.len() <= limits.target_bytes {
-            let transactions = frames.iter().map(|f| f.transactions.len()).sum();
-            let end = frames.last().map(Frame::end).unwrap_or(start);
-            return Ok(Some(BuiltBatch {
-                data,
-                start,
-                end,
-                transactions,
-                raw_bytes: raw.len(),
-            }));
-        }
-        let count: usize = frames.iter().map(|f| f.transactions.len()).sum();
-        if count <= 1 {
-            return Err(BatchError::TransactionTooLarge(start));
-        }
-        let keep = ((count as u128 * limits.target_bytes as u128 * 9) / (data.len() as u128 * 10))
-            .clamp(1, count as u128 - 1) as usize;
-        truncate_to(&mut frames, keep);
-    }
-}
-
-/// Keeps the first `keep` transactions (and the empty frames before them).
-fn truncate_to(frames: &mut Vec<Frame>, keep: usize) {
-    let mut left = keep;
-    let mut cut = frames.len();
-    for (i, f) in frames.iter_mut().enumerate() {
-        if left == 0 {
-            cut = i;
-            break;
-        }
-        if f.transactions.len() >= left {
-            f.transactions.truncate(left);
-            cut = i + 1;
-            // Trailing empty frames of later sub-DAGs would claim those sub-DAGs are done.
-            break;
-        }
-        left -= f.transactions.len();
-    }
-    frames.truncate(cut);
 }
 
 /// Rebuilds the ordered stream from frames read in batch order, checking that each frame

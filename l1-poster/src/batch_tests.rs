@@ -29,81 +29,6 @@ fn random_stream(seed: u64, sub_dags: usize) -> MemorySource {
     source
 }
 
-/// Builds batches until the source is consumed; returns them in order.
-fn drain(source: &MemorySource, limits: BatchLimits) -> Vec<BuiltBatch> {
-    let mut next = Position::default();
-    let mut out = Vec::new();
-    while let Some(b) = build_batch(source, next, limits).unwrap() {
-        assert_eq!(b.start, next);
-        assert!(
-            b.data.len() <= limits.target_bytes,
-            "{} > target",
-            b.data.len()
-        );
-        next = b.end;
-        out.push(b);
-    }
-    out
-}
-
-#[test]
-fn batches_respect_target_and_reassemble_to_the_stream() {
-    let source = random_stream(7, 200);
-    let batches = drain(
-        &source,
-        BatchLimits {
-            target_bytes: 4_000,
-        },
-    );
-    assert!(batches.len() > 10, "the stream must be split");
-    let mut asm = StreamAssembler::default();
-    for b in &batches {
-        for f in decode_batch(&b.data).unwrap() {
-            asm.push(f).unwrap();
-        }
-    }
-    assert_eq!(asm.into_complete(), source.all());
-}
-
-#[test]
-fn one_large_batch_when_the_target_allows() {
-    let source = random_stream(8, 20);
-    let batches = drain(
-        &source,
-        BatchLimits {
-            target_bytes: 1 << 20,
-        },
-    );
-    assert_eq!(batches.len(), 1);
-    let total: usize = source.all().iter().map(|s| s.transactions.len()).sum();
-    assert_eq!(batches[0].transactions, total);
-}
-
-#[test]
-fn nothing_to_post_without_a_transaction() {
-    let source = MemorySource::new();
-    source.push(vec![]);
-    source.push(vec![]);
-    let limits = BatchLimits { target_bytes: 1000 };
-    assert!(build_batch(&source, Position::default(), limits)
-        .unwrap()
-        .is_none());
-}
-
-#[test]
-fn an_oversized_transaction_is_an_error() {
-    let source = MemorySource::new();
-    let mut rng = StdRng::seed_from_u64(1);
-    let mut tx = vec![0u8; 5000];
-    rng.fill_bytes(&mut tx);
-    source.push(vec![Bytes::from(tx)]);
-    let limits = BatchLimits { target_bytes: 1000 };
-    assert_eq!(
-        build_batch(&source, Position::default(), limits).unwrap_err(),
-        BatchError::TransactionTooLarge(Position::default())
-    );
-}
-
 #[test]
 fn assembler_rejects_gaps_overlaps_and_changed_totals_or_timestamps() {
     let frame = |sub_dag, total, first, n: usize| Frame {
@@ -146,17 +71,20 @@ fn decoding_garbage_fails_without_panicking() {
         let _ = decode_frames(&Bytes::from(data));
     }
     // A valid batch with every truncation.
-    let source = random_stream(4, 5);
-    let b = build_batch(
-        &source,
-        Position::default(),
-        BatchLimits {
-            target_bytes: 1 << 20,
-        },
-    )
-    .unwrap()
-    .unwrap();
-    let raw = zstd::bulk::decompress(&b.data[2..], MAX_DECOMPRESSED_BYTES).unwrap();
+    let frames: Vec<Frame> = random_stream(4, 5)
+        .all()
+        .into_iter()
+        .map(|s| Frame {
+            sub_dag: s.index,
+            timestamp: s.timestamp,
+            total: s.transactions.len() as u32,
+            first: 0,
+            transactions: s.transactions,
+        })
+        .collect();
+    let data = encode_batch(&frames);
+    assert_eq!(decode_batch(&data).unwrap(), frames);
+    let raw = zstd::bulk::decompress(&data[2..], MAX_DECOMPRESSED_BYTES).unwrap();
     for cut in 0..raw.len() {
         let _ = decode_frames(&Bytes::copy_from_slice(&raw[..cut]));
     }

@@ -144,6 +144,16 @@ impl L1 {
         })
     }
 
+    /// The id of the committee the inbox was deployed with (`weft_attest::committee_id`).
+    pub async fn inbox_committee(&self) -> Result<B256, L1Error> {
+        let call = TransactionRequest::default()
+            .with_to(self.inbox)
+            .with_input(Inbox::committeeIdCall {}.abi_encode());
+        let out = self.provider.call(call).await?;
+        Inbox::committeeIdCall::abi_decode_returns(&out)
+            .map_err(|e| L1Error::Rpc(format!("committeeId(): {e}")))
+    }
+
     /// Fees for a transaction now: twice the base fee plus the tip, within the cap.
     pub async fn fees(&self, policy: &FeePolicy, blob: bool) -> Result<Fees, L1Error> {
         let base_fee = self
@@ -297,16 +307,28 @@ impl Signer {
     }
 }
 
-/// Deploys the inbox with `posters` allowed to post; returns its address once mined.
+/// Deploys the inbox bound to `committee` (its epoch, attestation addresses and stakes: only
+/// batches a quorum of it attested are accepted); returns its address once mined.
 pub async fn deploy_inbox(
     rpc: &str,
     deployer: PrivateKeySigner,
-    posters: Vec<Address>,
+    committee: &weft_types::Committee,
 ) -> Result<Address, L1Error> {
     let l1 = L1::new(rpc, Address::ZERO)?;
     let signer = Signer::new(&l1, deployer).await?;
     let mut code = Inbox::BYTECODE.to_vec();
-    code.extend_from_slice(&Inbox::constructorCall { posters }.abi_encode());
+    let (signers_, stakes_) = committee
+        .authorities()
+        .map(|(_, a)| (Address::from(a.attestation_address.0), a.stake))
+        .unzip();
+    code.extend_from_slice(
+        &Inbox::constructorCall {
+            epoch: committee.epoch(),
+            signers_,
+            stakes_,
+        }
+        .abi_encode(),
+    );
     let tx = Outgoing {
         to: None,
         input: code.into(),

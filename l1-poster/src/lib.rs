@@ -1,6 +1,7 @@
 //! Posts the ordered stream to an Ethereum L1 inbox contract and reads it back (issue #6).
 //!
-//! - [`source`]: the input, committed sub-DAGs in order ([`OrderedSource`]).
+//! - [`source`]: committed sub-DAGs in order ([`OrderedSource`]); [`attested`]: the poster's
+//!   input, the committee's certified batches ([`AttestedSource`]).
 //! - [`batch`]: frames with positions, zstd, cut to a target size; [`cutter`]: where each
 //!   batch begins and ends, a function of the log that every authority signs alike.
 //! - [`inbox`]: the contract's bindings; [`l1`]: RPC, signing, fees; [`reader`]: batches back.
@@ -9,6 +10,7 @@
 //! - [`anvil`]: a local L1 for tests and the `measure` example.
 
 pub mod anvil;
+pub mod attested;
 pub mod batch;
 pub mod cursor;
 pub mod cutter;
@@ -22,7 +24,9 @@ pub mod rotation;
 pub mod source;
 pub mod verify;
 
-pub use batch::{BatchLimits, BuiltBatch, Frame, Position};
+pub use attested::{AttestedBatch, AttestedSource, MemoryCommittee};
+pub use batch::{Frame, Position};
+pub use cutter::{ClosedBatch, Cutter, CutterParams, CutterState};
 pub use l1::deploy_inbox;
 pub use poster::{PostMode, Poster, PosterConfig, PosterHandle, PosterStatus};
 pub use source::{MemorySource, OrderedSource, OrderedSubDag, SourceError};

@@ -1,5 +1,8 @@
-//! The poster actor: reads the ordered stream, posts batches to the inbox, follows the inbox
+//! The poster actor: posts the committee's certified batches to the inbox, follows the inbox
 //! head through races, crashes and reorgs, and persists the confirmed cursor.
+//!
+//! The poster is only a courier: batch `s` is fixed by the committed log (the cutter) and
+//! carries the finality certificate of the sub-DAG that closed it, which the inbox checks.
 //!
 //! L1 is the authority on what is posted. Each step reads the inbox head (next sequence and
 //! last commitment), derives where the next batch starts from it (a cache of the batches it
@@ -8,15 +11,15 @@
 //! lead to the same thing: the next batch starts right after the last one L1 holds. A second
 //! submission of the same sequence number reverts in the inbox and is skipped.
 
-use crate::batch::{build_batch, decode_batch, BatchError, BatchLimits, Position};
+use crate::attested::{pack_signatures, to_inbox, AttestedSource};
+use crate::batch::{decode_batch, BatchError, Position};
 use crate::cursor::{self, Cursor, CursorError};
 use crate::inbox::{BatchPosted, Inbox, InboxErrors};
 use crate::l1::{FeePolicy, Fees, InboxHead, L1Error, Outgoing, Signer, L1};
 use crate::metrics::PosterMetrics;
 use crate::reader::{batch_data, batch_events, PostedBatch, ReadError};
 use crate::rotation::Rotation;
-use crate::source::{OrderedSource, SourceError};
-use alloy::eips::eip4844::builder::{SidecarBuilder, SimpleCoder};
+use crate::source::SourceError;
 use alloy::primitives::{Address, TxHash, B256};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolEvent};
@@ -30,9 +33,6 @@ use tokio::task::JoinHandle;
 /// Bytes of payload one blob carries with `SimpleCoder` (31 per field element, one element
 /// of length header per batch), less a margin.
 pub const BLOB_PAYLOAD_BYTES: usize = 4096 * 31 - 64;
-/// Bounds the scan for the first uncommitted sub-DAG when only empty ones wait (the poll
-/// interval covers anything beyond).
-const MAX_EMPTY_SUB_DAGS_SCANNED: usize = 4096;
 /// Calldata batches stay under the 128 KiB transaction size most mempools accept.
 pub const DEFAULT_CALLDATA_TARGET: usize = 120_000;
 
@@ -49,9 +49,9 @@ pub enum PostMode {
 pub struct PosterConfig {
     pub rpc: String,
     pub inbox: Address,
+    /// How batches go to L1; the committee's cutter decides which (it signs the data hash of
+    /// one mode), and a batch of the other mode is an error here.
     pub mode: PostMode,
-    /// Encoded bytes per batch; capped by the mode (blob capacity or calldata size).
-    pub target_bytes: usize,
     pub fees: FeePolicy,
     /// A batch is confirmed, and the cursor moves past it, this many blocks below the head.
     pub confirmations: u64,
@@ -69,23 +69,12 @@ impl PosterConfig {
             rpc: rpc.to_string(),
             inbox,
             mode: PostMode::Calldata,
-            target_bytes: DEFAULT_CALLDATA_TARGET,
             fees: FeePolicy::default(),
             confirmations: 2,
             resubmit_after_blocks: 3,
             rotation: Rotation::SOLO,
             cursor_path,
             poll_interval: Duration::from_millis(200),
-        }
-    }
-
-    fn limits(&self) -> BatchLimits {
-        let cap = match self.mode {
-            PostMode::Calldata => DEFAULT_CALLDATA_TARGET.max(self.target_bytes),
-            PostMode::Blob { max_blobs } => max_blobs.max(1) * BLOB_PAYLOAD_BYTES,
-        };
-        BatchLimits {
-            target_bytes: self.target_bytes.min(cap),
         }
     }
 }
@@ -106,6 +95,14 @@ pub enum PosterError {
     MissingBatch(u64),
     #[error("batch {0} on L1 does not decode: {1}")]
     BadBatch(u64, String),
+    #[error("batch {sequence} of the committee starts at {log:?}, but L1's chain ends at {l1:?}")]
+    Diverged {
+        sequence: u64,
+        log: Position,
+        l1: Position,
+    },
+    #[error("batch {0} was cut for the other posting mode (calldata or blobs) than this poster's")]
+    ModeMismatch(u64),
 }
 
 impl PosterError {
@@ -113,10 +110,11 @@ impl PosterError {
         match self {
             PosterError::L1(L1Error::FeeAboveCap { .. }) => "fee_cap",
             PosterError::L1(_) | PosterError::Read(ReadError::L1(_)) => "rpc",
-            PosterError::Read(_) | PosterError::MissingBatch(_) | PosterError::BadBatch(..) => {
-                "l1_data"
-            }
-            PosterError::Batch(_) => "batch",
+            PosterError::Read(_)
+            | PosterError::MissingBatch(_)
+            | PosterError::BadBatch(..)
+            | PosterError::Diverged { .. } => "l1_data",
+            PosterError::Batch(_) | PosterError::ModeMismatch(_) => "batch",
             PosterError::Cursor(_) => "cursor",
             PosterError::Source(_) => "source",
         }
@@ -191,13 +189,13 @@ struct Known {
 enum Next {
     /// Step again at once.
     Now,
-    /// Step again after new L1 blocks, or when sub-DAG `.0` is committed.
+    /// Step again after new L1 blocks, or when batch `.0` is certified.
     Wait(u64),
 }
 
 pub struct Poster {
     config: PosterConfig,
-    source: Arc<dyn OrderedSource>,
+    source: Arc<dyn AttestedSource>,
     l1: L1,
     signer: Signer,
     metrics: PosterMetrics,
@@ -216,7 +214,7 @@ impl Poster {
     pub async fn spawn(
         config: PosterConfig,
         key: PrivateKeySigner,
-        source: Arc<dyn OrderedSource>,
+        source: Arc<dyn AttestedSource>,
         metrics: PosterMetrics,
     ) -> Result<PosterHandle, PosterError> {
         let l1 = L1::new(&config.rpc, config.inbox)?;
@@ -262,9 +260,9 @@ impl Poster {
             tokio::select! {
                 _ = rx_shutdown.changed() => break,
                 result = async {
-                    if let Next::Wait(sub_dag) = next {
+                    if let Next::Wait(sequence) = next {
                         tokio::select! {
-                            _ = self.source.wait_for(sub_dag) => {}
+                            _ = self.source.wait_for(sequence) => {}
                             _ = tokio::time::sleep(self.config.poll_interval) => {}
                         }
                     }
@@ -311,16 +309,17 @@ impl Poster {
             confirmed: self.cursor,
         });
 
-        let Some(batch) = build_batch(self.source.as_ref(), start, self.config.limits())? else {
-            // Only empty sub-DAGs (if any) from `start` on: wake for the first one not
-            // committed yet.
-            let empty = self
-                .source
-                .read(start.sub_dag, MAX_EMPTY_SUB_DAGS_SCANNED)?
-                .len();
-            return Ok(Next::Wait(start.sub_dag + empty as u64));
-        };
         let sequence = head.next_sequence;
+        let Some(attested) = self.source.batch(sequence)? else {
+            return Ok(Next::Wait(sequence));
+        };
+        if attested.batch.start != start {
+            return Err(PosterError::Diverged {
+                sequence,
+                log: attested.batch.start,
+                l1: start,
+            });
+        }
         let since = match self.due_since {
             Some((s, since)) if s == sequence => since,
             _ => {
@@ -336,21 +335,30 @@ impl Poster {
             return Ok(Next::Wait(u64::MAX));
         }
 
+        let batch = attested.batch;
+        if crate::cutter::data_hash(self.config.mode, &batch.data)? != batch.data_hash {
+            return Err(PosterError::ModeMismatch(sequence));
+        }
+        let header = to_inbox(&attested.certificate.attestation.header());
+        let signatures = pack_signatures(&attested.certificate.signatures).into();
         let blob = matches!(self.config.mode, PostMode::Blob { .. });
         let tx = if blob {
-            let sidecar = SidecarBuilder::<SimpleCoder>::from_slice(&batch.data)
-                .build_4844()
-                .map_err(|e| L1Error::Blob(e.to_string()))?;
-            let input = Inbox::submitBlobBatchCall { sequence }.abi_encode();
+            let input = Inbox::submitBlobBatchCall {
+                sequence,
+                attested: header,
+                signatures,
+            };
             Outgoing {
                 to: Some(self.l1.inbox),
-                input: input.into(),
-                sidecar: Some(sidecar),
+                input: input.abi_encode().into(),
+                sidecar: Some(crate::cutter::blob_sidecar(&batch.data)?),
             }
         } else {
             let input = Inbox::submitBatchCall {
                 sequence,
                 data: batch.data.clone().into(),
+                attested: header,
+                signatures,
             };
             Outgoing {
                 to: Some(self.l1.inbox),
@@ -484,7 +492,12 @@ impl Poster {
     fn count_rejection(&self, e: &InboxErrors) {
         let reason = match e {
             InboxErrors::WrongSequence(_) => "sequence",
-            InboxErrors::NotPoster(_) => "not_poster",
+            InboxErrors::DataMismatch(_) | InboxErrors::NotAttested(_) => "not_attested",
+            InboxErrors::BelowQuorum(_)
+            | InboxErrors::BadSignature(_)
+            | InboxErrors::SignersOutOfOrder(_)
+            | InboxErrors::UnknownAuthority(_)
+            | InboxErrors::MalformedSignatures(_) => "certificate",
             _ => "other",
         };
         self.metrics.rejections.with_label_values(&[reason]).inc();
@@ -516,7 +529,7 @@ impl Poster {
             .iter()
             .find(wanted)
             .ok_or(PosterError::MissingBatch(sequence))?;
-        let (data, _) = batch_data(&self.l1, ev).await?;
+        let data = batch_data(&self.l1, ev).await?.data;
         let frames =
             decode_batch(&data).map_err(|e| PosterError::BadBatch(sequence, e.to_string()))?;
         let end = frames

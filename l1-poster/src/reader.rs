@@ -84,9 +84,22 @@ pub async fn batch_events(l1: &L1, from: u64, to: u64) -> Result<Vec<PostedBatch
     Ok(out)
 }
 
-/// The bytes a batch committed to, and the hash the inbox computed over them: keccak256 of the
-/// calldata, or of the versioned hashes for a blob batch.
-pub async fn batch_data(l1: &L1, batch: &PostedBatch) -> Result<(Vec<u8>, B256), ReadError> {
+/// A posted batch as its transaction carried it.
+#[derive(Clone, Debug)]
+pub struct BatchData {
+    /// The bytes the batch committed to.
+    pub data: Vec<u8>,
+    /// The hash the inbox computed over them: keccak256 of the calldata, or of the versioned
+    /// hashes for a blob batch.
+    pub data_hash: B256,
+    /// The attestation the batch was accepted with.
+    pub attested: Inbox::Attested,
+    /// Its signatures, as `checkQuorum` read them.
+    pub signatures: alloy::primitives::Bytes,
+}
+
+/// Reads back what batch `batch`'s transaction carried.
+pub async fn batch_data(l1: &L1, batch: &PostedBatch) -> Result<BatchData, ReadError> {
     let tx = l1
         .provider
         .get_transaction_by_hash(batch.tx_hash)
@@ -99,10 +112,14 @@ pub async fn batch_data(l1: &L1, batch: &PostedBatch) -> Result<(Vec<u8>, B256),
     if !batch.blob {
         let call = Inbox::submitBatchCall::abi_decode(input)
             .map_err(|_| ReadError::NotASubmission(batch.tx_hash))?;
-        let hash = keccak256(&call.data);
-        return Ok((call.data.to_vec(), hash));
+        return Ok(BatchData {
+            data_hash: keccak256(&call.data),
+            data: call.data.to_vec(),
+            attested: call.attested,
+            signatures: call.signatures,
+        });
     }
-    Inbox::submitBlobBatchCall::abi_decode(input)
+    let call = Inbox::submitBlobBatchCall::abi_decode(input)
         .map_err(|_| ReadError::NotASubmission(batch.tx_hash))?;
     let hashes = tx.blob_versioned_hashes().unwrap_or_default().to_vec();
     let mut blobs = Vec::with_capacity(hashes.len());
@@ -126,7 +143,12 @@ pub async fn batch_data(l1: &L1, batch: &PostedBatch) -> Result<(Vec<u8>, B256),
         .decode_all(&blobs)
         .ok_or(ReadError::BlobDecode(batch.tx_hash))?
         .concat();
-    Ok((data, keccak256(&concatenated)))
+    Ok(BatchData {
+        data,
+        data_hash: keccak256(&concatenated),
+        attested: call.attested,
+        signatures: call.signatures,
+    })
 }
 
 /// Whether `blob` (as served) has the KZG commitment behind `versioned_hash`. Synchronous so

@@ -6,7 +6,7 @@ mod common;
 
 use alloy::primitives::Bytes;
 use alloy::sol_types::SolCall;
-use common::{key, l1_with_inbox, stream, TIMEOUT};
+use common::{closed, key, l1_with_inbox, stream, TIMEOUT};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -15,15 +15,16 @@ use weft_l1_poster::inbox::Inbox;
 use weft_l1_poster::l1::{FeePolicy, Outgoing, Signer, L1};
 use weft_l1_poster::metrics::PosterMetrics;
 use weft_l1_poster::reader::batch_events;
-use weft_l1_poster::{read_inbox, MemorySource, Position, Poster, PosterConfig};
+use weft_l1_poster::PostMode;
+use weft_l1_poster::{read_inbox, MemoryCommittee, Poster, PosterConfig};
 
 #[tokio::test]
 async fn a_forced_transaction_reaches_l1_within_the_window() {
     const W: u64 = 5;
-    let (anvil, inbox) = l1_with_inbox(&[0], &[]).await;
+    let (anvil, inbox, f) = l1_with_inbox(&[]).await;
     let dir = tempfile::tempdir().unwrap();
-    let source = stream(61, 5, 5);
-    let shared: Arc<MemorySource> = Arc::new(source.clone());
+    let source = stream(&f, PostMode::Calldata, 3_000, 61, 5, 5);
+    let shared: Arc<MemoryCommittee> = Arc::new(source.clone());
     let config = PosterConfig::new(&anvil.endpoint(), inbox, dir.path().join("cursor.json"));
     let mut poster = Poster::spawn(config, key(0), shared, PosterMetrics::unregistered())
         .await
@@ -72,22 +73,21 @@ async fn a_forced_transaction_reaches_l1_within_the_window() {
         .unwrap();
     assert_eq!((forced.index, forced.l1_block), (0, forced_block));
     assert_eq!(forced.transaction, payload);
-    source.push(vec![forced.transaction.clone()]);
+    common::commit(&source, vec![forced.transaction.clone()]);
     let head = l1.head_block().await.unwrap();
     let delay = watcher.mark_included(forced.index, head).unwrap();
     assert!(delay <= W);
 
-    let all = Position {
-        sub_dag: source.len(),
-        tx: 0,
-    };
-    tokio::time::timeout(TIMEOUT, poster.wait_until(|s| s.next_position == all))
+    let all = closed(&source);
+    tokio::time::timeout(TIMEOUT, poster.wait_until(|s| s.inbox_next_sequence == all))
         .await
         .unwrap();
     poster.shutdown().await;
     watcher.shutdown().await;
 
-    let (report, sub_dags) = read_inbox(&anvil.endpoint(), inbox).await.unwrap();
+    let (report, sub_dags) = read_inbox(&anvil.endpoint(), inbox, Some(&f.committee))
+        .await
+        .unwrap();
     assert_eq!(report.first_inconsistency, None);
     assert_eq!(sub_dags.last().unwrap().transactions, vec![payload]);
     let last_batch = batch_events(&l1, 0, report.block)

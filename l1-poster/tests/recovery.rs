@@ -6,21 +6,15 @@ mod common;
 
 use alloy::primitives::U256;
 use alloy::providers::Provider;
-use common::{key, l1_with_inbox, stream, TIMEOUT};
+use common::{closed, closed_stream, key, l1_with_inbox, stream, TIMEOUT};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::sync::Arc;
 use weft_l1_poster::l1::L1;
 use weft_l1_poster::metrics::PosterMetrics;
+use weft_l1_poster::PostMode;
 use weft_l1_poster::{
-    read_inbox, MemorySource, Position, Poster, PosterConfig, PosterHandle, PosterStatus,
+    read_inbox, MemoryCommittee, Poster, PosterConfig, PosterHandle, PosterStatus,
 };
-
-fn end_of(source: &MemorySource) -> Position {
-    Position {
-        sub_dag: source.len(),
-        tx: 0,
-    }
-}
 
 async fn wait(poster: &mut PosterHandle, pred: impl Fn(&PosterStatus) -> bool) -> PosterStatus {
     tokio::time::timeout(TIMEOUT, poster.wait_until(pred))
@@ -28,12 +22,17 @@ async fn wait(poster: &mut PosterHandle, pred: impl Fn(&PosterStatus) -> bool) -
         .expect("poster progress")
 }
 
-async fn assert_l1_holds(endpoint: &str, inbox: alloy::primitives::Address, source: &MemorySource) {
-    let (report, sub_dags) = read_inbox(endpoint, inbox).await.unwrap();
+async fn assert_l1_holds(
+    endpoint: &str,
+    inbox: alloy::primitives::Address,
+    source: &MemoryCommittee,
+    committee: &weft_types::Committee,
+) {
+    let (report, sub_dags) = read_inbox(endpoint, inbox, Some(committee)).await.unwrap();
     assert_eq!(report.first_inconsistency, None, "{report:?}");
     assert_eq!(
         sub_dags,
-        source.all(),
+        closed_stream(source),
         "L1 must hold the ordered stream exactly"
     );
     assert_eq!(report.head.next_sequence, report.batches);
@@ -47,15 +46,14 @@ async fn killed_and_restarted_poster_leaves_no_gap_or_duplicate() {
     let seed = 21;
     println!("seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
-    let (anvil, inbox) = l1_with_inbox(&[0], &[]).await;
+    let (anvil, inbox, f) = l1_with_inbox(&[]).await;
     let dir = tempfile::tempdir().unwrap();
-    let source = stream(seed, 150, 30);
+    let source = stream(&f, PostMode::Calldata, 3_000, seed, 150, 30);
     let config = PosterConfig {
-        target_bytes: 3_000,
         ..PosterConfig::new(&anvil.endpoint(), inbox, dir.path().join("cursor.json"))
     };
-    let shared: Arc<MemorySource> = Arc::new(source.clone());
-    let all = end_of(&source);
+    let shared: Arc<MemoryCommittee> = Arc::new(source.clone());
+    let all = closed(&source);
     let mut restarts = 0;
     loop {
         let metrics = PosterMetrics::unregistered();
@@ -64,7 +62,7 @@ async fn killed_and_restarted_poster_leaves_no_gap_or_duplicate() {
             .unwrap();
         let now = *poster.rx_status.borrow();
         if restarts == 8 {
-            wait(&mut poster, |s| s.next_position == all).await;
+            wait(&mut poster, |s| s.inbox_next_sequence == all).await;
             poster.shutdown().await;
             break;
         }
@@ -72,18 +70,18 @@ async fn killed_and_restarted_poster_leaves_no_gap_or_duplicate() {
         if rng.gen_bool(0.75) {
             let target = now.inbox_next_sequence + rng.gen_range(1..4);
             let seen = wait(&mut poster, |s| {
-                s.inbox_next_sequence >= target || s.next_position == all
+                s.inbox_next_sequence >= target || s.inbox_next_sequence == all
             })
             .await;
             assert!(
-                seen.next_position != all,
+                seen.inbox_next_sequence != all,
                 "stream too short for the kill points"
             );
         }
         poster.kill().await;
         restarts += 1;
     }
-    assert_l1_holds(&anvil.endpoint(), inbox, &source).await;
+    assert_l1_holds(&anvil.endpoint(), inbox, &source, &f.committee).await;
     let cursor = weft_l1_poster::cursor::load(&config.cursor_path).unwrap();
     assert!(cursor.next_sequence > 0, "the cursor must have moved");
 }
@@ -92,20 +90,19 @@ async fn killed_and_restarted_poster_leaves_no_gap_or_duplicate() {
 /// the running poster must notice the inbox head went back and post them again, in order.
 #[tokio::test]
 async fn batches_removed_by_a_reorg_are_posted_again() {
-    let (anvil, inbox) = l1_with_inbox(&[0], &[]).await;
+    let (anvil, inbox, f) = l1_with_inbox(&[]).await;
     let dir = tempfile::tempdir().unwrap();
-    let source = stream(31, 40, 30);
+    let source = stream(&f, PostMode::Calldata, 3_000, 31, 40, 30);
     let config = PosterConfig {
-        target_bytes: 3_000,
         ..PosterConfig::new(&anvil.endpoint(), inbox, dir.path().join("cursor.json"))
     };
     let metrics = PosterMetrics::unregistered();
-    let shared: Arc<MemorySource> = Arc::new(source.clone());
+    let shared: Arc<MemoryCommittee> = Arc::new(source.clone());
     let mut poster = Poster::spawn(config, key(0), shared, metrics.clone())
         .await
         .unwrap();
-    let all = end_of(&source);
-    let before = wait(&mut poster, |s| s.next_position == all).await;
+    let all = closed(&source);
+    let before = wait(&mut poster, |s| s.inbox_next_sequence == all).await;
     assert!(before.inbox_next_sequence >= 4);
 
     let l1 = L1::new(&anvil.endpoint(), inbox).unwrap();
@@ -131,12 +128,12 @@ async fn batches_removed_by_a_reorg_are_posted_again() {
     })
     .await;
     wait(&mut poster, |s| {
-        s.next_position == all && s.inbox_next_sequence >= before.inbox_next_sequence
+        s.inbox_next_sequence == all && s.inbox_next_sequence >= before.inbox_next_sequence
     })
     .await;
     poster.shutdown().await;
     assert!(metrics.reorgs.get() >= 1);
-    assert_l1_holds(&anvil.endpoint(), inbox, &source).await;
+    assert_l1_holds(&anvil.endpoint(), inbox, &source, &f.committee).await;
 }
 
 /// With mining manual, the next block's base fee jumps above what the poster offered: its
@@ -144,7 +141,7 @@ async fn batches_removed_by_a_reorg_are_posted_again() {
 /// with higher fees (same nonce), and the batch lands once.
 #[tokio::test]
 async fn a_stuck_transaction_is_replaced_with_higher_fees() {
-    let (anvil, inbox) = l1_with_inbox(&[0], &[]).await;
+    let (anvil, inbox, f) = l1_with_inbox(&[]).await;
     let l1 = L1::new(&anvil.endpoint(), inbox).unwrap();
     let _: serde_json::Value = l1
         .provider
@@ -152,14 +149,14 @@ async fn a_stuck_transaction_is_replaced_with_higher_fees() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let source = stream(41, 5, 10);
+    let source = stream(&f, PostMode::Calldata, 3_000, 41, 5, 10);
     let config = PosterConfig {
         resubmit_after_blocks: 2,
         ..PosterConfig::new(&anvil.endpoint(), inbox, dir.path().join("cursor.json"))
     };
     let poster_address = key(0).address();
     let metrics = PosterMetrics::unregistered();
-    let shared: Arc<MemorySource> = Arc::new(source.clone());
+    let shared: Arc<MemoryCommittee> = Arc::new(source.clone());
     let mut poster = Poster::spawn(config, key(0), shared, metrics.clone())
         .await
         .unwrap();
@@ -196,8 +193,8 @@ async fn a_stuck_transaction_is_replaced_with_higher_fees() {
         metrics.resubmissions.get() >= 1,
         "landed without a replacement"
     );
-    let all = end_of(&source);
-    wait(&mut poster, |s| s.next_position == all).await;
+    let all = closed(&source);
+    wait(&mut poster, |s| s.inbox_next_sequence == all).await;
     poster.shutdown().await;
-    assert_l1_holds(&anvil.endpoint(), inbox, &source).await;
+    assert_l1_holds(&anvil.endpoint(), inbox, &source, &f.committee).await;
 }

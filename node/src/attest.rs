@@ -4,6 +4,12 @@
 //! it to the other primaries; their answers and their own signatures form
 //! finality certificates, stored beside the log record and pushed to subscribers.
 //!
+//! Each attestation also names the L1 batches its sub-DAG closed: the attester runs the
+//! committee's [`Cutter`] over the log it signs, and stores each closed batch
+//! (`Column::L1Batches`, keyed by closing sub-DAG and sequence) with the cutter's state in the
+//! same write as the signatures, so that the poster can post it with its certificate and a
+//! restart cuts on exactly where it stopped.
+//!
 //! Never two attestations for one index, across restarts: the own signature of every index
 //! and the newest one (`ATTESTATION_LAST_KEY`, which the log's retention never prunes) are in
 //! the store before anything is sent, and [`Attester::recover`] starts after the newest.
@@ -33,6 +39,9 @@ use weft_attest::{
     leaf_of, Accepted, AttestError, AttestationAnswer, AttestationKey, Attester, BatchRefs,
     FinalityCertificate, Leaf, SignedAttestation,
 };
+use weft_config::L1BatchParameters;
+use weft_l1_poster::batch::BatchError;
+use weft_l1_poster::{ClosedBatch, Cutter, CutterParams, CutterState, OrderedSubDag, PostMode};
 use weft_network::{HandlerError, NetworkError, Peer, ReliableSender};
 use weft_storage::{Column, Durability, Map, Store, StoreError};
 use weft_types::codec::{decode_message, encode_message, DecodeError};
@@ -41,6 +50,9 @@ use weft_types::{AuthorityIndex, Committee};
 
 /// Key of the newest own signature in the consensus column.
 pub const ATTESTATION_LAST_KEY: &str = "attestation_last";
+
+/// Key of the cutter's state (JSON) in the consensus column, as of the newest signature.
+pub const CUTTER_STATE_KEY: &str = "l1_cutter";
 
 /// With this variable set to N, the process aborts right after its signature of a sub-DAG N or
 /// later is durable and before it is sent: the `kill -9` between signing and sending that the
@@ -74,6 +86,27 @@ pub enum AttesterFailure {
     Record(String, DecodeError),
     #[error(transparent)]
     Attest(#[from] AttestError),
+    #[error("cutting L1 batches: {0}")]
+    Cut(#[from] BatchError),
+    #[error("the cutter state: {0}")]
+    CutterState(serde_json::Error),
+    #[error("sub-DAG {0}, which this authority signed, is not in the committed log")]
+    Unsigned(u64),
+    #[error(
+        "re-reading sub-DAG {index} after a restart closed L1 batch {sequence}, which the store's cutter state says was open: the store is not one this version wrote"
+    )]
+    CutterBehind { index: u64, sequence: u64 },
+}
+
+/// The committee's cutter parameters, from its parameters file.
+pub fn cutter_params(p: &L1BatchParameters) -> CutterParams {
+    CutterParams {
+        mode: p
+            .max_blobs
+            .map_or(PostMode::Calldata, |max_blobs| PostMode::Blob { max_blobs }),
+        target_bytes: p.target_bytes,
+        interval_ms: p.interval_ms,
+    }
 }
 
 pub struct AttestMetrics {
@@ -253,7 +286,10 @@ pub struct AttesterArgs {
     pub certificates: Certificates,
     pub sender: ReliableSender,
     pub max_message_size: usize,
-    /// The first sub-DAG not signed yet: the log's retention waits for it.
+    /// How the committee cuts L1 batches.
+    pub cutter: CutterParams,
+    /// The first sub-DAG not signed yet, or the first the open L1 batch holds if that is
+    /// earlier: the log's retention waits for it.
     pub tx_attested: watch::Sender<u64>,
     pub metrics: Arc<AttestMetrics>,
 }
@@ -266,6 +302,9 @@ pub struct AttesterActor {
     log: CommittedLog,
     own: Map<u64, Bytes>,
     consensus: Map<String, Bytes>,
+    l1_batches: Map<(u64, u64), Bytes>,
+    /// Behind a mutex only to be moved into the blocking step that reads and cuts.
+    cutter: Arc<parking_lot::Mutex<Cutter>>,
     certificates: Certificates,
     sender: ReliableSender,
     peers: Vec<Peer>,
@@ -300,11 +339,13 @@ impl AttesterActor {
             certificates,
             sender,
             max_message_size,
+            cutter,
             tx_attested,
             metrics,
         } = args;
         let own: Map<u64, Bytes> = store.map(Column::Attestations);
         let consensus: Map<String, Bytes> = store.map(Column::Consensus);
+        let l1_batches = store.map(Column::L1Batches);
         let last = consensus
             .get(&ATTESTATION_LAST_KEY.to_string())?
             .map(|b| decode_record(ATTESTATION_LAST_KEY, b))
@@ -320,6 +361,7 @@ impl AttesterActor {
         }
         let (attester, resend) =
             Attester::recover(me, committee.clone(), key, last.as_ref(), uncertified);
+        let cutter = recover_cutter(&consensus, &log, cutter, attester.next())?;
         tracing::info!(
             authority = %me,
             next = attester.next(),
@@ -328,7 +370,7 @@ impl AttesterActor {
         );
         metrics.next.set(attester.next() as i64);
         metrics.pending.set(attester.pending() as i64);
-        tx_attested.send_replace(attester.next());
+        tx_attested.send_replace(retained_from(attester.next(), &cutter.state()));
         let crash_after = std::env::var(CRASH_AFTER_SIGNING_ENV)
             .ok()
             .and_then(|v| v.parse().ok());
@@ -344,6 +386,8 @@ impl AttesterActor {
             log,
             own,
             consensus,
+            l1_batches,
+            cutter: Arc::new(parking_lot::Mutex::new(cutter)),
             certificates,
             sender,
             peers: weft_primary::other_primaries(&committee, me)
@@ -388,26 +432,31 @@ impl AttesterActor {
     /// the signatures in one write, then sends them.
     async fn sign_committed(&mut self) -> Result<(), AttesterFailure> {
         let from = self.attester.next();
-        let log = self.log.clone();
-        let read = tokio::task::spawn_blocking(move || read_leaves(&log, from)).await;
+        let (log, cutter) = (self.log.clone(), self.cutter.clone());
+        // Reading, hashing and cutting (zstd, and KZG for blobs) are all CPU: off the runtime.
+        let read =
+            tokio::task::spawn_blocking(move || read_and_cut(&log, &mut cutter.lock(), from)).await;
         // The runtime is shutting down.
         let Ok(entries) = read else { return Ok(()) };
-        let entries = entries?;
+        let (entries, cutter_state) = entries?;
         let mut signed = Vec::with_capacity(entries.len());
         let mut certified = Vec::new();
-        for (index, leader_round, timestamp, leaves) in entries {
-            let output = self
-                .attester
-                // No L1 batch is bound yet: cutting them here is the next step of #13.
-                .sign(
-                    index,
-                    leader_round,
-                    timestamp,
-                    &leaves,
-                    BatchRefs::default(),
-                )?;
+        let mut closed = Vec::new();
+        for entry in entries {
+            let refs = BatchRefs {
+                first: entry.closed.first().map_or(0, |b| b.sequence),
+                hashes: entry.closed.iter().map(|b| b.data_hash).collect(),
+            };
+            let output = self.attester.sign(
+                entry.index,
+                entry.leader_round,
+                entry.timestamp,
+                &entry.leaves,
+                refs,
+            )?;
             signed.extend(output.persist_signed);
             certified.extend(output.certified);
+            closed.extend(entry.closed.into_iter().map(|b| (entry.index, b)));
         }
         let Some(last) = signed.last() else {
             return Ok(());
@@ -421,6 +470,15 @@ impl AttesterActor {
             &ATTESTATION_LAST_KEY.to_string(),
             &encode_message(last),
         );
+        for (index, batch) in &closed {
+            let record = Bytes::from(batch.to_record());
+            write.insert(&self.l1_batches, &(*index, batch.sequence), &record);
+        }
+        write.insert(
+            &self.consensus,
+            &CUTTER_STATE_KEY.to_string(),
+            &Bytes::from(serde_json::to_vec(&cutter_state).map_err(AttesterFailure::CutterState)?),
+        );
         for c in &certified {
             self.certificates.insert(&mut write, c);
         }
@@ -430,7 +488,8 @@ impl AttesterActor {
             tracing::error!("{CRASH_AFTER_SIGNING_ENV}: aborting after signing, before sending");
             std::process::abort();
         }
-        self.tx_attested.send_replace(next);
+        self.tx_attested
+            .send_replace(retained_from(next, &cutter_state));
         self.metrics.signed.inc_by(signed.len() as u64);
         self.metrics.next.set(next as i64);
         self.metrics.certificates.inc_by(certified.len() as u64);
@@ -559,12 +618,22 @@ fn certified_line(certificate: &FinalityCertificate) {
     tracing::info!(target: "weft::bench", "Certified sub-dag {index}");
 }
 
-/// A committed sub-DAG as the attester signs it: index, leader round, timestamp, leaves.
-type ToSign = (u64, u64, u64, Vec<Leaf>);
+/// A committed sub-DAG as the attester signs it, with the L1 batches it closed.
+struct ToSign {
+    index: u64,
+    leader_round: u64,
+    timestamp: u64,
+    leaves: Vec<Leaf>,
+    closed: Vec<ClosedBatch>,
+}
 
-/// The committed entries from `from` on with their leaves, for one step.
-fn read_leaves(log: &CommittedLog, from: u64) -> Result<Vec<ToSign>, AttesterFailure> {
-    let entries = log.read(from, ENTRIES_PER_STEP)?;
+/// Committed sub-DAGs from `from` on (at most `max`), contiguous.
+fn read_from(
+    log: &CommittedLog,
+    from: u64,
+    max: usize,
+) -> Result<Vec<(u64, OrderedSubDag)>, AttesterFailure> {
+    let entries = log.read(from, max)?;
     if let Some(first) = entries.first() {
         if first.index != from {
             return Err(AttesterFailure::Pruned {
@@ -582,8 +651,69 @@ fn read_leaves(log: &CommittedLog, from: u64) -> Result<Vec<ToSign>, AttesterFai
                     index: e.index,
                     error,
                 })?;
-            let leaves = transactions.iter().map(|t| leaf_of(t)).collect();
-            Ok((e.index, e.leader_round, e.timestamp, leaves))
+            let sub_dag = OrderedSubDag {
+                index: e.index,
+                timestamp: e.timestamp,
+                transactions,
+            };
+            Ok((e.leader_round, sub_dag))
         })
         .collect()
+}
+
+/// The committed entries from `from` on, for one step, each cut; and the cutter's state after.
+fn read_and_cut(
+    log: &CommittedLog,
+    cutter: &mut Cutter,
+    from: u64,
+) -> Result<(Vec<ToSign>, CutterState), AttesterFailure> {
+    let mut out = Vec::new();
+    for (leader_round, sub_dag) in read_from(log, from, ENTRIES_PER_STEP)? {
+        out.push(ToSign {
+            index: sub_dag.index,
+            leader_round,
+            timestamp: sub_dag.timestamp,
+            leaves: sub_dag.transactions.iter().map(|t| leaf_of(t)).collect(),
+            closed: cutter.push(&sub_dag)?,
+        });
+    }
+    Ok((out, cutter.state()))
+}
+
+/// The cutter as of the newest signature: its stored state, and the open batch rebuilt by
+/// pushing again the signed sub-DAGs it holds (which must close nothing).
+fn recover_cutter(
+    consensus: &Map<String, Bytes>,
+    log: &CommittedLog,
+    params: CutterParams,
+    next: u64,
+) -> Result<Cutter, AttesterFailure> {
+    let state: CutterState = match consensus.get(&CUTTER_STATE_KEY.to_string())? {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(AttesterFailure::CutterState)?,
+        None => CutterState::default(),
+    };
+    let mut cutter = Cutter::new(params, state);
+    let mut from = state.open_start.sub_dag;
+    while from < next {
+        let max = (next - from).min(ENTRIES_PER_STEP as u64) as usize;
+        let entries = read_from(log, from, max)?;
+        if entries.is_empty() {
+            return Err(AttesterFailure::Unsigned(from));
+        }
+        for (_, sub_dag) in entries {
+            if let Some(batch) = cutter.push(&sub_dag)?.first() {
+                return Err(AttesterFailure::CutterBehind {
+                    index: sub_dag.index,
+                    sequence: batch.sequence,
+                });
+            }
+            from = sub_dag.index + 1;
+        }
+    }
+    Ok(cutter)
+}
+
+/// The first sub-DAG the attester still needs from the log.
+fn retained_from(next: u64, cutter: &CutterState) -> u64 {
+    next.min(cutter.open_start.sub_dag)
 }

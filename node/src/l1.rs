@@ -1,44 +1,91 @@
-//! The node's link to L1: the committed log as the poster's ordered source, and the poster
-//! each authority runs when given an L1 endpoint.
+//! The node's link to L1: the committee's certified L1 batches as the poster's source, and
+//! the poster each authority runs when given an L1 endpoint.
 
-use crate::log::CommittedLog;
+use crate::attest::Certificates;
+use bytes::Bytes;
+use parking_lot::Mutex;
 use std::future::Future;
 use std::pin::Pin;
-use weft_l1_poster::{OrderedSource, OrderedSubDag, SourceError};
+use std::time::Duration;
+use weft_l1_poster::{AttestedBatch, AttestedSource, ClosedBatch, SourceError};
+use weft_storage::{Column, Map, Store, StoreError};
 
-/// The committed log, read by the L1 poster.
-pub struct CommittedLogSource(pub CommittedLog);
+/// Keys read per step when looking for a batch's closing sub-DAG.
+const KEYS_PER_SCAN: usize = 256;
 
-impl OrderedSource for CommittedLogSource {
-    fn read(&self, from_sub_dag: u64, max: usize) -> Result<Vec<OrderedSubDag>, SourceError> {
-        let entries = self
-            .0
-            .read(from_sub_dag, max)
-            .map_err(|e| SourceError::Storage(e.to_string()))?;
-        if let Some(first) = entries.first().filter(|e| e.index != from_sub_dag) {
-            // The poster fell further behind than the log's retention: posting from here on
-            // would leave a gap on L1, so refuse and say why.
-            return Err(SourceError::Storage(format!(
-                "sub-DAG {from_sub_dag} is no longer retained (the log starts at {}); raise committed_log_retention",
-                first.index
-            )));
+/// The L1 batches the attester cut and stored (`Column::L1Batches`, keyed by closing sub-DAG
+/// and sequence), each with the finality certificate of the sub-DAG that closed it.
+pub struct CommitteeBatches {
+    batches: Map<(u64, u64), Bytes>,
+    certificates: Certificates,
+    /// The closing sub-DAG of the last batch found: the next one closes there or later.
+    hint: Mutex<u64>,
+}
+
+fn storage(e: StoreError) -> SourceError {
+    SourceError::Storage(e.to_string())
+}
+
+impl CommitteeBatches {
+    pub fn new(store: &Store, certificates: Certificates) -> Self {
+        Self {
+            batches: store.map(Column::L1Batches),
+            certificates,
+            hint: Mutex::new(0),
         }
-        entries
-            .into_iter()
-            .map(|e| {
-                Ok(OrderedSubDag {
-                    index: e.index,
-                    timestamp: e.timestamp,
-                    transactions: e
-                        .transactions()
-                        .map_err(|err| SourceError::Storage(err.to_string()))?,
-                })
-            })
-            .collect()
     }
 
-    fn wait_for(&self, index: u64) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(self.0.wait_for(index))
+    /// The key of batch `sequence`: sequences grow with their closing sub-DAG, so the scan
+    /// starts at the hint, and from the first retained key if the batch is before it.
+    fn key_of(&self, sequence: u64) -> Result<Option<(u64, u64)>, StoreError> {
+        let hint = *self.hint.lock();
+        for start in [hint, 0] {
+            let mut from = (start, 0);
+            loop {
+                let keys = self
+                    .batches
+                    .keys(&from, &(u64::MAX, u64::MAX), KEYS_PER_SCAN)?;
+                match keys.iter().find(|(_, s)| *s >= sequence) {
+                    Some(&(k, s)) if s == sequence => return Ok(Some((k, s))),
+                    // Passed it: before the hint (try from the start), or not retained.
+                    Some(_) => break,
+                    None if keys.len() < KEYS_PER_SCAN => break,
+                    None => from = keys[keys.len() - 1],
+                }
+                from.1 = from.1.saturating_add(1);
+            }
+            if start == 0 {
+                break;
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl AttestedSource for CommitteeBatches {
+    fn batch(&self, sequence: u64) -> Result<Option<AttestedBatch>, SourceError> {
+        let Some(key) = self.key_of(sequence).map_err(storage)? else {
+            return Ok(None);
+        };
+        let Some(record) = self.batches.get(&key).map_err(storage)? else {
+            return Ok(None);
+        };
+        let batch = ClosedBatch::from_record(&record)
+            .map_err(|e| SourceError::Storage(format!("L1 batch {sequence}: {e}")))?;
+        let Some(certificate) = self.certificates.get(key.0).map_err(storage)? else {
+            return Ok(None);
+        };
+        *self.hint.lock() = key.0;
+        Ok(Some(AttestedBatch { batch, certificate }))
+    }
+
+    /// Resolves at the next certificate formed here (or after a while): a batch becomes
+    /// available when the certificate of its closing sub-DAG is stored.
+    fn wait_for(&self, _sequence: u64) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        let mut formed = self.certificates.subscribe();
+        Box::pin(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(1), formed.recv()).await;
+        })
     }
 }
 

@@ -88,6 +88,22 @@ enum L1Command {
         /// Address of the inbox contract.
         #[arg(long)]
         inbox: String,
+        /// Also check every batch's finality certificate against this committee file (and
+        /// that the inbox was deployed for it).
+        #[arg(long)]
+        committee: Option<PathBuf>,
+    },
+    /// Deploys an inbox that accepts only batches certified by this committee; prints its
+    /// address.
+    Deploy {
+        /// JSON-RPC endpoint of the L1 node.
+        #[arg(long)]
+        rpc: String,
+        #[arg(long)]
+        committee: PathBuf,
+        /// File holding the deployer's key (hex secp256k1 private key); it pays the gas.
+        #[arg(long)]
+        key: PathBuf,
     },
 }
 
@@ -167,8 +183,21 @@ fn main() -> Result<()> {
             command: RollupCommand::Run(args),
         } => rollup::run(args),
         Command::L1 {
-            command: L1Command::Verify { rpc, inbox },
-        } => run::verify_l1(&rpc, &inbox),
+            command:
+                L1Command::Verify {
+                    rpc,
+                    inbox,
+                    committee,
+                },
+        } => run::verify_l1(&rpc, &inbox, committee.as_deref()),
+        Command::L1 {
+            command:
+                L1Command::Deploy {
+                    rpc,
+                    committee,
+                    key,
+                },
+        } => run::deploy_l1(&rpc, &committee, &key),
         Command::Preconf {
             command: PreconfCommand::Verify { committee, input },
         } => preconf::verify(&committee, &input),

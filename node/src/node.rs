@@ -174,6 +174,7 @@ impl Node {
                 certificates: certificates.clone(),
                 sender: sender.clone(),
                 max_message_size: parameters.max_message_size,
+                cutter: crate::attest::cutter_params(&parameters.l1_batches),
                 tx_attested,
                 metrics: Arc::new(AttestMetrics::new(&registry)?),
             })?;

@@ -138,6 +138,8 @@ pub struct Executor {
     rx_attested: Option<watch::Receiver<u64>>,
     /// Own attestations and finality certificates, pruned with the records they are of.
     attestations: [Map<u64, Bytes>; 2],
+    /// L1 batches, keyed by (closing sub-DAG, sequence): pruned with their closing sub-DAG.
+    l1_batches: Map<(u64, u64), Bytes>,
     retention_after_posting: u64,
     metrics: Arc<NodeMetrics>,
 }
@@ -188,6 +190,7 @@ impl Executor {
                 store.map(Column::Attestations),
                 store.map(Column::FinalityCertificates),
             ],
+            l1_batches: store.map(Column::L1Batches),
             core: ExecutorCore::new(
                 me,
                 log.next_index(),
@@ -323,6 +326,7 @@ impl Executor {
         for map in &self.attestations {
             write.remove_range(map, &range.start, &range.end);
         }
+        write.remove_range(&self.l1_batches, &(range.start, 0), &(range.end, 0));
         Ok(())
     }
 

@@ -84,9 +84,6 @@ struct L1Args {
     /// was deployed with.
     #[arg(long)]
     l1_key: Option<PathBuf>,
-    /// Post as EIP-4844 blobs (at most this many per transaction) instead of calldata.
-    #[arg(long)]
-    l1_blobs: Option<usize>,
     /// L1 blocks the designated poster of a batch has before the next authority posts it.
     #[arg(long, default_value_t = 10)]
     l1_takeover_blocks: u64,
@@ -348,7 +345,7 @@ async fn start_l1(
     weft_l1_poster::PosterHandle,
     Option<weft_node::l1::forced::ForcedInclusion>,
 )> {
-    let poster = start_poster(rpc, l1, store, node, loaded.committee.size()).await?;
+    let poster = start_poster(rpc, l1, store, node, loaded).await?;
     if l1.l1_ignore_forced {
         tracing::warn!("ignoring the inbox's forced transactions (--l1-ignore-forced)");
         return Ok((poster, None));
@@ -377,45 +374,70 @@ async fn start_poster(
     l1: &L1Args,
     store: &std::path::Path,
     node: &weft_node::NodeHandle,
-    committee_size: usize,
+    loaded: &Loaded,
 ) -> Result<weft_l1_poster::PosterHandle> {
-    use weft_l1_poster::{rotation::Rotation, PostMode, Poster, PosterConfig};
+    use weft_l1_poster::{rotation::Rotation, Poster, PosterConfig};
+    // The poster carries the batches the attester cut and the committee certified.
+    if !loaded.parameters.attestations {
+        anyhow::bail!("posting to L1 (--l1-rpc) needs the parameter `attestations` on: the inbox accepts only certified batches");
+    }
     let inbox = parse_address(l1.l1_inbox.as_deref().unwrap_or_default())?;
     let key_file = l1
         .l1_key
         .as_ref()
         .context("--l1-key is required with --l1-rpc")?;
-    let text = std::fs::read_to_string(key_file)
-        .with_context(|| format!("reading {}", key_file.display()))?;
-    let key: alloy::signers::local::PrivateKeySigner = text
-        .trim()
-        .parse()
-        .with_context(|| format!("{}: not a hex secp256k1 private key", key_file.display()))?;
+    let key = read_l1_key(key_file)?;
     let mut config = PosterConfig::new(rpc, inbox, store.join("l1-cursor.json"));
-    if let Some(max_blobs) = l1.l1_blobs {
-        config.mode = PostMode::Blob { max_blobs };
-    }
+    config.mode = weft_node::attest::cutter_params(&loaded.parameters.l1_batches).mode;
     config.rotation = Rotation {
         me: node.authority.0 as u32,
-        committee_size: committee_size as u32,
+        committee_size: loaded.committee.size() as u32,
         takeover_blocks: l1.l1_takeover_blocks,
     };
     let metrics = weft_l1_poster::metrics::PosterMetrics::new(&node.registry)?;
-    let source = Arc::new(weft_node::l1::CommittedLogSource(node.log.clone()));
+    let source = Arc::new(weft_node::l1::CommitteeBatches::new(
+        &node.store,
+        node.certificates.clone(),
+    ));
     let poster = Poster::spawn(config, key, source, metrics).await?;
     weft_node::l1::retain_until_posted(node, &poster);
     info!(%inbox, rpc, "L1 poster started");
     Ok(poster)
 }
 
-pub fn verify_l1(rpc: &str, inbox: &str) -> Result<()> {
+/// `weft l1 verify`: the inbox's chain, and with a committee file every batch's certificate.
+pub fn verify_l1(rpc: &str, inbox: &str, committee: Option<&std::path::Path>) -> Result<()> {
     let inbox = parse_address(inbox)?;
-    let report = runtime()?.block_on(weft_l1_poster::verify(rpc, inbox))?;
+    let committee = committee
+        .map(|path| {
+            weft_config::load_committee(path).with_context(|| format!("reading {}", path.display()))
+        })
+        .transpose()?;
+    let report = runtime()?.block_on(weft_l1_poster::verify(rpc, inbox, committee.as_ref()))?;
     println!("{report}");
     if report.first_inconsistency.is_some() {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// `weft l1 deploy`: deploys an inbox bound to the committee; prints its address.
+pub fn deploy_l1(rpc: &str, committee: &std::path::Path, key_file: &std::path::Path) -> Result<()> {
+    let committee = weft_config::load_committee(committee)
+        .with_context(|| format!("reading {}", committee.display()))?;
+    let key = read_l1_key(key_file)?;
+    let inbox = runtime()?.block_on(weft_l1_poster::deploy_inbox(rpc, key, &committee))?;
+    println!("{inbox}");
+    Ok(())
+}
+
+/// A hex secp256k1 private key from a file.
+fn read_l1_key(key_file: &std::path::Path) -> Result<alloy::signers::local::PrivateKeySigner> {
+    let text = std::fs::read_to_string(key_file)
+        .with_context(|| format!("reading {}", key_file.display()))?;
+    text.trim()
+        .parse()
+        .with_context(|| format!("{}: not a hex secp256k1 private key", key_file.display()))
 }
 
 /// How long `/health` answers 503 before a process with a stopped actor shuts down.

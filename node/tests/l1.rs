@@ -9,16 +9,25 @@ use common::{committee_new, force_include};
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use weft_l1_poster::anvil::{Anvil, DEV_KEYS};
+use weft_l1_poster::anvil::DEV_KEYS;
 
 fn weft() -> Command {
     Command::new(env!("CARGO_BIN_EXE_weft"))
 }
 
 /// `weft l1 verify`'s report, and whether it exited successfully.
-fn verify(rpc: &str, inbox: &str) -> (bool, String) {
+fn verify(rpc: &str, inbox: &str, committee: &std::path::Path) -> (bool, String) {
     let out = weft()
-        .args(["l1", "verify", "--rpc", rpc, "--inbox", inbox])
+        .args([
+            "l1",
+            "verify",
+            "--rpc",
+            rpc,
+            "--inbox",
+            inbox,
+            "--committee",
+        ])
+        .arg(committee)
         .output()
         .unwrap();
     (
@@ -40,19 +49,13 @@ const W: u64 = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_nodes_post_the_committed_log_and_the_verifier_reads_it_back() {
-    let anvil = Anvil::spawn(&["--block-time", "1"]).expect("anvil (run ops/setup)");
+    let anvil = common::anvil();
     let rpc = anvil.endpoint();
-    let key =
-        |i: usize| -> alloy::signers::local::PrivateKeySigner { DEV_KEYS[i].parse().unwrap() };
-    let posters = (0..4).map(|i| key(i).address()).collect();
-    let inbox = weft_l1_poster::deploy_inbox(&rpc, key(5), posters)
-        .await
-        .unwrap();
-    let inbox = inbox.to_string();
-
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     committee_new(d, 4);
+    let inbox = common::deploy_inbox(&rpc, d);
+    let committee_file = d.join("committee.json");
     // Retention follows L1: with a poster the log keeps every unposted sub-DAG although the
     // fixed retention would keep only 3, and then 5 more below the first unposted.
     let path = d.join("parameters.json");
@@ -121,7 +124,7 @@ async fn four_nodes_post_the_committed_log_and_the_verifier_reads_it_back() {
 
     // Polled: L1 fills as sub-DAGs commit and posters take their turns.
     let report = loop {
-        let (ok, report) = verify(&rpc, &inbox);
+        let (ok, report) = verify(&rpc, &inbox, &committee_file);
         assert!(ok, "the verifier found an inconsistency:\n{report}");
         if field(&report, "transactions:") >= SENT {
             break report;
@@ -136,7 +139,7 @@ async fn four_nodes_post_the_committed_log_and_the_verifier_reads_it_back() {
     // it back) within W L1 blocks of the call.
     let forced_block = force_include(&rpc, &inbox, b"forced: transfer 1 wei".to_vec()).await;
     let report = loop {
-        let (ok, report) = verify(&rpc, &inbox);
+        let (ok, report) = verify(&rpc, &inbox, &committee_file);
         assert!(ok, "the verifier found an inconsistency:\n{report}");
         if field(&report, "transactions:") > SENT {
             break report;
@@ -184,7 +187,7 @@ async fn four_nodes_post_the_committed_log_and_the_verifier_reads_it_back() {
     send(&mut stream);
     let posted = SENT + 1 + more;
     loop {
-        let (ok, report) = verify(&rpc, &inbox);
+        let (ok, report) = verify(&rpc, &inbox, &committee_file);
         assert!(ok, "the verifier found an inconsistency:\n{report}");
         if field(&report, "transactions:") >= posted {
             break;
@@ -203,7 +206,12 @@ async fn four_nodes_post_the_committed_log_and_the_verifier_reads_it_back() {
     // What L1 holds is the committed log, sub-DAG by sub-DAG, transaction by transaction, as
     // far as the log still holds it: what was posted long enough ago is gone from the node.
     let address = inbox.parse().unwrap();
-    let (_, on_l1) = weft_l1_poster::read_inbox(&rpc, address).await.unwrap();
+    let committee = weft_config::load_committee(&committee_file).unwrap();
+    let (report, on_l1) = weft_l1_poster::read_inbox(&rpc, address, Some(&committee))
+        .await
+        .unwrap();
+    assert!(report.first_inconsistency.is_none(), "{report}");
+    assert_eq!(report.attested, report.batches, "{report}");
     let store = weft_storage::Store::open(&d.join("store-1")).unwrap();
     let log = weft_node::CommittedLog::open(&store).unwrap();
     let first = log

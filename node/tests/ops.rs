@@ -123,11 +123,12 @@ fn dashboard_metrics(dashboard: &serde_json::Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_serve_metrics_health_and_readiness_and_a_failed_store_brings_its_node_down() {
-    let (anvil, inbox) = common::l1_with_inbox().await;
+    let anvil = common::anvil();
     let rpc = anvil.endpoint();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     committee_new(d, 4);
+    let inbox = common::deploy_inbox(&rpc, d);
     let (tx, rx) = mpsc::channel();
     // Authority 0's store fails after 300 writes: a few seconds into the run.
     let mut nodes = Processes(

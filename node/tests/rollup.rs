@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{cast, force_include, l1_with_inbox as l1, run, Cluster, RpcClient, PROCESS_DEADLINE};
+use common::{anvil, cast, deploy_inbox, force_include, run, Cluster, RpcClient, PROCESS_DEADLINE};
 use serde_json::{json, Value};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -43,9 +43,12 @@ fn key(chain_id: u64, account: usize) -> String {
     format!("{}", alloy::primitives::keccak256(&seed))
 }
 
-/// Four authorities posting to `inbox`, with `more` arguments each.
-fn cluster(rpc: &str, inbox: &str, more: &[&str]) -> Cluster {
-    Cluster::start_with(4, &CHAIN_IDS, |i, dir| {
+/// Four authorities posting to an inbox deployed for their committee, with `more` arguments
+/// each; and the inbox's address.
+fn cluster(rpc: &str, more: &[&str]) -> (Cluster, String) {
+    let inbox = std::cell::OnceCell::new();
+    let cluster = Cluster::start_with(4, &CHAIN_IDS, |i, dir| {
+        let inbox: &String = inbox.get_or_init(|| deploy_inbox(rpc, dir));
         let key_file = dir.join(format!("l1-key-{i}"));
         std::fs::write(&key_file, DEV_KEYS[i]).unwrap();
         let mut args: Vec<String> = ["--l1-rpc", rpc, "--l1-inbox", inbox, "--l1-key"]
@@ -55,7 +58,9 @@ fn cluster(rpc: &str, inbox: &str, more: &[&str]) -> Cluster {
         args.extend(["--l1-takeover-blocks", "5"].map(String::from));
         args.extend(more.iter().map(|s| s.to_string()));
         args
-    })
+    });
+    let inbox = inbox.into_inner().expect("deployed for authority 0");
+    (cluster, inbox)
 }
 
 /// A chain's genesis, written by the Python client's key scheme.
@@ -295,9 +300,9 @@ fn cast_client(endpoints: &[String], engines: &[(u64, String)]) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollup_nodes_execute_the_order_and_l1_alone_rebuilds_the_same_chains() {
-    let (anvil, inbox) = l1().await;
+    let anvil = anvil();
     let rpc = anvil.endpoint();
-    let mut cluster = cluster(&rpc, &inbox, &[]);
+    let (mut cluster, inbox) = cluster(&rpc, &[]);
     let dir = cluster.dir.path().to_path_buf();
     let endpoints = cluster.endpoints.clone();
 
@@ -400,9 +405,9 @@ async fn rollup_nodes_execute_the_order_and_l1_alone_rebuilds_the_same_chains() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_committee_that_ignores_the_inbox_cannot_keep_a_forced_transaction_out() {
-    let (anvil, inbox) = l1().await;
+    let anvil = anvil();
     let rpc = anvil.endpoint();
-    let mut cluster = cluster(&rpc, &inbox, &["--l1-ignore-forced"]);
+    let (mut cluster, inbox) = cluster(&rpc, &["--l1-ignore-forced"]);
     let dir = cluster.dir.path().to_path_buf();
     let chain = CHAIN_IDS[0];
     let derived = engine(&genesis(&dir, chain));

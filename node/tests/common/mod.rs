@@ -528,16 +528,32 @@ pub async fn force_include(rpc: &str, inbox: &str, raw: Vec<u8>) -> u64 {
     receipt.block_number.unwrap()
 }
 
-/// An L1 with the inbox, the posters being authorities 0..4 (anvil's dev keys).
-pub async fn l1_with_inbox() -> (weft_l1_poster::anvil::Anvil, String) {
-    let anvil =
-        weft_l1_poster::anvil::Anvil::spawn(&["--block-time", "1"]).expect("anvil (run ops/setup)");
-    let key = |i: usize| -> alloy::signers::local::PrivateKeySigner {
-        weft_l1_poster::anvil::DEV_KEYS[i].parse().unwrap()
-    };
-    let posters = (0..4).map(|i| key(i).address()).collect();
-    let inbox = weft_l1_poster::deploy_inbox(&anvil.endpoint(), key(5), posters)
-        .await
+/// A local L1: anvil, mining a block a second.
+pub fn anvil() -> weft_l1_poster::anvil::Anvil {
+    weft_l1_poster::anvil::Anvil::spawn(&["--block-time", "1"]).expect("anvil (run ops/setup)")
+}
+
+/// `weft l1 deploy` of an inbox bound to the committee of `dir` (paid by anvil's dev account
+/// 5); returns the address it printed.
+pub fn deploy_inbox(rpc: &str, dir: &Path) -> String {
+    let key_file = dir.join("l1-deployer-key");
+    std::fs::write(&key_file, weft_l1_poster::anvil::DEV_KEYS[5]).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["l1", "deploy", "--rpc", rpc, "--key"])
+        .arg(&key_file)
+        .arg("--committee")
+        .arg(dir.join("committee.json"))
+        .output()
         .unwrap();
-    (anvil, inbox.to_string())
+    assert!(
+        out.status.success(),
+        "weft l1 deploy failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inbox = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(
+        inbox.parse::<alloy::primitives::Address>().is_ok(),
+        "printed {inbox:?}"
+    );
+    inbox
 }
