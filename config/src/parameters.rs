@@ -397,6 +397,45 @@ mod tests {
     }
 
     #[test]
+    fn invalid_l1_batch_values_name_the_field() {
+        let with = |l1_batches| Parameters {
+            l1_batches,
+            ..Default::default()
+        };
+        let defaults = L1BatchParameters::default();
+        for (p, field) in [
+            (
+                L1BatchParameters {
+                    target_bytes: 0,
+                    ..defaults.clone()
+                },
+                "l1_batches.target_bytes",
+            ),
+            (
+                L1BatchParameters {
+                    interval_ms: 0,
+                    ..defaults.clone()
+                },
+                "l1_batches.interval_ms",
+            ),
+            (
+                L1BatchParameters {
+                    max_blobs: Some(10),
+                    ..defaults.clone()
+                },
+                "l1_batches.max_blobs",
+            ),
+        ] {
+            assert_eq!(with(p).validate().unwrap_err().field, field);
+        }
+        let blobs = L1BatchParameters {
+            max_blobs: Some(6),
+            ..defaults
+        };
+        assert_eq!(with(blobs).validate(), Ok(()));
+    }
+
+    #[test]
     fn invalid_rpc_values_name_the_field() {
         let with = |rpc: RpcParameters| Parameters {
             rpc,

@@ -144,6 +144,15 @@ fn mutations(p: &Value) -> Vec<(&'static str, Value, &'static str)> {
             "signature",
         ),
         (
+            "batches",
+            |p| {
+                let zero = json!(format!("0x{}", "0".repeat(64)));
+                let hashes = &mut p["certificate"]["attestation"]["batches"]["hashes"];
+                hashes.as_array_mut().unwrap().push(zero);
+            },
+            "signature",
+        ),
+        (
             "a signature",
             |p| flip(&mut p["certificate"]["signatures"][0]["signature"]),
             "INVALID",
