@@ -3,7 +3,9 @@
 //! attestation is durable and before any peer got it. Restarted again (normally), it must not
 //! sign that sub-DAG again: the stored signature stays the one made before the crash, it goes
 //! on from the next sub-DAG, holds the certificate of that one, and every attestation it ever
-//! stored is the one the committee certified.
+//! stored is the one the committee certified. Its L1 batches too (cut every 300 ms of
+//! consensus time here, so that several close after the restart) are the reference's, byte
+//! for byte: the cutter resumed where it stopped.
 
 mod common;
 #[path = "../../rpc/tests/common/mod.rs"]
@@ -37,6 +39,8 @@ struct Stored {
     last: SignedAttestation,
     own: Vec<(u64, SignedAttestation)>,
     certificates: Vec<(u64, FinalityCertificate)>,
+    /// Keyed by (closing sub-DAG, sequence).
+    l1_batches: Vec<((u64, u64), Bytes)>,
 }
 
 fn decode<T: weft_types::codec::Decode>(bytes: Bytes) -> T {
@@ -56,7 +60,9 @@ fn stored(dir: &Path, i: usize) -> Stored {
         .get(&ATTESTATION_LAST_KEY.to_string())
         .unwrap()
         .expect("an attestation was signed");
+    let l1_batches = store.map::<(u64, u64), Bytes>(Column::L1Batches);
     Stored {
+        l1_batches: l1_batches.iter().unwrap(),
         last: decode(last),
         own: all(&store, Column::Attestations),
         certificates: all(&store, Column::FinalityCertificates),
@@ -65,7 +71,12 @@ fn stored(dir: &Path, i: usize) -> Stored {
 
 #[test]
 fn an_attestation_signed_before_a_kill_9_is_resent_never_signed_again() {
-    let mut cluster = Cluster::start(4, &[CHAIN]);
+    let mut cluster = Cluster::start_configured(
+        4,
+        &[CHAIN],
+        |_, _| Vec::new(),
+        |p| p["l1_batches"]["interval_ms"] = 300.into(),
+    );
     let dir = cluster.dir.path().to_path_buf();
     let first = send(&cluster.endpoints[0], 0..50);
     assert!(wait_committed(&cluster.endpoints[VICTIM], &first).is_empty());
@@ -121,4 +132,18 @@ fn an_attestation_signed_before_a_kill_9_is_resent_never_signed_again() {
         .filter(|(i, _)| reference.certificates.iter().any(|(j, _)| j == i))
         .count();
     assert!(certified_own > 0, "the comparison covered something");
+    // The victim cut the reference's L1 batches, before the crash and after it.
+    let reference_batches: std::collections::BTreeMap<_, _> =
+        reference.l1_batches.iter().cloned().collect();
+    let mut compared_after = 0;
+    for (key, record) in &victim.l1_batches {
+        if let Some(theirs) = reference_batches.get(key) {
+            assert_eq!(record, theirs, "L1 batch {key:?}");
+            compared_after += usize::from(key.0 > k);
+        }
+    }
+    assert!(
+        compared_after > 0,
+        "batches closed after the restart were compared"
+    );
 }

@@ -99,6 +99,16 @@ impl Cluster {
         chain_ids: &[u64],
         extra: impl Fn(usize, &Path) -> Vec<String>,
     ) -> Self {
+        Self::start_configured(n, chain_ids, extra, |_| {})
+    }
+
+    /// [`Self::start_with`], with `edit` applied to the parameters file first.
+    pub fn start_configured(
+        n: usize,
+        chain_ids: &[u64],
+        extra: impl Fn(usize, &Path) -> Vec<String>,
+        edit: impl Fn(&mut Value),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         committee_new(dir.path(), n);
         let path = dir.path().join("parameters.json");
@@ -108,6 +118,7 @@ impl Cluster {
         parameters["max_batch_delay_ms"] = 20.into();
         parameters["rpc"]["chain_ids"] = json!(chain_ids);
         parameters["rpc"]["rate_limit_per_connection"] = 100_000.into();
+        edit(&mut parameters);
         std::fs::write(&path, parameters.to_string()).unwrap();
 
         let (lines_tx, lines) = mpsc::channel();
