@@ -236,7 +236,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let txs = realistic_transactions(n, 1);
     compare_codecs(&txs);
-    println!("\n## posting {n} txs to anvil (zstd 9 batches)");
+    println!("\n## posting {n} txs to anvil (zstd 3 batches, certified)");
     println!("| mode | committee | batches | payload B/tx | L1 B/tx | gas/batch | gas/tx | tx/s |");
     println!("|---|---|---|---|---|---|---|---|");
     for n in [4, 10, 31, 100] {
