@@ -21,10 +21,12 @@ def finish(status):
 
 @task
 def local(ctx, nodes=4, workers=1, faults=0, rate='50000', tx_size=512, duration=30, runs=1,
-          profile='release', no_build=False):
-    """Every authority, worker and client on this machine."""
+          profile='release', no_build=False, no_l1=False):
+    """Every authority, worker and client on this machine, posting to a local anvil L1
+    (unless --no-l1)."""
     finish(cli.main(['local', *bench_argv(nodes, workers, faults, rate, tx_size, duration,
-                                          runs, profile, no_build)]))
+                                          runs, profile, no_build)] +
+                    (['--no-l1'] if no_l1 else [])))
 
 
 @task

@@ -10,6 +10,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from benchmark.config import (NODE_PARAMETERS, RESULTS_DIR, BenchError,  # noqa: E402
                               BenchParameters, binaries)
+from benchmark.l1 import DRAIN_TIMEOUT as L1_DRAIN  # noqa: E402
 from benchmark.runner import save  # noqa: E402
 
 # Exit status of a `wan` run that could not build namespaces here (tests read it as "skipped").
@@ -65,7 +66,20 @@ def node_params(a):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest='task', required=True)
-    bench_args(sub.add_parser('local', help='everything on this machine'))
+    local = sub.add_parser('local', help='everything on this machine')
+    bench_args(local)
+    local.add_argument('--no-l1', action='store_true',
+                       help='no L1: by default a real anvil runs, the inbox is deployed for '
+                            'the committee, every authority posts to it, and the summary adds '
+                            'the L1 lag, bytes and gas per transaction and `weft l1 verify`\'s '
+                            'verdict')
+    local.add_argument('--l1-takeover-blocks', type=int, default=10,
+                       help='L1 blocks (1 s each) a batch\'s designated poster has before the '
+                            'next authority posts it')
+    local.add_argument('--l1-drain', type=int, default=L1_DRAIN,
+                       help='after the load, at most this many seconds for the posters to bring '
+                            'the committed transactions to L1 (less once they are all there, or '
+                            'nothing more is posted)')
     wan = sub.add_parser('wan', help='one network namespace per authority, tc netem delays')
     bench_args(wan)
     wan.add_argument('--delay', type=int, default=None,
@@ -114,6 +128,12 @@ def run(a):
             print(f'SKIPPED wan benchmark: {why}')
             return SKIPPED
         print(f'wan: delays by {a.emulator}')
+    if a.task == 'local' and not a.no_l1:
+        if a.no_attestations:
+            raise BenchError('the L1 inbox accepts only certified batches: --no-attestations '
+                             'needs --no-l1')
+        if a.l1_takeover_blocks < 1 or a.l1_drain < 0:
+            raise BenchError('--l1-takeover-blocks must be positive, --l1-drain at least 0')
     if a.bin_dir:
         weft, client = (os.path.join(a.bin_dir, b) for b in ('weft', 'weft-client'))
     else:
@@ -121,7 +141,8 @@ def run(a):
     for bench in points(a):
         if a.task == 'local':
             from benchmark.local import local
-            out = local(bench, node_params(a), weft, client, a.workdir)
+            out = local(bench, node_params(a), weft, client, a.workdir, l1=not a.no_l1,
+                        takeover_blocks=a.l1_takeover_blocks, l1_drain=a.l1_drain)
         elif a.task == 'wan':
             from benchmark.wan import wan
             out = wan(bench, node_params(a), weft, client, delay_ms=a.delay,

@@ -378,6 +378,7 @@ def summary(config, results):
         each = sc['bytes'] // max(1, sc['done'])
         out.insert(-2, f" Metrics: /metrics scraped every {c.get('scrape_ms')} ms:"
                        f" {sc['done']:,} scrapes ({each:,} B each), {sc['failed']} failed")
+    out += l1_summary(c, r)
     for n in r['per_node']:
         lat = n['consensus_latency']
         usage = (f", peak RSS {n['peak_rss_mib']:.0f} MiB, CPU {n['cpu_share'] * 100:.0f}%"
@@ -388,3 +389,38 @@ def summary(config, results):
                    f" {n['errors']} errors{usage}")
     out.append('-----------------------------------------')
     return '\n'.join(out) + '\n'
+
+
+def l1_summary(config, results):
+    """The L1 lines of the summary (`benchmark/l1.py`), or one saying it was off."""
+    l1 = results.get('l1')
+    if not l1:
+        return [' L1: off'] if config.get('l1') is False else []
+    lag, posters, v = l1['lag'], l1['posters'], l1['verify']
+    if v.get('consistent'):
+        verdict = 'consistent: yes'
+    elif v.get('consistent') is False:
+        verdict = f"INCONSISTENT ({v.get('inconsistency')})"
+    else:
+        verdict = f"verifier failed (exit {v.get('exit')}): {v.get('error', '')[:200]}"
+    count = (lambda k: f"{v[k]:,}" if v.get(k) is not None else '?')
+    behind = l1['committed_transactions'] - (v.get('transactions') or 0)
+    warning = ([f" L1: {behind:,} committed transactions not on L1 after the"
+                f" {l1['drain_seconds']:.0f} s drain (posting is slower than the load)"]
+               if behind > 0 else [])
+    return [
+        f" L1: anvil, {l1['block_time']} s blocks, posters rotating (takeover after"
+        f" {l1['takeover_blocks']} blocks): {posters['batches']:,} batches posted,"
+        f" {posters['rejections']:,} submissions refused, {posters['errors']:,} errors;"
+        f" drained {l1['drain_seconds']:.0f} s after the load",
+        f" L1 lag: {lag['mean']:.1f} sub-DAGs mean (p50 {lag['p50']}, max {lag['max']},"
+        f" {lag['last']} at the load's end), {lag['seconds']['mean']:.1f} s mean"
+        f" (max {lag['seconds']['max']:.1f} s) behind the commit, {lag['count']} samples"
+        f" during the load",
+        f" L1 cost: {posters['bytes_per_tx']:.1f} B and {posters['gas_per_tx']:,.0f} gas per"
+        f" transaction ({posters['transactions']:,} transactions posted,"
+        f" {posters['bytes']:,} B, {posters['gas']:,} gas)",
+        f" L1 verify: {count('batches')} batches, {count('transactions')} transactions"
+        f" (of {l1['committed_transactions']:,} committed), {count('attested')} attested,"
+        f" {verdict}",
+    ] + warning

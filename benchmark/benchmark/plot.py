@@ -24,9 +24,11 @@ def ingress(config):
 
 
 def run_mode(config):
-    """The mode, with the ingress when it is not the raw port."""
+    """The mode, with the ingress when it is not the raw port, and `+l1` for runs posting to
+    an L1 (records from before the switch had none)."""
     kind = ingress(config)
-    return config['mode'] if kind == 'tcp' else f"{config['mode']}/{kind}"
+    mode = config['mode'] if kind == 'tcp' else f"{config['mode']}/{kind}"
+    return mode + '+l1' if config.get('l1') else mode
 
 
 def load(path, mode=None):

@@ -237,8 +237,10 @@ class Cluster:
 
 
 def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, extra=None,
-                  echo=print):
-    """Runs one benchmark point and returns (config, results, summary text)."""
+                  echo=print, l1=None):
+    """Runs one benchmark point and returns (config, results, summary text). With `l1` (an
+    `l1.L1`), the authorities post to its inbox, their metrics are sampled for the L1 figures
+    and the inbox is verified at the end."""
     os.makedirs(os.path.join(workdir, 'logs'), exist_ok=True)
     params, committee, order = generate(weft, workdir, bench, node_params, launcher.host)
     alive = list(range(bench.nodes - bench.faults))
@@ -253,14 +255,19 @@ def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, ext
     node_logs = [os.path.join(workdir, 'logs', f'node-{i}.log') for i in alive]
     client_logs = []
     cluster = Cluster(launcher)
+    l1_results = None
     try:
         launcher.prepare(workdir, committee, order)
+        if l1:
+            l1.start(os.path.join(workdir, 'committee.json'))
         for i in alive:
             rpc = (['--rpc-address', rpc_address(committee, launcher.host(i), i)]
                    if bench.ingress == 'rpc' else [])
-            if bench.scrape_ms:
+            if bench.scrape_ms or l1:
                 rpc += ['--metrics-address',
                         metrics_address(committee, launcher.host(i), i, bench.nodes)]
+            if l1:
+                rpc += l1.node_args(i)
             cluster.start_node(i, [weft, 'node', 'run',
                                    '--keys', os.path.join(workdir, f'keys-{i}.json'),
                                    '--committee', launcher.committee_path(i, workdir),
@@ -287,7 +294,12 @@ def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, ext
         echo(f'{mode}: {bench.nodes} authorities x {bench.workers} workers, {bench.faults} '
              f'crashed, {bench.rate:,} tx/s of {bench.tx_size} B for {bench.duration} s '
              f'through the {bench.ingress} ingress (logs in {workdir}/logs)')
+        if l1:
+            echo(f'{mode}: L1 anvil at {l1.rpc}, inbox {l1.inbox}')
+            l1.start_sampling([metrics_address(committee, launcher.host(i), i, bench.nodes)
+                               for i in alive])
         progress = Progress(node_logs, client_logs)
+        extra_progress = (lambda: ', ' + l1.progress()) if l1 else (lambda: '')
         scraper = None
         if bench.scrape_ms:
             scraper = Scraper([metrics_address(committee, launcher.host(i), i, bench.nodes)
@@ -303,9 +315,10 @@ def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, ext
             if time.time() > deadline:
                 raise BenchError('clients did not finish in time')
             if time.time() >= next_line:
-                echo(progress.line(time.time() - began))
+                echo(progress.line(time.time() - began) + extra_progress())
                 next_line += PROGRESS_EVERY
             time.sleep(POLL)
+        load_end = time.time()
         for slot, p, log in cluster.clients:
             if p.returncode != 0:
                 raise BenchError(f'client of node {slot} failed ({p.returncode}):\n{tail(log)}')
@@ -318,15 +331,21 @@ def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, ext
             if now_pending < pending:
                 idle_since = time.time()
             pending = now_pending
-        echo(progress.line(time.time() - began) + ' (clients done)')
+        echo(progress.line(time.time() - began) + extra_progress() + ' (clients done)')
         usage = cluster.usage()
         wall = time.time() - began
         if scraper:
             scraper.done.set()
             scraper.join()
+        if l1:
+            drained = l1.drain(cluster.check_nodes, load_end)
+            echo(f'[{time.time() - began:4.0f}s] L1: posters drained for {drained:.0f} s')
+            l1_results = l1.results(drained)
     finally:
         cluster.stop()
         launcher.close()
+        if l1:
+            l1.close()
         # The stores hold every batch of the run (GBs at high rates); the logs are what counts.
         for i in range(bench.nodes):
             shutil.rmtree(os.path.join(workdir, f'store-{i}'), ignore_errors=True)
@@ -348,6 +367,9 @@ def run_benchmark(bench, node_params, weft, client, workdir, launcher, mode, ext
     if scraper:
         results['scrapes'] = {'done': scraper.scrapes, 'failed': scraper.failures,
                               'bytes': scraper.bytes}
+    config['l1'] = bool(l1)
+    if l1_results:
+        results['l1'] = l1_results
     return config, results, summary(config, results)
 
 

@@ -1,4 +1,5 @@
-//! The Python log parser's unit tests (`tests/test_logs.py`), run from `cargo test`.
+//! The Python harness's unit tests (`tests/test_logs.py`, the log parser; `tests/test_l1.py`,
+//! the /metrics and `weft l1 verify` parsing and the L1 figures), run from `cargo test`.
 
 mod common;
 
@@ -6,7 +7,13 @@ mod common;
 fn python_log_parser_unit_tests_pass() {
     let dir = common::workspace_root().join("benchmark");
     let out = std::process::Command::new("python3")
-        .args(["-m", "unittest", "-v", "tests/test_logs.py"])
+        .args([
+            "-m",
+            "unittest",
+            "-v",
+            "tests/test_logs.py",
+            "tests/test_l1.py",
+        ])
         .current_dir(&dir)
         .output()
         .expect("python3 is required (ops/setup installs it)");
