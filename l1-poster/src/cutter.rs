@@ -4,7 +4,10 @@
 //! Batch `s` starts where batch `s - 1` ended. It closes
 //! - before the first sub-DAG whose consensus timestamp is `interval_ms` or more after the
 //!   timestamp of the batch's first transaction (a quiet stream still reaches L1), or
-//! - as soon as its frames hold `RAW_CAP_FACTOR × target` bytes, possibly inside a sub-DAG.
+//! - as soon as its frames hold the raw cap, possibly inside a sub-DAG: the target times the
+//!   compression ratio of the batch before (×0.95; `RAW_CAP_FACTOR` for the first batch), so
+//!   that one compression usually fits the target, whether the stream compresses 1.4× (signed
+//!   transactions) or 100× (zero-padded load).
 //!
 //! A closed batch is compressed; if it exceeds the target it is cut back (the deterministic
 //! loop of [`crate::batch`]) and the rest opens the next batch. Only consensus output enters the
@@ -20,9 +23,13 @@ use alloy::eips::eip4844::BlobTransactionSidecar;
 use alloy::primitives::{keccak256, B256};
 use serde::{Deserialize, Serialize};
 
-/// The frames of a batch may hold this many times its target before compression: zstd rarely
-/// shrinks signed transactions by more, so reading further would only be cut off again.
+/// The first batch's frames may hold this many times its target before compression; later
+/// batches use the ratio their predecessor compressed by.
 pub const RAW_CAP_FACTOR: usize = 2;
+
+/// Bounds of the raw cap, in multiples of the target: the memory a batch may hold raw.
+const MIN_RAW_FACTOR_PERCENT: u64 = 100;
+const MAX_RAW_FACTOR_PERCENT: u64 = 3_200;
 
 /// How the committee cuts the log into L1 batches; the same at every authority (it decides
 /// what they sign), so it is a protocol parameter and not a poster's.
@@ -53,6 +60,9 @@ pub struct CutterState {
     pub next_sequence: u64,
     /// Where the open batch starts (the end of the last closed one).
     pub open_start: Position,
+    /// Raw bytes per compressed byte of the last closed batch, in percent (0: none yet).
+    #[serde(default)]
+    pub last_ratio_percent: u64,
 }
 
 /// A batch the log has closed: its bytes and what the inbox checks of them.
@@ -157,14 +167,15 @@ impl Cutter {
             });
         }
         let mut closed = Vec::new();
-        if self
+        // A batch cut back to the target leaves a rest that may be as old: it closes too.
+        while self
             .first_timestamp
             .is_some_and(|t| sub_dag.timestamp >= t.saturating_add(self.params.interval_ms))
         {
             self.close(&mut closed)?;
         }
         let total = sub_dag.transactions.len() as u32;
-        let raw_cap = self.params.target().saturating_mul(RAW_CAP_FACTOR);
+        let raw_cap = self.raw_cap();
         let mut frame = self.frame(sub_dag, self.next.tx.min(total));
         for tx in sub_dag.transactions.iter().skip(frame.first as usize) {
             let any = !frame.transactions.is_empty() || self.first_timestamp.is_some();
@@ -181,6 +192,16 @@ impl Cutter {
         self.next = frame.end();
         self.add(frame);
         Ok(closed)
+    }
+
+    /// How many raw bytes the open batch may hold (see the module's notes).
+    fn raw_cap(&self) -> usize {
+        let target = self.params.target() as u64;
+        let percent = match self.state.last_ratio_percent {
+            0 => RAW_CAP_FACTOR as u64 * 100,
+            ratio => (ratio * 95 / 100).clamp(MIN_RAW_FACTOR_PERCENT, MAX_RAW_FACTOR_PERCENT),
+        };
+        usize::try_from(target.saturating_mul(percent) / 100).unwrap_or(usize::MAX)
     }
 
     fn frame(&mut self, sub_dag: &OrderedSubDag, first: u32) -> Frame {
@@ -211,12 +232,13 @@ impl Cutter {
     fn close(&mut self, closed: &mut Vec<ClosedBatch>) -> Result<(), BatchError> {
         let mut frames = std::mem::take(&mut self.frames);
         let target = self.params.target();
-        let data = loop {
-            let data = crate::batch::compress(&encode_frames(&frames));
+        let (data, raw) = loop {
+            let encoded = encode_frames(&frames);
+            let (raw, data) = (encoded.len(), crate::batch::compress(&encoded));
             let count: usize = frames.iter().map(|f| f.transactions.len()).sum();
             // One transaction alone is posted even above the target: it was ordered.
             if data.len() <= target || count <= 1 {
-                break data;
+                break (data, raw);
             }
             let keep = ((count as u128 * target as u128 * 9) / (data.len() as u128 * 10))
                 .clamp(1, count as u128 - 1) as usize;
@@ -227,6 +249,7 @@ impl Cutter {
             }
         };
         let end = frames.last().map_or(self.state.open_start, Frame::end);
+        let last_ratio_percent = (raw as u64 * 100) / (data.len() as u64).max(1);
         closed.push(ClosedBatch {
             sequence: self.state.next_sequence,
             start: self.state.open_start,
@@ -238,6 +261,7 @@ impl Cutter {
         self.state = CutterState {
             next_sequence: self.state.next_sequence + 1,
             open_start: end,
+            last_ratio_percent,
         };
         self.raw_bytes = raw_len(&self.frames);
         self.first_timestamp = self

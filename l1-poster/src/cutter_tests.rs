@@ -191,3 +191,50 @@ fn a_stored_record_reads_back_as_the_batch_and_a_truncated_one_is_refused() {
         ));
     }
 }
+
+/// A batch closed by time but cut back to the target leaves a rest just as old: that rest
+/// closes at the same sub-DAG, not one later. Random transactions do not compress, so the
+/// first batch (raw cap twice the target) must be cut back.
+#[test]
+fn the_rest_of_a_batch_cut_back_closes_with_it() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let transactions: Vec<Bytes> = (0..40)
+        .map(|_| {
+            let mut tx = vec![0u8; 100];
+            rng.fill_bytes(&mut tx);
+            Bytes::from(tx)
+        })
+        .collect();
+    let mut cutter = Cutter::new(params(3_000), CutterState::default());
+    let first = OrderedSubDag {
+        index: 0,
+        timestamp: 0,
+        transactions,
+    };
+    assert!(
+        cutter.push(&first).unwrap().is_empty(),
+        "within the raw cap"
+    );
+    let later = OrderedSubDag {
+        index: 1,
+        timestamp: INTERVAL_MS,
+        transactions: Vec::new(),
+    };
+    let closed = cutter.push(&later).unwrap();
+    assert!(
+        closed.len() >= 2,
+        "cut back, then the rest: {}",
+        closed.len()
+    );
+    assert_eq!(
+        closed.last().map(|b| b.end),
+        Some(Position { sub_dag: 1, tx: 0 })
+    );
+    assert!(closed.iter().all(|b| b.data.len() <= 3_000));
+    // The next batch's raw cap follows this stream's ratio (random bytes: about 1).
+    assert!(
+        cutter.state().last_ratio_percent < 110,
+        "{:?}",
+        cutter.state()
+    );
+}
