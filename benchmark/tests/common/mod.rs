@@ -18,10 +18,10 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// The directory holding this profile's `weft-client` and `weft`. `weft` belongs to another
-/// package, so it is built here, as `cargo test --workspace --no-run`: the very build the
-/// README's test command has just done, so a no-op there. A `cargo build -p weft-node`
-/// instead resolves other features (tokio's `test-util` and more come only with the
-/// workspace's dev-dependencies) and rebuilt a third of the workspace in CI. Once per test
+/// package, so it is built here, as `cargo test --workspace --no-run` without the variables
+/// cargo sets for tests: the very build the README's test command has just done, so a no-op
+/// there. A `cargo build -p weft-node` instead resolves other features (tokio's `test-util`
+/// and more come only with the workspace's dev-dependencies). Once per test
 /// binary: two cargo builds of one target dir at once (the tests of a binary run in
 /// parallel) made one of them miss a crate the other was rebuilding.
 pub fn bin_dir() -> PathBuf {
@@ -41,7 +41,29 @@ fn build_weft() -> PathBuf {
         Some(other) => vec!["--profile".into(), other.into()],
     };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    // What cargo sets for this test process (package, crate, manifest, binaries) would reach
+    // build scripts that watch them (ring's does): with them, each test binary's build
+    // rebuilt ring, rustls, fastcrypto and everything above them, one after the other.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        let set_by_cargo_test = name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_BIN_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+                "OUT_DIR",
+            ]
+            .contains(&name.as_str());
+        if set_by_cargo_test {
+            command.env_remove(&name);
+        }
+    }
+    let status = command
         .args(["test", "--workspace", "--no-run"])
         .args(&profile)
         .current_dir(workspace_root())
