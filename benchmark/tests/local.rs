@@ -130,10 +130,11 @@ fn local_run_through_the_json_rpc_ingress_acknowledges_and_commits_every_transac
     );
     let acks = &r["acknowledgements"];
     assert_eq!(record["config"]["ingress"], "rpc");
-    assert_eq!(
-        f(acks, &["sent"]),
-        5000.0,
-        "the load is rate x duration: {r}"
+    // Paced by the clock: a loaded box may fall a little short of rate x duration.
+    let sent = f(acks, &["sent"]);
+    assert!(
+        (4_500.0..=5_000.0).contains(&sent),
+        "the load is about rate x duration: {r}"
     );
     assert_eq!(
         f(acks, &["acknowledged"]),
