@@ -1,7 +1,10 @@
 //! Configuration files: the committee, parameters and an authority's keys, each as JSON.
 //! Loading validates everything and errors name the file and the offending field.
 
+mod files;
 mod parameters;
+
+pub use files::{exposure, read_secret, write_file, PUBLIC_MODE, SECRET_MODE};
 
 pub use parameters::{L1BatchParameters, ParameterError, Parameters, RpcParameters};
 
@@ -25,6 +28,9 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A private key file others could read or change.
+    #[error("{path}: refused: {reason}")]
+    Exposed { path: PathBuf, reason: String },
     /// The file is not valid JSON for its type; `field` is the path into the document.
     #[error("{path}: field `{field}`: {reason}")]
     Parse {
@@ -56,7 +62,11 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    let de = &mut serde_json::Deserializer::from_str(&text);
+    parse_json(path, &text)
+}
+
+fn parse_json<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
         ConfigError::Parse {
@@ -71,21 +81,14 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
     })
 }
 
-/// Writes via a temporary file and a rename, so a crash never leaves a half-written file.
 fn write_json<T: Serialize>(path: &Path, value: &T, private: bool) -> Result<(), ConfigError> {
-    let werr = |source| ConfigError::Write {
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| ConfigError::Write {
         path: path.to_owned(),
-        source,
-    };
-    let mut text = serde_json::to_string_pretty(value).map_err(|e| werr(e.into()))?;
+        source: e.into(),
+    })?;
     text.push('\n');
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(werr)?;
-    if private {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(werr)?;
-    }
-    std::fs::rename(&tmp, path).map_err(werr)
+    let mode = if private { SECRET_MODE } else { PUBLIC_MODE };
+    write_file(path, text.as_bytes(), mode)
 }
 
 pub fn load_committee(path: &Path) -> Result<Committee, ConfigError> {
@@ -157,7 +160,7 @@ impl Keys {
 }
 
 pub fn load_keys(path: &Path) -> Result<Keys, ConfigError> {
-    let file: KeyFile = read_json(path)?;
+    let file: KeyFile = parse_json(path, &read_secret(path)?)?;
     let invalid = |field: &str, reason: String| ConfigError::Invalid {
         path: path.to_owned(),
         field: field.into(),

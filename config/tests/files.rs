@@ -7,7 +7,7 @@ use weft_config::*;
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
+    write_file(&p, text.as_bytes(), SECRET_MODE).unwrap();
     p
 }
 
@@ -199,4 +199,83 @@ fn committees_on_hosts_share_ports_only_across_hosts() {
             .to_string(),
         "0.0.0.0:7001"
     );
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// A key file is born 0600 (no window in which it is readable by others), leaves no temporary
+/// file behind, and a link planted where it goes is replaced, not written through.
+#[test]
+fn key_files_are_private_from_the_start_and_never_follow_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::generate(&mut StdRng::seed_from_u64(4));
+    let p = dir.path().join("keys.json");
+    save_keys(&p, &keys).unwrap();
+    assert_eq!(mode(&p), 0o600);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("keys.json")]);
+
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "untouched").unwrap();
+    let planted = dir.path().join("planted.json");
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    save_keys(&planted, &keys).unwrap();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    assert!(!std::fs::symlink_metadata(&planted).unwrap().is_symlink());
+    assert_eq!(mode(&planted), 0o600);
+    load_keys(&planted).unwrap();
+}
+
+/// A key file group or others can read is refused with a reason that says how to fix it;
+/// 0600 and 0400 load.
+#[test]
+fn key_files_others_can_read_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::generate(&mut StdRng::seed_from_u64(5));
+    let p = dir.path().join("keys.json");
+    save_keys(&p, &keys).unwrap();
+    for (bits, refused) in [
+        (0o600, false),
+        (0o400, false),
+        (0o640, true),
+        (0o604, true),
+        (0o660, true),
+    ] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(bits)).unwrap();
+        match load_keys(&p) {
+            Err(ConfigError::Exposed { reason, .. }) if refused => {
+                assert!(reason.contains("chmod 600"), "{reason}")
+            }
+            Ok(_) if !refused => {}
+            other => panic!("mode {bits:o}: {other:?}"),
+        }
+    }
+}
+
+/// The ownership rule, PostgreSQL's: a file of this user must be 0600/0400; root's may be
+/// group-readable (a Kubernetes secret under `fsGroup`); any other owner is refused, as is
+/// anything not a regular file.
+#[test]
+fn secret_ownership_rules() {
+    let (me, root, other) = (1000, 0, 1001);
+    let file = 0o100000;
+    assert_eq!(exposure(me, file | 0o600, me), None);
+    assert_eq!(exposure(root, file | 0o440, me), None);
+    assert_eq!(exposure(root, file | 0o640, me), None);
+    assert!(exposure(root, file | 0o444, me).is_some());
+    assert!(exposure(root, file | 0o460, me).is_some());
+    assert!(exposure(other, file | 0o400, me).is_some());
+    assert!(exposure(me, 0o040000 | 0o700, me).is_some());
+    assert_eq!(exposure(root, file | 0o600, root), None);
 }

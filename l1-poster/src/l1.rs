@@ -15,6 +15,7 @@ use alloy::transports::{RpcError, TransportErrorKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum L1Error {
+    /// The URL, without what may be credentials (see [`redact_url`]).
     #[error("invalid RPC URL {0}")]
     Url(String),
     #[error("L1 RPC: {0}")]
@@ -43,8 +44,41 @@ impl From<RpcError<TransportErrorKind>> for L1Error {
                 return L1Error::Reverted(payload.message.to_string());
             }
         }
-        L1Error::Rpc(e.to_string())
+        L1Error::Rpc(redact_urls(&e.to_string()))
     }
+}
+
+/// `url` with only its scheme, host and port: RPC URLs often carry credentials, as user info
+/// (`https://user:secret@host`), as a path (`https://host/v3/<api key>`) or in the query, and
+/// none of them belong in a log. What was cut is shown as `…`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "…".into();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let cut = host.len() < authority.len() || !tail.trim_start_matches('/').is_empty();
+    format!("{scheme}://{host}{}", if cut { "/…" } else { "" })
+}
+
+/// `text` with every URL in it redacted (transport errors quote the URL they failed on).
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let start = rest[..at]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || "+.-".contains(c)))
+            .map_or(0, |i| i + 1);
+        let end = rest[at..]
+            .find(|c: char| c.is_whitespace() || "()<>\"'`,".contains(c))
+            .map_or(rest.len(), |i| at + i);
+        out.push_str(&rest[..start]);
+        out.push_str(&redact_url(&rest[start..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Fee limits. Fees are in wei.
@@ -106,7 +140,7 @@ pub struct L1 {
 }
 
 pub fn connect(rpc: &str) -> Result<RootProvider, L1Error> {
-    let url = rpc.parse().map_err(|_| L1Error::Url(rpc.to_string()))?;
+    let url = rpc.parse().map_err(|_| L1Error::Url(redact_url(rpc)))?;
     Ok(RootProvider::new_http(url))
 }
 
@@ -340,4 +374,38 @@ pub async fn deploy_inbox(
     let hash = signer.send(&l1, &tx, nonce, gas, fees).await?;
     let receipt = l1.wait_receipt(hash).await?.ok_or(L1Error::NoContract)?;
     receipt.contract_address.ok_or(L1Error::NoContract)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Credentials in user info, path or query never survive; the host and port do, so a log
+    /// still says which endpoint failed.
+    #[test]
+    fn urls_lose_what_may_be_credentials() {
+        for (url, shown) in [
+            ("http://127.0.0.1:8545", "http://127.0.0.1:8545"),
+            ("http://127.0.0.1:8545/", "http://127.0.0.1:8545"),
+            (
+                "https://user:s3cret@rpc.example:443",
+                "https://rpc.example:443/…",
+            ),
+            (
+                "https://mainnet.example/v3/0123abcd",
+                "https://mainnet.example/…",
+            ),
+            ("https://rpc.example?key=s3cret", "https://rpc.example/…"),
+            ("not a url s3cret", "…"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+        let error = "error sending request for url (https://u:s3cret@h:1/v3/k3y): refused";
+        let redacted = redact_urls(error);
+        assert_eq!(
+            redacted,
+            "error sending request for url (https://h:1/…): refused"
+        );
+        assert_eq!(redact_urls("no url here"), "no url here");
+    }
 }

@@ -401,6 +401,7 @@ async fn start_poster(
     ));
     let poster = Poster::spawn(config, key, source, metrics).await?;
     weft_node::l1::retain_until_posted(node, &poster);
+    let rpc = weft_l1_poster::l1::redact_url(rpc);
     info!(%inbox, rpc, "L1 poster started");
     Ok(poster)
 }
@@ -431,10 +432,9 @@ pub fn deploy_l1(rpc: &str, committee: &std::path::Path, key_file: &std::path::P
     Ok(())
 }
 
-/// A hex secp256k1 private key from a file.
+/// A hex secp256k1 private key from a file only this user can read.
 fn read_l1_key(key_file: &std::path::Path) -> Result<alloy::signers::local::PrivateKeySigner> {
-    let text = std::fs::read_to_string(key_file)
-        .with_context(|| format!("reading {}", key_file.display()))?;
+    let text = weft_config::read_secret(key_file)?;
     text.trim()
         .parse()
         .with_context(|| format!("{}: not a hex secp256k1 private key", key_file.display()))

@@ -67,7 +67,8 @@ async fn four_nodes_post_the_committed_log_and_the_verifier_reads_it_back() {
     let mut nodes: Vec<Child> = (0..4)
         .map(|i| {
             let key_file = d.join(format!("l1-key-{i}"));
-            std::fs::write(&key_file, DEV_KEYS[i]).unwrap();
+            weft_config::write_file(&key_file, DEV_KEYS[i].as_bytes(), weft_config::SECRET_MODE)
+                .unwrap();
             weft()
                 .args([
                     "node",

@@ -53,7 +53,7 @@ fn start(
     tx: &mpsc::Sender<(usize, String)>,
 ) -> Child {
     let key = dir.join(format!("l1-key-{i}"));
-    std::fs::write(&key, DEV_KEYS[i]).unwrap();
+    weft_config::write_file(&key, DEV_KEYS[i].as_bytes(), weft_config::SECRET_MODE).unwrap();
     let key = key.to_str().unwrap().to_string();
     let args = [
         "node",

@@ -50,7 +50,8 @@ fn cluster(rpc: &str, more: &[&str]) -> (Cluster, String) {
     let cluster = Cluster::start_with(4, &CHAIN_IDS, |i, dir| {
         let inbox: &String = inbox.get_or_init(|| deploy_inbox(rpc, dir));
         let key_file = dir.join(format!("l1-key-{i}"));
-        std::fs::write(&key_file, DEV_KEYS[i]).unwrap();
+        weft_config::write_file(&key_file, DEV_KEYS[i].as_bytes(), weft_config::SECRET_MODE)
+            .unwrap();
         let mut args: Vec<String> = ["--l1-rpc", rpc, "--l1-inbox", inbox, "--l1-key"]
             .map(String::from)
             .to_vec();

@@ -548,7 +548,12 @@ pub fn anvil() -> weft_l1_poster::anvil::Anvil {
 /// 5); returns the address it printed.
 pub fn deploy_inbox(rpc: &str, dir: &Path) -> String {
     let key_file = dir.join("l1-deployer-key");
-    std::fs::write(&key_file, weft_l1_poster::anvil::DEV_KEYS[5]).unwrap();
+    weft_config::write_file(
+        &key_file,
+        weft_l1_poster::anvil::DEV_KEYS[5].as_bytes(),
+        weft_config::SECRET_MODE,
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_weft"))
         .args(["l1", "deploy", "--rpc", rpc, "--key"])
         .arg(&key_file)
