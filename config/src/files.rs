@@ -2,7 +2,7 @@
 
 use crate::ConfigError;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Mode of files that hold private keys.
@@ -62,11 +62,8 @@ fn create_temporary(path: &Path, mode: u32) -> std::io::Result<(std::fs::File, P
             .mode(mode)
             .open(&tmp)
         {
-            Ok(file) => {
-                // `mode` went through the umask; a secret must not be wider than asked.
-                file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-                return Ok((file, tmp));
-            }
+            // The umask may narrow `mode`, never widen it.
+            Ok(file) => return Ok((file, tmp)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
             Err(e) => return Err(e),
         }
