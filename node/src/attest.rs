@@ -415,8 +415,11 @@ impl AttesterActor {
         }
         loop {
             let committed = self.log.wait_for(self.attester.next());
+            // Peers' signatures first: each is cheap, and its handler holds back the responses
+            // of every later request on the peer's connection (votes included) until answered;
+            // signing, which may take a while under load, runs when none is waiting.
             tokio::select! {
-                _ = committed => self.sign_committed().await?,
+                biased;
                 inbound = self.rx_inbound.recv() => match inbound {
                     Some(inbound) => self.on_signed(inbound).await?,
                     None => return Ok(()),
@@ -424,6 +427,7 @@ impl AttesterActor {
                 Some(Some((index, answer))) = self.answers.next(), if !self.answers.is_empty() => {
                     self.on_answer(index, answer).await?
                 }
+                _ = committed => self.sign_committed().await?,
             }
         }
     }
