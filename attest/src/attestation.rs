@@ -11,7 +11,7 @@
 //! binds the whole log up to k.
 
 use crate::key::{recover, EcdsaSignature, SIGNATURE_LEN};
-use crate::merkle::{self, ProofError, Tree};
+use crate::merkle::{self, leaf_hash, ProofError, Tree};
 use alloy_primitives::{keccak256, B256};
 use bytes::{BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -118,6 +118,52 @@ pub struct Leaf {
     pub chain_id: Option<u64>,
 }
 
+/// What an attestation commits to of a sub-DAG's transactions: their count, their tree's
+/// root, and each chain's root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Roots {
+    pub tx_count: u64,
+    pub tx_root: B256,
+    pub chains: Vec<ChainRoot>,
+}
+
+impl Roots {
+    /// The roots over these transactions, in order.
+    pub fn of(leaves: &[Leaf]) -> Self {
+        let nodes: Vec<B256> = leaves.iter().map(|l| leaf_hash(&l.hash)).collect();
+        Self::of_hashed(leaves, &Tree::from_leaf_nodes(nodes))
+    }
+
+    /// The roots when the transactions' tree is built already (`tree` is over `leaves`):
+    /// each chain's tree reuses its leaf nodes, and a chain that holds every transaction has
+    /// the very same tree.
+    pub fn of_hashed(leaves: &[Leaf], tree: &Tree) -> Self {
+        let mut by_chain: std::collections::BTreeMap<u64, Vec<B256>> = Default::default();
+        for (leaf, node) in leaves.iter().zip(tree.leaf_nodes()) {
+            if let Some(chain) = leaf.chain_id {
+                by_chain.entry(chain).or_default().push(*node);
+            }
+        }
+        let chains = by_chain
+            .into_iter()
+            .map(|(chain_id, nodes)| ChainRoot {
+                chain_id,
+                tx_count: nodes.len() as u64,
+                root: if nodes.len() == tree.len() {
+                    tree.root()
+                } else {
+                    Tree::from_leaf_nodes(nodes).root()
+                },
+            })
+            .collect();
+        Self {
+            tx_count: leaves.len() as u64,
+            tx_root: tree.root(),
+            chains,
+        }
+    }
+}
+
 impl Attestation {
     /// The attestation of a sub-DAG with these transactions, in order.
     pub fn build(
@@ -129,28 +175,36 @@ impl Attestation {
         previous: B256,
         batches: BatchRefs,
     ) -> Self {
-        let hashes: Vec<B256> = leaves.iter().map(|l| l.hash).collect();
-        let mut by_chain: std::collections::BTreeMap<u64, Vec<B256>> = Default::default();
-        for leaf in leaves {
-            if let Some(chain) = leaf.chain_id {
-                by_chain.entry(chain).or_default().push(leaf.hash);
-            }
-        }
+        let roots = Roots::of(leaves);
+        Self::with_roots(
+            committee,
+            index,
+            leader_round,
+            timestamp,
+            roots,
+            previous,
+            batches,
+        )
+    }
+
+    /// The attestation of a sub-DAG whose transactions have these roots.
+    pub fn with_roots(
+        committee: B256,
+        index: u64,
+        leader_round: u64,
+        timestamp: u64,
+        roots: Roots,
+        previous: B256,
+        batches: BatchRefs,
+    ) -> Self {
         Self {
             committee,
             index,
             leader_round,
             timestamp,
-            tx_count: leaves.len() as u64,
-            tx_root: Tree::new(&hashes).root(),
-            chains: by_chain
-                .into_iter()
-                .map(|(chain_id, hashes)| ChainRoot {
-                    chain_id,
-                    tx_count: hashes.len() as u64,
-                    root: Tree::new(&hashes).root(),
-                })
-                .collect(),
+            tx_count: roots.tx_count,
+            tx_root: roots.tx_root,
+            chains: roots.chains,
             previous,
             batches,
         }

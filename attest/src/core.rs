@@ -9,7 +9,7 @@
 
 use crate::attestation::{
     committee_id, Attestation, BatchRefs, CertificateError, CertificateSignature,
-    FinalityCertificate, Leaf, SignedAttestation,
+    FinalityCertificate, Leaf, Roots, SignedAttestation,
 };
 use crate::key::{AttestationKey, EcdsaSignature};
 use alloy_primitives::B256;
@@ -161,6 +161,18 @@ impl Attester {
         leaves: &[Leaf],
         batches: BatchRefs,
     ) -> Result<Output, AttestError> {
+        self.sign_roots(index, leader_round, timestamp, Roots::of(leaves), batches)
+    }
+
+    /// [`Self::sign`] with the transactions' roots computed already.
+    pub fn sign_roots(
+        &mut self,
+        index: u64,
+        leader_round: u64,
+        timestamp: u64,
+        roots: Roots,
+        batches: BatchRefs,
+    ) -> Result<Output, AttestError> {
         if index < self.next {
             return Err(AttestError::AlreadySigned {
                 index,
@@ -173,12 +185,12 @@ impl Attester {
                 next: self.next,
             });
         }
-        let attestation = Attestation::build(
+        let attestation = Attestation::with_roots(
             self.committee_id,
             index,
             leader_round,
             timestamp,
-            leaves,
+            roots,
             self.previous,
             batches,
         );

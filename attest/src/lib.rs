@@ -21,9 +21,9 @@ pub mod merkle;
 pub use attestation::{
     committee_id, Attestation, AttestationAnswer, AttestedHeader, BatchRefs, CertificateError,
     CertificateSignature, ChainRoot, FinalityCertificate, Leaf, PreconfError, Preconfirmation,
-    SignedAttestation,
+    Roots, SignedAttestation,
 };
 pub use core::{Accepted, AttestError, Attester, Output};
 pub use key::{recover, AttestationKey, EcdsaSignature};
 pub use leaf::leaf_of;
-pub use merkle::{ProofError, Tree};
+pub use merkle::{leaf_hash, ProofError, Tree};

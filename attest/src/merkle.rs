@@ -36,7 +36,12 @@ pub struct Tree {
 impl Tree {
     /// The tree over `tx_hashes`, in order.
     pub fn new(tx_hashes: &[B256]) -> Self {
-        let mut levels = vec![tx_hashes.iter().map(leaf_hash).collect::<Vec<_>>()];
+        Self::from_leaf_nodes(tx_hashes.iter().map(leaf_hash).collect())
+    }
+
+    /// The tree whose leaf nodes ([`leaf_hash`] of each transaction hash) are computed already.
+    pub fn from_leaf_nodes(nodes: Vec<B256>) -> Self {
+        let mut levels = vec![nodes];
         while levels.last().is_some_and(|l| l.len() > 1) {
             let below = levels.last().expect("checked above");
             let up = below
@@ -54,6 +59,11 @@ impl Tree {
 
     pub fn len(&self) -> usize {
         self.levels[0].len()
+    }
+
+    /// The leaf nodes, in order.
+    pub fn leaf_nodes(&self) -> &[B256] {
+        &self.levels[0]
     }
 
     pub fn is_empty(&self) -> bool {

@@ -6,7 +6,7 @@ use alloy_primitives::{keccak256, B256};
 use std::sync::Arc;
 use weft_attest::{
     committee_id, Accepted, AttestError, Attestation, Attester, BatchRefs, CertificateError,
-    FinalityCertificate, Leaf, Output, PreconfError, Preconfirmation, ProofError,
+    ChainRoot, FinalityCertificate, Leaf, Output, PreconfError, Preconfirmation, ProofError, Roots,
     SignedAttestation, Tree,
 };
 use weft_test_utils::CommitteeFixture;
@@ -498,4 +498,54 @@ fn the_closed_batches_are_signed_and_survive_the_codec() {
         hashes: vec![],
     };
     assert!(decode_message::<Attestation>(encode_message(&empty), usize::MAX).is_err());
+}
+
+/// The roots the attester signs (chain trees reusing the transactions' leaf nodes, a chain
+/// holding every transaction reusing the whole tree) equal the roots built from scratch, one
+/// tree per chain over that chain's transaction hashes.
+#[test]
+fn roots_from_precomputed_leaf_nodes_equal_the_roots_built_from_scratch() {
+    let reference = |leaves: &[Leaf]| {
+        let mut chains: std::collections::BTreeMap<u64, Vec<B256>> = Default::default();
+        for l in leaves {
+            if let Some(c) = l.chain_id {
+                chains.entry(c).or_default().push(l.hash);
+            }
+        }
+        let hashes: Vec<B256> = leaves.iter().map(|l| l.hash).collect();
+        Roots {
+            tx_count: leaves.len() as u64,
+            tx_root: Tree::new(&hashes).root(),
+            chains: chains
+                .into_iter()
+                .map(|(chain_id, h)| ChainRoot {
+                    chain_id,
+                    tx_count: h.len() as u64,
+                    root: Tree::new(&h).root(),
+                })
+                .collect(),
+        }
+    };
+    let mixed = {
+        let mut l = leaves(7, 301);
+        l[5].chain_id = None;
+        l
+    };
+    let single: Vec<Leaf> = leaves(8, 77)
+        .into_iter()
+        .map(|l| Leaf {
+            chain_id: Some(42),
+            ..l
+        })
+        .collect();
+    for case in [mixed, single, leaves(9, 1), vec![]] {
+        let nodes = case
+            .iter()
+            .map(|l| weft_attest::leaf_hash(&l.hash))
+            .collect();
+        let fast = Roots::of_hashed(&case, &Tree::from_leaf_nodes(nodes));
+        assert_eq!(fast, reference(&case));
+        assert_eq!(Roots::of(&case), fast);
+    }
+    assert_ne!(reference(&leaves(7, 301)), reference(&leaves(7, 300)));
 }

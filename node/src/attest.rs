@@ -21,7 +21,8 @@
 //! after such a loss gives the very same bytes, never a second, different attestation. An
 //! fsync here would add its latency to every pre-confirmation for nothing.
 
-use crate::log::CommittedLog;
+use crate::leaves::{BatchLeaves, LeafCache, RecentTrees};
+use crate::log::{CommittedEntry, CommittedLog};
 use bytes::Bytes;
 use futures::future::{AbortHandle, Abortable, BoxFuture};
 use futures::stream::FuturesUnordered;
@@ -36,8 +37,8 @@ use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use weft_attest::{
-    leaf_of, Accepted, AttestError, AttestationAnswer, AttestationKey, Attester, BatchRefs,
-    FinalityCertificate, Leaf, SignedAttestation,
+    Accepted, AttestError, AttestationAnswer, AttestationKey, Attester, BatchRefs,
+    FinalityCertificate, Roots, SignedAttestation, Tree,
 };
 use weft_config::L1BatchParameters;
 use weft_l1_poster::batch::BatchError;
@@ -46,7 +47,7 @@ use weft_network::{HandlerError, NetworkError, Peer, ReliableSender};
 use weft_storage::{Column, Durability, Map, Store, StoreError};
 use weft_types::codec::{decode_message, encode_message, DecodeError};
 use weft_types::messages::PrimaryMessage;
-use weft_types::{AuthorityIndex, Committee};
+use weft_types::{AuthorityIndex, Batch, Committee};
 
 /// Key of the newest own signature in the consensus column.
 pub const ATTESTATION_LAST_KEY: &str = "attestation_last";
@@ -117,6 +118,9 @@ pub struct AttestMetrics {
     /// Own signatures without a certificate yet.
     pub pending: IntGauge,
     pub rejected: IntCounterVec,
+    /// Committed batches by where their leaves came from: hashed ahead of the commit
+    /// (`precomputed`) or by the attester (`hashed`).
+    pub leaves: IntCounterVec,
 }
 
 /// Every reason a peer's attestation message is refused, exported at 0 from the start.
@@ -162,7 +166,16 @@ impl AttestMetrics {
                 &["reason"],
                 registry
             )?,
+            leaves: register_int_counter_vec_with_registry!(
+                "weft_attestation_batch_leaves_total",
+                "Committed batches signed, by where their transaction leaves came from",
+                &["source"],
+                registry
+            )?,
         };
+        for source in ["precomputed", "hashed"] {
+            metrics.leaves.with_label_values(&[source]);
+        }
         for reason in REJECTIONS {
             metrics.rejected.with_label_values(&[reason]);
         }
@@ -288,6 +301,10 @@ pub struct AttesterArgs {
     pub max_message_size: usize,
     /// How the committee cuts L1 batches.
     pub cutter: CutterParams,
+    /// Leaves hashed ahead of the commit.
+    pub leaves: LeafCache,
+    /// Where each signed sub-DAG's tree goes, for pre-confirmations.
+    pub trees: RecentTrees,
     /// The first sub-DAG not signed yet, or the first the open L1 batch holds if that is
     /// earlier: the log's retention waits for it.
     pub tx_attested: watch::Sender<u64>,
@@ -305,6 +322,8 @@ pub struct AttesterActor {
     l1_batches: Map<(u64, u64), Bytes>,
     /// Behind a mutex only to be moved into the blocking step that reads and cuts.
     cutter: Arc<parking_lot::Mutex<Cutter>>,
+    leaves: LeafCache,
+    trees: RecentTrees,
     certificates: Certificates,
     sender: ReliableSender,
     peers: Vec<Peer>,
@@ -340,6 +359,8 @@ impl AttesterActor {
             sender,
             max_message_size,
             cutter,
+            leaves,
+            trees,
             tx_attested,
             metrics,
         } = args;
@@ -388,6 +409,8 @@ impl AttesterActor {
             consensus,
             l1_batches,
             cutter: Arc::new(parking_lot::Mutex::new(cutter)),
+            leaves,
+            trees,
             certificates,
             sender,
             peers: weft_primary::other_primaries(&committee, me)
@@ -436,13 +459,21 @@ impl AttesterActor {
     /// the signatures in one write, then sends them.
     async fn sign_committed(&mut self) -> Result<(), AttesterFailure> {
         let from = self.attester.next();
-        let (log, cutter) = (self.log.clone(), self.cutter.clone());
+        let (log, cutter, leaves) = (self.log.clone(), self.cutter.clone(), self.leaves.clone());
         // Reading, hashing and cutting (zstd, and KZG for blobs) are all CPU: off the runtime.
-        let read =
-            tokio::task::spawn_blocking(move || read_and_cut(&log, &mut cutter.lock(), from)).await;
+        let read = tokio::task::spawn_blocking(move || {
+            read_and_cut(&log, &mut cutter.lock(), &leaves, from)
+        })
+        .await;
         // The runtime is shutting down.
         let Ok(entries) = read else { return Ok(()) };
-        let (entries, cutter_state) = entries?;
+        let (entries, cutter_state, sources) = entries?;
+        for (source, count) in ["precomputed", "hashed"].into_iter().zip(sources) {
+            self.metrics
+                .leaves
+                .with_label_values(&[source])
+                .inc_by(count);
+        }
         let mut signed = Vec::with_capacity(entries.len());
         let mut certified = Vec::new();
         let mut closed = Vec::new();
@@ -451,13 +482,14 @@ impl AttesterActor {
                 first: entry.closed.first().map_or(0, |b| b.sequence),
                 hashes: entry.closed.iter().map(|b| b.data_hash).collect(),
             };
-            let output = self.attester.sign(
+            let output = self.attester.sign_roots(
                 entry.index,
                 entry.leader_round,
                 entry.timestamp,
-                &entry.leaves,
+                entry.roots,
                 refs,
             )?;
+            self.trees.insert(entry.index, entry.tree);
             signed.extend(output.persist_signed);
             certified.extend(output.certified);
             closed.extend(entry.closed.into_iter().map(|b| (entry.index, b)));
@@ -627,16 +659,17 @@ struct ToSign {
     index: u64,
     leader_round: u64,
     timestamp: u64,
-    leaves: Vec<Leaf>,
+    roots: Roots,
+    tree: Arc<Tree>,
     closed: Vec<ClosedBatch>,
 }
 
-/// Committed sub-DAGs from `from` on (at most `max`), contiguous.
-fn read_from(
+/// Committed entries from `from` on (at most `max`), contiguous.
+fn read_entries(
     log: &CommittedLog,
     from: u64,
     max: usize,
-) -> Result<Vec<(u64, OrderedSubDag)>, AttesterFailure> {
+) -> Result<Vec<CommittedEntry>, AttesterFailure> {
     let entries = log.read(from, max)?;
     if let Some(first) = entries.first() {
         if first.index != from {
@@ -646,42 +679,63 @@ fn read_from(
             });
         }
     }
-    entries
-        .into_iter()
-        .map(|e| {
-            let transactions = e
-                .transactions()
-                .map_err(|error| AttesterFailure::Undecodable {
-                    index: e.index,
-                    error,
-                })?;
-            let sub_dag = OrderedSubDag {
-                index: e.index,
-                timestamp: e.timestamp,
-                transactions,
-            };
-            Ok((e.leader_round, sub_dag))
-        })
-        .collect()
+    Ok(entries)
 }
 
-/// The committed entries from `from` on, for one step, each cut; and the cutter's state after.
+fn undecodable(index: u64) -> impl Fn(DecodeError) -> AttesterFailure {
+    move |error| AttesterFailure::Undecodable { index, error }
+}
+
+fn ordered(entry: &CommittedEntry, transactions: Vec<weft_types::Transaction>) -> OrderedSubDag {
+    OrderedSubDag {
+        index: entry.index,
+        timestamp: entry.timestamp,
+        transactions,
+    }
+}
+
+/// The committed entries from `from` on, for one step, each hashed (taking the leaves the
+/// precomputer made) and cut; the cutter's state after; and how many batches' leaves were
+/// precomputed and how many hashed here.
 fn read_and_cut(
     log: &CommittedLog,
     cutter: &mut Cutter,
+    cache: &LeafCache,
     from: u64,
-) -> Result<(Vec<ToSign>, CutterState), AttesterFailure> {
+) -> Result<(Vec<ToSign>, CutterState, [u64; 2]), AttesterFailure> {
     let mut out = Vec::new();
-    for (leader_round, sub_dag) in read_from(log, from, ENTRIES_PER_STEP)? {
+    let mut sources = [0u64; 2];
+    for entry in read_entries(log, from, ENTRIES_PER_STEP)? {
+        let (mut transactions, mut leaves, mut nodes) = (Vec::new(), Vec::new(), Vec::new());
+        for (digest, bytes) in entry.digests.iter().zip(&entry.batches) {
+            let batch: Batch =
+                decode_message(bytes.clone(), usize::MAX).map_err(undecodable(entry.index))?;
+            let hashed = match cache.take(digest) {
+                Some(hashed) => {
+                    sources[0] += 1;
+                    hashed
+                }
+                None => {
+                    sources[1] += 1;
+                    Arc::new(BatchLeaves::of(&batch.transactions))
+                }
+            };
+            leaves.extend_from_slice(&hashed.leaves);
+            nodes.extend_from_slice(&hashed.nodes);
+            transactions.extend(batch.transactions);
+        }
+        let tree = Tree::from_leaf_nodes(nodes);
+        let sub_dag = ordered(&entry, transactions);
         out.push(ToSign {
-            index: sub_dag.index,
-            leader_round,
-            timestamp: sub_dag.timestamp,
-            leaves: sub_dag.transactions.iter().map(|t| leaf_of(t)).collect(),
+            index: entry.index,
+            leader_round: entry.leader_round,
+            timestamp: entry.timestamp,
+            roots: Roots::of_hashed(&leaves, &tree),
+            tree: Arc::new(tree),
             closed: cutter.push(&sub_dag)?,
         });
     }
-    Ok((out, cutter.state()))
+    Ok((out, cutter.state(), sources))
 }
 
 /// The cutter as of the newest signature: its stored state, and the open batch rebuilt by
@@ -700,11 +754,13 @@ fn recover_cutter(
     let mut from = state.open_start.sub_dag;
     while from < next {
         let max = (next - from).min(ENTRIES_PER_STEP as u64) as usize;
-        let entries = read_from(log, from, max)?;
+        let entries = read_entries(log, from, max)?;
         if entries.is_empty() {
             return Err(AttesterFailure::Unsigned(from));
         }
-        for (_, sub_dag) in entries {
+        for entry in entries {
+            let transactions = entry.transactions().map_err(undecodable(entry.index))?;
+            let sub_dag = ordered(&entry, transactions);
             if let Some(batch) = cutter.push(&sub_dag)?.first() {
                 return Err(AttesterFailure::CutterBehind {
                     index: sub_dag.index,

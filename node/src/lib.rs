@@ -4,6 +4,7 @@
 
 pub mod attest;
 pub mod l1;
+pub mod leaves;
 pub mod log;
 pub mod metrics;
 pub mod node;

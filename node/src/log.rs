@@ -60,6 +60,8 @@ pub struct CommittedEntry {
     pub index: u64,
     pub leader_round: Round,
     pub timestamp: u64,
+    /// The batches' digests, in output order.
+    pub digests: Vec<BatchDigest>,
     /// Each batch as its wire encoding (`Batch::seal()` bytes), in output order.
     pub batches: Vec<Bytes>,
 }
@@ -154,6 +156,7 @@ impl CommittedLog {
                     index: record.index,
                     leader_round: record.leader_round,
                     timestamp: record.timestamp,
+                    digests: record.batches,
                     batches,
                 })
             })

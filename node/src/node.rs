@@ -2,6 +2,7 @@
 //! executor that writes the committed log, all sharing one store and one metrics registry.
 
 use crate::attest::{AttestMetrics, AttesterActor, AttesterArgs, Certificates};
+use crate::leaves::{self, LeafCache, LeafPrecomputer, RecentTrees};
 use crate::log::CommittedLog;
 use crate::metrics::NodeMetrics;
 use crate::ordering::{self, ConsensusActor, Executor, ExecutorArgs};
@@ -14,7 +15,7 @@ use weft_consensus::{Bullshark, ConsensusState};
 use weft_network::actors::Actors;
 use weft_network::{NetworkConfig, NetworkMetrics, ReliableSender};
 use weft_primary::{Primary, PrimaryArgs, PrimaryHandle, PrimaryMetrics, PrimaryStores};
-use weft_storage::Store;
+use weft_storage::{Column, Store};
 use weft_types::{AuthorityIndex, Certificate, Committee};
 use weft_worker::{TxSubmitter, Worker, WorkerHandle};
 
@@ -36,6 +37,8 @@ pub struct NodeHandle {
     pub log: CommittedLog,
     /// The finality certificates of committed sub-DAGs.
     pub certificates: Certificates,
+    /// The trees of the sub-DAGs signed last, for pre-confirmations.
+    pub trees: RecentTrees,
     pub registry: Registry,
     pub metrics: Arc<PrimaryMetrics>,
     pub node_metrics: Arc<NodeMetrics>,
@@ -163,7 +166,16 @@ impl Node {
         let certificates = Certificates::open(&store);
         let mut attestations = None;
         let mut rx_attested = None;
+        let mut tx_payloads = None;
+        let trees = RecentTrees::default();
         if parameters.attestations {
+            let leaves = LeafCache::new(leaves::MAX_CACHED_LEAVES);
+            let (tx, rx) = mpsc::channel(leaves::PRECOMPUTE_CHANNEL_CAPACITY);
+            tx_payloads = Some(tx);
+            actors.push(
+                "leaf precomputer",
+                LeafPrecomputer::spawn(store.map(Column::Batches), leaves.clone(), rx),
+            );
             let (tx_attested, rx) = watch::channel(0);
             let (attester, handler) = AttesterActor::spawn(AttesterArgs {
                 me,
@@ -175,6 +187,8 @@ impl Node {
                 sender: sender.clone(),
                 max_message_size: parameters.max_message_size,
                 cutter: crate::attest::cutter_params(&parameters.l1_batches),
+                leaves,
+                trees: trees.clone(),
                 tx_attested,
                 metrics: Arc::new(AttestMetrics::new(&registry)?),
             })?;
@@ -202,7 +216,7 @@ impl Node {
         );
         actors.push(
             "consensus",
-            ConsensusActor::spawn(bullshark, recovered, rx_consensus, tx_executor),
+            ConsensusActor::spawn(bullshark, recovered, rx_consensus, tx_executor, tx_payloads),
         );
 
         let mut workers = Vec::new();
@@ -242,6 +256,7 @@ impl Node {
             authority: me,
             log,
             certificates,
+            trees,
             registry,
             metrics: primary_metrics,
             node_metrics,

@@ -59,6 +59,8 @@ pub struct ConsensusActor {
     bullshark: Bullshark,
     rx_primary: mpsc::Receiver<Certificate>,
     tx_executor: mpsc::Sender<Commit>,
+    /// Each certificate's batches, for the attester's leaf precomputer (when one runs).
+    tx_payloads: Option<mpsc::Sender<Vec<BatchDigest>>>,
 }
 
 impl ConsensusActor {
@@ -69,11 +71,13 @@ impl ConsensusActor {
         recovered: Vec<Commit>,
         rx_primary: mpsc::Receiver<Certificate>,
         tx_executor: mpsc::Sender<Commit>,
+        tx_payloads: Option<mpsc::Sender<Vec<BatchDigest>>>,
     ) -> JoinHandle<()> {
         let actor = Self {
             bullshark,
             rx_primary,
             tx_executor,
+            tx_payloads,
         };
         tokio::spawn(actor.run(recovered))
     }
@@ -83,6 +87,13 @@ impl ConsensusActor {
             return;
         }
         while let Some(certificate) = self.rx_primary.recv().await {
+            if let Some(tx) = &self.tx_payloads {
+                let payload = &certificate.header.payload;
+                if !payload.is_empty() {
+                    // A full channel only means the attester hashes these itself.
+                    let _ = tx.try_send(payload.iter().map(|(digest, _)| *digest).collect());
+                }
+            }
             match self.bullshark.process_certificate(certificate) {
                 Ok(committed) => {
                     if !self.output(committed).await {

@@ -5,12 +5,11 @@
 //! ordered stream's source.
 
 use crate::attest::Certificates;
+use crate::leaves::RecentTrees;
 use crate::log::CommittedLog;
 use crate::node::NodeHandle;
 use alloy::primitives::B256;
 use anyhow::{bail, Result};
-use parking_lot::Mutex;
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -93,30 +92,27 @@ impl SubDagSource for LogSource {
     }
 }
 
-/// Sub-DAG trees kept for pre-confirmations: clients ask about recent transactions, many of
-/// them in the same sub-DAG.
-const CACHED_TREES: usize = 32;
-
 /// Pre-confirmations from the committed log and the finality certificates.
 pub struct LogPreconfirmations {
     log: CommittedLog,
     certificates: Certificates,
-    trees: Mutex<VecDeque<(u64, Arc<Tree>)>>,
+    trees: RecentTrees,
 }
 
 impl LogPreconfirmations {
-    pub fn new(log: CommittedLog, certificates: Certificates) -> Self {
+    /// `trees` holds the attester's: a tree not there is built from the log.
+    pub fn new(log: CommittedLog, certificates: Certificates, trees: RecentTrees) -> Self {
         Self {
             log,
             certificates,
-            trees: Mutex::new(VecDeque::new()),
+            trees,
         }
     }
 
     /// The Merkle tree over sub-DAG `index`'s transaction hashes, if it is retained.
     fn tree(&self, index: u64) -> Result<Option<Arc<Tree>>, String> {
-        if let Some((_, tree)) = self.trees.lock().iter().find(|(i, _)| *i == index) {
-            return Ok(Some(tree.clone()));
+        if let Some(tree) = self.trees.get(index) {
+            return Ok(Some(tree));
         }
         let entries = self.log.read(index, 1).map_err(|e| e.to_string())?;
         let Some(entry) = entries.into_iter().find(|e| e.index == index) else {
@@ -130,11 +126,7 @@ impl LogPreconfirmations {
             .map(alloy::primitives::keccak256)
             .collect();
         let tree = Arc::new(Tree::new(&hashes));
-        let mut trees = self.trees.lock();
-        if trees.len() >= CACHED_TREES {
-            trees.pop_front();
-        }
-        trees.push_back((index, tree.clone()));
+        self.trees.insert(index, tree.clone());
         Ok(Some(tree))
     }
 }
@@ -206,6 +198,7 @@ impl RpcIngress {
                 Arc::new(LogPreconfirmations::new(
                     node.log.clone(),
                     node.certificates.clone(),
+                    node.trees.clone(),
                 )) as Arc<dyn PreconfSource>
             }),
             authority: node.authority.0,
