@@ -19,6 +19,7 @@
 //! CPU per GB, and for 1 kB requests it still cost less CPU per GB. QUIC exists only there.
 
 pub mod actors;
+pub mod admission;
 mod connection;
 mod error;
 mod metrics;
@@ -69,8 +70,17 @@ pub struct NetworkConfig {
     /// Authenticated connections a server keeps per authority; a newer one evicts the oldest,
     /// so a peer that reconnects after a silent network failure is never locked out.
     pub max_connections_per_peer: usize,
-    /// Inbound connections still in the TLS handshake (unauthenticated); more are closed at once.
+    /// Inbound connections still in the TLS handshake (unauthenticated); more are closed at
+    /// once, except from a committee member's address (below).
     pub max_pending_handshakes: usize,
+    /// Of those, how many one source (IPv4 address, IPv6 /64) may hold: a stranger cannot take
+    /// every slot from one host.
+    pub max_pending_handshakes_per_source: usize,
+    /// Handshake slots on top of `max_pending_handshakes` that only connections from an address
+    /// of the committee file may take: strangers holding every other slot do not keep a
+    /// restarted peer from reconnecting. (The address is only a hint; the handshake still
+    /// authenticates the key.)
+    pub reserved_handshakes: usize,
     pub connect_timeout: Duration,
     pub handshake_timeout: Duration,
     /// First delay of the reliable sender's exponential reconnection backoff.
@@ -91,8 +101,12 @@ impl Default for NetworkConfig {
             max_in_flight_requests: 64,
             max_connections_per_peer: 2,
             max_pending_handshakes: 256,
+            max_pending_handshakes_per_source: 16,
+            reserved_handshakes: 64,
             connect_timeout: Duration::from_secs(5),
-            handshake_timeout: Duration::from_secs(5),
+            // A TLS 1.3 handshake takes one round trip and a signature: two seconds are
+            // generous on any WAN, and they are how long a stranger's idle socket holds a slot.
+            handshake_timeout: Duration::from_secs(2),
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
         }

@@ -31,6 +31,9 @@ pub struct NetworkMetrics {
     pub connections: IntGaugeVec,
     /// Failed connection attempts of senders.
     pub connect_failures: IntCounter,
+    /// Inbound connections closed before their handshake, by `reason`: `handshake_slots` (all
+    /// unreserved slots taken), `source_slots` (the source holds its share).
+    pub connections_refused: IntCounterVec,
 }
 
 impl NetworkMetrics {
@@ -86,6 +89,12 @@ impl NetworkMetrics {
                 &["direction"],
                 registry
             )?,
+            connections_refused: register_int_counter_vec_with_registry!(
+                "weft_network_connections_refused_total",
+                "Inbound connections closed before their TLS handshake, by reason",
+                &["reason"],
+                registry
+            )?,
             connect_failures: register_int_counter_with_registry!(
                 "weft_network_connect_failures_total",
                 "Failed outbound connection attempts",
@@ -99,6 +108,9 @@ impl NetworkMetrics {
             metrics.frames_too_large.with_label_values(&[direction]);
             metrics.connections.with_label_values(&[direction]);
         }
+        for reason in [REFUSED_HANDSHAKE_SLOTS, REFUSED_SOURCE_SLOTS] {
+            metrics.connections_refused.with_label_values(&[reason]);
+        }
         Ok(metrics)
     }
 
@@ -107,6 +119,11 @@ impl NetworkMetrics {
         Self::new(&Registry::new()).expect("a fresh registry has no metric of these names")
     }
 }
+
+/// `reason` of [`NetworkMetrics::connections_refused`]: every unreserved handshake slot taken.
+pub(crate) const REFUSED_HANDSHAKE_SLOTS: &str = "handshake_slots";
+/// The source holds its share of handshake slots.
+pub(crate) const REFUSED_SOURCE_SLOTS: &str = "source_slots";
 
 /// Keeps a connection gauge raised while alive.
 pub(crate) struct GaugeGuard(IntGauge);

@@ -1,15 +1,18 @@
 //! The accepting side: authenticates committee members and answers their requests in order.
 
+use crate::admission::{SourceSlot, SourceSlots};
 use crate::error::{HandlerError, NetworkError};
-use crate::metrics::{GaugeGuard, NetworkMetrics, INBOUND};
+use crate::metrics::{
+    GaugeGuard, NetworkMetrics, INBOUND, REFUSED_HANDSHAKE_SLOTS, REFUSED_SOURCE_SLOTS,
+};
 use crate::wire::{error_body, FrameCodec, Response, STATUS_ERROR, STATUS_OK};
 use crate::{tls, NetworkConfig};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, SinkExt, StreamExt};
-use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use tokio::net::{TcpListener, TcpStream};
@@ -58,10 +61,24 @@ impl Server {
         let listener = TcpListener::bind(listen_address).await?;
         let local_address = listener.local_addr()?;
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
+        let committee_ips = committee
+            .authorities()
+            .flat_map(|(_, a)| {
+                let workers = a
+                    .worker_addresses
+                    .values()
+                    .chain(a.transaction_addresses.values());
+                std::iter::once(&a.primary_address).chain(workers)
+            })
+            .map(|address| address.ip().to_canonical())
+            .collect();
         let shared = Arc::new(Shared {
             committee,
             handler,
             handshakes: Arc::new(Semaphore::new(config.max_pending_handshakes)),
+            reserved_handshakes: Arc::new(Semaphore::new(config.reserved_handshakes)),
+            source_slots: SourceSlots::new(config.max_pending_handshakes_per_source.max(1)),
+            committee_ips,
             config,
             metrics,
             acceptor,
@@ -111,6 +128,12 @@ struct Shared {
     committee: Arc<Committee>,
     handler: Arc<dyn Handler>,
     handshakes: Arc<Semaphore>,
+    /// Taken only by connections from `committee_ips`, once `handshakes` has none left.
+    reserved_handshakes: Arc<Semaphore>,
+    /// Handshake slots held per source address.
+    source_slots: SourceSlots,
+    /// Every address of the committee file.
+    committee_ips: HashSet<IpAddr>,
     config: NetworkConfig,
     metrics: Arc<NetworkMetrics>,
     acceptor: TlsAcceptor,
@@ -131,7 +154,31 @@ struct Registration<'a> {
     id: u64,
 }
 
+/// What an inbound connection holds until its handshake ends (freed when dropped).
+struct HandshakeSlots {
+    _permit: OwnedSemaphorePermit,
+    _source: SourceSlot,
+}
+
 impl Shared {
+    /// The slots for a handshake from `ip`, or the reason there is none.
+    fn admit(&self, ip: IpAddr) -> Result<HandshakeSlots, &'static str> {
+        let source = self.source_slots.try_take(ip).ok_or(REFUSED_SOURCE_SLOTS)?;
+        let permit = self
+            .handshakes
+            .clone()
+            .try_acquire_owned()
+            .or_else(|e| match self.committee_ips.contains(&ip.to_canonical()) {
+                true => self.reserved_handshakes.clone().try_acquire_owned(),
+                false => Err(e),
+            })
+            .map_err(|_| REFUSED_HANDSHAKE_SLOTS)?;
+        Ok(HandshakeSlots {
+            _permit: permit,
+            _source: source,
+        })
+    }
+
     /// Registers a new connection of `peer`, evicting its oldest one beyond the limit. The
     /// receiver fires when this connection is evicted in turn.
     fn register(&self, peer: AuthorityIndex) -> (Registration<'_>, oneshot::Receiver<()>) {
@@ -185,11 +232,15 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((tcp, address)) => {
                     // Unauthenticated connections are capped; past the cap, close at once.
-                    let Ok(permit) = shared.handshakes.clone().try_acquire_owned() else {
-                        tracing::debug!(%address, "too many pending handshakes, closing connection");
-                        continue;
-                    };
-                    connections.spawn(serve(tcp, address, shared.clone(), permit));
+                    match shared.admit(address.ip()) {
+                        Ok(slots) => {
+                            connections.spawn(serve(tcp, address, shared.clone(), slots));
+                        }
+                        Err(reason) => {
+                            shared.metrics.connections_refused.with_label_values(&[reason]).inc();
+                            tracing::debug!(%address, reason, "handshake refused, closing connection");
+                        }
+                    }
                 }
                 Err(e) => {
                     // Typically out of file descriptors: back off instead of spinning.
@@ -207,7 +258,7 @@ async fn serve(
     tcp: TcpStream,
     address: SocketAddr,
     shared: Arc<Shared>,
-    handshake: OwnedSemaphorePermit,
+    handshake: HandshakeSlots,
 ) {
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(%address, "set_nodelay failed: {e}");

@@ -192,3 +192,71 @@ async fn identity_certificate_names_its_key() {
     );
     assert_eq!(identity.public_key(), &keypair.public());
 }
+
+/// A raw TCP socket from `source` (any 127/8 address works on loopback) to `server`, sending
+/// nothing: a stranger holding a handshake slot.
+async fn stranger(source: [u8; 4], server: &ServerHandle) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((source, 0))).unwrap();
+    socket.connect(server.local_address()).await.unwrap()
+}
+
+/// Whether the server closed `stream` (read returns end of file or an error).
+async fn closed(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1];
+    matches!(stream.read(&mut buf).await, Ok(0) | Err(_))
+}
+
+#[tokio::test]
+async fn strangers_holding_every_handshake_slot_keep_neither_a_member_out_nor_take_more_than_their_share(
+) {
+    let fixture = fixture();
+    let server_metrics = metrics();
+    // Slots held for as long as the test runs: nothing times out under it.
+    let config = NetworkConfig {
+        max_pending_handshakes: 6,
+        max_pending_handshakes_per_source: 3,
+        reserved_handshakes: 1,
+        handshake_timeout: GUARD,
+        ..NetworkConfig::default()
+    };
+    let (echo, _seen) = Echo::new();
+    let server = serve(
+        &fixture,
+        0,
+        any_port(),
+        echo,
+        config,
+        server_metrics.clone(),
+    )
+    .await;
+    let refused = |reason: &str| {
+        server_metrics
+            .connections_refused
+            .with_label_values(&[reason])
+            .get()
+    };
+    // Two sources take three slots each: all six. Connections are accepted in the order
+    // they were made, so each refusal below is the one the comment names.
+    let mut held = Vec::new();
+    for source in [[127, 0, 0, 2], [127, 0, 0, 3]] {
+        for _ in 0..3 {
+            held.push(stranger(source, &server).await);
+        }
+    }
+    // A fourth from a source at its share, and one from a fresh source with no slot left.
+    let mut over_share = stranger([127, 0, 0, 2], &server).await;
+    assert!(guarded(closed(&mut over_share)).await);
+    assert_eq!(refused("source_slots"), 1);
+    let mut no_slot = stranger([127, 0, 0, 4], &server).await;
+    assert!(guarded(closed(&mut no_slot)).await);
+    assert_eq!(refused("handshake_slots"), 1);
+    // A committee member (from the committee file's address) takes the reserved slot and is
+    // served while the strangers still hold theirs.
+    let client_metrics = NetworkMetrics::unregistered();
+    let mut member = guarded(connect_member(&fixture, 1, &server, 0, &client_metrics))
+        .await
+        .unwrap();
+    assert!(guarded(send_frame_and_read(&mut member, 5)).await);
+    assert_eq!(held.len(), 6);
+}
