@@ -6,7 +6,9 @@ mod parameters;
 
 pub use files::{exposure, read_secret, write_file, PUBLIC_MODE, SECRET_MODE};
 
-pub use parameters::{L1BatchParameters, ParameterError, Parameters, RpcParameters};
+pub use parameters::{
+    ClientPortParameters, L1BatchParameters, ParameterError, Parameters, RpcParameters,
+};
 
 use rand::{CryptoRng, RngCore};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};

@@ -42,6 +42,8 @@ pub struct Parameters {
     /// sub-DAG stays until it is confirmed on L1 (however long that takes) and then this many
     /// more sub-DAGs, for stream consumers that resume a little behind.
     pub committed_log_retention_after_posting: u64,
+    /// The workers' raw client port (length-framed transactions): what one client may hold.
+    pub client_port: ClientPortParameters,
     /// The Ethereum JSON-RPC ingress (`eth_sendRawTransaction`). Its listening address is per
     /// authority, so it is not here: `weft node run --rpc-address` turns it on.
     pub rpc: RpcParameters,
@@ -58,6 +60,64 @@ pub struct Parameters {
     /// How the committee cuts its committed log into L1 batches. Every authority must have
     /// the same values: each signs the data hash of the batches it cut.
     pub l1_batches: L1BatchParameters,
+}
+
+/// Limits of a worker's raw client port, which anyone can reach: no source may take every
+/// connection, and no connection may hold one for ever without sending.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientPortParameters {
+    /// Connections served at once; further ones are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Of those, how many one source (IPv4 address, IPv6 /64) may hold.
+    pub max_connections_per_source: usize,
+    /// A connection that sends nothing for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// A transaction whose first bytes arrived must be complete within this long (at most
+    /// twice it: the clock is checked in steps of it); a slower one closes the connection.
+    pub frame_timeout_ms: u64,
+}
+
+impl Default for ClientPortParameters {
+    fn default() -> Self {
+        Self {
+            max_connections: 1_024,
+            max_connections_per_source: 64,
+            idle_timeout_ms: 60_000,
+            frame_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl ClientPortParameters {
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+
+    pub fn frame_timeout(&self) -> Duration {
+        Duration::from_millis(self.frame_timeout_ms)
+    }
+
+    pub fn validate(&self) -> Result<(), ParameterError> {
+        let positive: [(&'static str, u64); 4] = [
+            ("client_port.max_connections", self.max_connections as u64),
+            (
+                "client_port.max_connections_per_source",
+                self.max_connections_per_source as u64,
+            ),
+            ("client_port.idle_timeout_ms", self.idle_timeout_ms),
+            ("client_port.frame_timeout_ms", self.frame_timeout_ms),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return Err(ParameterError {
+                    field,
+                    reason: "must be greater than 0".into(),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where L1 batches begin and end, and how they are carried (see `weft_l1_poster::cutter`).
@@ -264,6 +324,7 @@ impl Default for Parameters {
             leader_schedule: LeaderScheduleKind::RoundRobin,
             committed_log_retention: 10_000,
             committed_log_retention_after_posting: 1_000,
+            client_port: ClientPortParameters::default(),
             rpc: RpcParameters::default(),
             metrics_address: None,
             listen_host: None,
@@ -364,6 +425,7 @@ impl Parameters {
             return fail("max_message_size", "must be at most 1 GiB".into());
         }
         self.l1_batches.validate()?;
+        self.client_port.validate()?;
         self.rpc.validate(self.max_transaction_size)
     }
 }

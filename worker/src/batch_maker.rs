@@ -47,7 +47,10 @@ impl BatchMaker {
                 batch_size,
                 max_batch_delay,
                 // A batch is sealed by the transaction that takes it to batch_size or beyond.
-                builder: BatchBuilder::new(batch_size + 4 + max_transaction_size),
+                builder: BatchBuilder::new(crate::max_sealed_batch(
+                    batch_size,
+                    max_transaction_size,
+                )),
                 rx_ingress,
                 tx_quorum_waiter,
                 metrics,

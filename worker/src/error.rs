@@ -39,6 +39,10 @@ pub enum RequestError {
     MalformedResponse(DecodeError),
     #[error("received a batch that was not asked for")]
     UnrequestedBatch,
+    #[error("batch of {size} bytes exceeds the largest a worker seals ({limit})")]
+    BatchTooLarge { size: usize, limit: usize },
+    #[error("digest {0} is named twice in one request")]
+    DuplicateDigest(weft_types::BatchDigest),
     /// Local failure; not the peer's fault, but the request cannot be served.
     #[error("storage failure")]
     Store,
@@ -56,6 +60,8 @@ impl RequestError {
             Self::NotOwnPrimary(_) => "not_own_primary",
             Self::MalformedResponse(_) => "malformed_response",
             Self::UnrequestedBatch => "unrequested_batch",
+            Self::BatchTooLarge { .. } => "batch_too_large",
+            Self::DuplicateDigest(_) => "duplicate_digest",
             Self::Store => "store",
             Self::ShuttingDown => "shutting_down",
         }

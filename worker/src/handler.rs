@@ -25,6 +25,10 @@ pub struct WorkerHandler {
     pub authority: AuthorityIndex,
     pub worker_id: WorkerId,
     pub max_transaction_size: usize,
+    /// Largest batch encoding a worker with the same parameters seals: a peer's broadcast
+    /// above it is refused (it is not a batch of ours, and it would cost disk at up to the
+    /// message size).
+    pub max_batch_size: usize,
     /// Largest request decoded, and largest response built.
     pub max_message_size: usize,
     pub store: Store,
@@ -108,6 +112,12 @@ impl WorkerHandler {
 
     /// Stores a batch broadcast by another authority's worker and reports it to the primary.
     async fn receive_batch(&self, batch: Bytes) -> Result<Bytes, RequestError> {
+        if batch.len() > self.max_batch_size {
+            return Err(RequestError::BatchTooLarge {
+                size: batch.len(),
+                limit: self.max_batch_size,
+            });
+        }
         validate_batch(&batch, self.max_transaction_size)?;
         let digest = BatchDigest::of_encoded(&batch);
         store_batch(&self.batches, digest, batch).await?;
@@ -125,19 +135,31 @@ impl WorkerHandler {
 
     /// Answers with the stored batches among `digests`, leaving out unknown ones and any that
     /// would take the response past `max_message_size` (the requester asks again for those).
+    /// Batches are loaded one at a time and loading stops once the answer is full, so a
+    /// request costs at most one message of reads; a digest named twice refuses the request.
     async fn serve_batch_request(&self, digests: Vec<BatchDigest>) -> Result<Bytes, RequestError> {
-        let batches = self.batches.clone();
-        let found = blocking(move || batches.multi_get(&digests)).await?;
-        // Version byte and element count.
-        let mut size = 1 + 4;
-        let batches = found
-            .into_iter()
-            .flatten()
-            .take_while(|batch| {
+        let mut seen = std::collections::HashSet::with_capacity(digests.len());
+        if let Some(twice) = digests.iter().find(|d| !seen.insert(**d)) {
+            return Err(RequestError::DuplicateDigest(*twice));
+        }
+        let (batches, max_message_size) = (self.batches.clone(), self.max_message_size);
+        let batches = blocking(move || {
+            // Version byte and element count.
+            let mut size = 1 + 4;
+            let mut answer = Vec::new();
+            for digest in &digests {
+                let Some(batch) = batches.get(digest)? else {
+                    continue;
+                };
                 size += 4 + batch.len();
-                size <= self.max_message_size
-            })
-            .collect();
+                if size > max_message_size {
+                    break;
+                }
+                answer.push(batch);
+            }
+            Ok(answer)
+        })
+        .await?;
         self.metrics.batch_requests_served.inc();
         Ok(encode_message(&BatchResponse { batches }))
     }

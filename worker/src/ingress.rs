@@ -1,4 +1,10 @@
 //! Client ingress: plain TCP, each transaction framed by its 4-byte big-endian length.
+//!
+//! Anyone can reach this port, so nothing a client does here may cost the node without bound
+//! or lock others out: connections are capped in all and per source, a connection that sends
+//! nothing for `idle_timeout` is closed, and so is one that leaves a transaction half-sent
+//! past `frame_timeout`. While the batch maker pushes back, no clock runs: a client waiting
+//! for room is not idle.
 
 use crate::metrics::WorkerMetrics;
 use crate::submit::Submission;
@@ -11,9 +17,8 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec, LengthDelimitedCodecError};
 use tokio_util::sync::CancellationToken;
-
-/// Client connections served at once; further ones are closed as soon as they are accepted.
-pub const MAX_CLIENT_CONNECTIONS: usize = 1_024;
+use weft_config::ClientPortParameters;
+use weft_network::admission::{SourceSlot, SourceSlots};
 /// Pause after a failed `accept` (typically out of file descriptors), instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -25,6 +30,9 @@ pub struct TxReceiver {
     listener: TcpListener,
     /// Largest transaction accepted; a larger (or empty) frame closes its connection.
     max_transaction_size: usize,
+    limits: ClientPortParameters,
+    /// Connections held per source.
+    sources: SourceSlots,
     /// Every connection's transactions, in the order each connection sent them.
     tx_batch_maker: mpsc::Sender<Submission>,
     metrics: Arc<WorkerMetrics>,
@@ -36,6 +44,7 @@ impl TxReceiver {
     pub fn spawn(
         listener: TcpListener,
         max_transaction_size: usize,
+        limits: ClientPortParameters,
         tx_batch_maker: mpsc::Sender<Submission>,
         metrics: Arc<WorkerMetrics>,
         shutdown: CancellationToken,
@@ -44,6 +53,8 @@ impl TxReceiver {
             Self {
                 listener,
                 max_transaction_size,
+                sources: SourceSlots::new(limits.max_connections_per_source),
+                limits,
                 tx_batch_maker,
                 metrics,
                 shutdown,
@@ -59,17 +70,25 @@ impl TxReceiver {
                 _ = self.shutdown.cancelled() => break,
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, address)) => {
-                        if connections.len() >= MAX_CLIENT_CONNECTIONS {
+                        if connections.len() >= self.limits.max_connections {
                             self.reject("too_many_connections");
                             continue;
                         }
-                        connections.spawn(serve_client(
-                            stream,
-                            address,
-                            self.max_transaction_size,
-                            self.tx_batch_maker.clone(),
-                            self.metrics.clone(),
-                        ));
+                        let Some(slot) = self.sources.try_take(address.ip()) else {
+                            self.reject("source_connections");
+                            continue;
+                        };
+                        connections.spawn(
+                            Client {
+                                address,
+                                max_transaction_size: self.max_transaction_size,
+                                limits: self.limits.clone(),
+                                tx_batch_maker: self.tx_batch_maker.clone(),
+                                metrics: self.metrics.clone(),
+                                _slot: slot,
+                            }
+                            .serve(stream),
+                        );
                     }
                     Err(e) => {
                         tracing::warn!("accepting a client connection failed: {e}");
@@ -90,50 +109,86 @@ impl TxReceiver {
     }
 }
 
-async fn serve_client(
-    stream: TcpStream,
+/// One client connection.
+struct Client {
     address: SocketAddr,
     max_transaction_size: usize,
+    limits: ClientPortParameters,
     tx_batch_maker: mpsc::Sender<Submission>,
     metrics: Arc<WorkerMetrics>,
-) {
-    let codec = LengthDelimitedCodec::builder()
-        .length_field_length(4)
-        .big_endian()
-        .max_frame_length(max_transaction_size)
-        .new_codec();
-    let mut frames = FramedRead::new(stream, codec);
-    let reject = |reason: &str| {
-        metrics
-            .transactions_rejected
-            .with_label_values(&[reason])
-            .inc()
-    };
-    while let Some(frame) = frames.next().await {
-        match frame {
-            Ok(tx) if tx.is_empty() => {
-                reject("empty");
-                tracing::debug!(%address, "empty transaction, closing the client connection");
-                return;
-            }
-            Ok(tx) => {
-                if tx_batch_maker.send((tx.freeze(), None)).await.is_err() {
+    /// The source's slot, freed with the connection.
+    _slot: SourceSlot,
+}
+
+impl Client {
+    async fn serve(self, stream: TcpStream) {
+        let address = self.address;
+        let codec = LengthDelimitedCodec::builder()
+            .length_field_length(4)
+            .big_endian()
+            .max_frame_length(self.max_transaction_size)
+            .new_codec();
+        let mut frames = FramedRead::new(stream, codec);
+        let step = self.limits.frame_timeout();
+        // Silent steps in a row, and steps a frame has been incomplete.
+        let (mut idle, mut partial) = (Duration::ZERO, 0u32);
+        loop {
+            let frame = match tokio::time::timeout(step, frames.next()).await {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return,
+                Err(_) if frames.read_buffer().is_empty() => {
+                    idle += step;
+                    if idle >= self.limits.idle_timeout() {
+                        self.reject("idle");
+                        tracing::debug!(%address, "idle client, closing its connection");
+                        return;
+                    }
+                    continue;
+                }
+                Err(_) => {
+                    // The frame may have begun just before this step ended: a second step.
+                    partial += 1;
+                    if partial >= 2 {
+                        self.reject("slow_frame");
+                        tracing::debug!(%address, "half-sent transaction, closing the connection");
+                        return;
+                    }
+                    continue;
+                }
+            };
+            (idle, partial) = (Duration::ZERO, 0);
+            match frame {
+                Ok(tx) if tx.is_empty() => {
+                    self.reject("empty");
+                    tracing::debug!(%address, "empty transaction, closing the client connection");
                     return;
                 }
-                metrics.transactions_received.inc();
-            }
-            Err(e)
-                if e.get_ref()
-                    .is_some_and(|e| e.is::<LengthDelimitedCodecError>()) =>
-            {
-                reject("too_large");
-                tracing::debug!(%address, "oversized transaction, closing the client connection");
-                return;
-            }
-            Err(e) => {
-                tracing::debug!(%address, "client connection failed: {e}");
-                return;
+                Ok(tx) => {
+                    if self.tx_batch_maker.send((tx.freeze(), None)).await.is_err() {
+                        return;
+                    }
+                    self.metrics.transactions_received.inc();
+                }
+                Err(e)
+                    if e.get_ref()
+                        .is_some_and(|e| e.is::<LengthDelimitedCodecError>()) =>
+                {
+                    self.reject("too_large");
+                    tracing::debug!(%address, "oversized transaction, closing the client connection");
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(%address, "client connection failed: {e}");
+                    return;
+                }
             }
         }
+    }
+
+    fn reject(&self, reason: &str) {
+        self.metrics
+            .transactions_rejected
+            .with_label_values(&[reason])
+            .inc();
     }
 }

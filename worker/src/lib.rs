@@ -63,7 +63,6 @@ mod synchronizer;
 pub use batch::{validate_batch, BatchBuilder, SealedBatch, SAMPLE_TX_MARKER};
 pub use batch_maker::BENCH_LOG_TARGET;
 pub use error::{RequestError, WorkerError};
-pub use ingress::MAX_CLIENT_CONNECTIONS;
 pub use metrics::WorkerMetrics;
 pub use quorum_waiter::{MAX_BATCHES_AWAITING_QUORUM, MAX_DELIVERIES_PER_PEER};
 pub use submit::{Acknowledgement, Acks, PendingAck, SubmissionQueue, SubmitError, TxSubmitter};
@@ -264,6 +263,10 @@ impl Worker {
             authority,
             worker_id: id,
             max_transaction_size: parameters.max_transaction_size,
+            max_batch_size: max_sealed_batch(
+                parameters.batch_size,
+                parameters.max_transaction_size,
+            ),
             max_message_size: parameters.max_message_size,
             pins: store.map(Column::CommittedBatches),
             store,
@@ -289,6 +292,7 @@ impl Worker {
             TxReceiver::spawn(
                 listener,
                 parameters.max_transaction_size,
+                parameters.client_port.clone(),
                 tx_batch_maker,
                 metrics,
                 shutdown,
@@ -377,4 +381,11 @@ async fn store_batch(
 ) -> Result<(), RequestError> {
     let batches = batches.clone();
     blocking(move || batches.insert(&digest, &batch, Durability::Buffered)).await
+}
+
+/// The largest batch encoding a batch maker with these parameters seals: it seals on the
+/// transaction that takes the encoding to `batch_size`, so one transaction and its length
+/// prefix past it at most.
+pub fn max_sealed_batch(batch_size: usize, max_transaction_size: usize) -> usize {
+    batch_size.saturating_add(4 + max_transaction_size)
 }

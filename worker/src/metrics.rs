@@ -90,7 +90,7 @@ impl WorkerMetrics {
             )?,
             transactions_rejected: counter_vec(
                 "weft_worker_transactions_rejected_total",
-                "Client frames refused, closing their connection",
+                "Client transactions and connections refused, by reason",
                 "reason",
             )?,
             batches_sealed: counter_vec(
@@ -155,7 +155,16 @@ impl WorkerMetrics {
             )?,
         };
         // Exported at zero from the start, so that a dashboard finds the series.
-        for reason in ["empty", "too_large", "full"] {
+        let client_port = [
+            "too_many_connections",
+            "source_connections",
+            "idle",
+            "slow_frame",
+        ];
+        for reason in ["empty", "too_large", "full"]
+            .into_iter()
+            .chain(client_port)
+        {
             metrics.transactions_rejected.with_label_values(&[reason]);
         }
         Ok(metrics)

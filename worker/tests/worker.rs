@@ -462,3 +462,102 @@ async fn acknowledgements_wait_for_the_primary_answer() {
         SubmitError::Stopped
     );
 }
+
+/// A client socket bound to `source` (any 127/8 address on loopback).
+async fn client_from(source: [u8; 4], address: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::from((source, 0)))
+        .unwrap();
+    guarded(socket.connect(address)).await.unwrap()
+}
+
+/// Whether the worker closed `client` (EOF or reset); never hangs past the guard.
+async fn closed_by_worker(client: &mut tokio::net::TcpStream) -> bool {
+    let mut buf = [0u8; 16];
+    matches!(guarded(client.read(&mut buf)).await, Ok(0) | Err(_))
+}
+
+/// Proves: the client port gives one source at most `max_connections_per_source`; the next
+/// from that source is closed and counted while another source is still served (its
+/// transactions make a batch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_holds_at_most_its_share_of_client_connections() {
+    let mut rng = StdRng::seed_from_u64(21);
+    let mut p = parameters(1_000, 3_600_000);
+    p.client_port.max_connections_per_source = 2;
+    let mut cluster = Cluster::new(21, p).await;
+    cluster.start_all().await;
+    let address = cluster.transaction_address(0);
+    let _held = [
+        client_from([127, 0, 0, 5], address).await,
+        client_from([127, 0, 0, 5], address).await,
+    ];
+    let mut third = client_from([127, 0, 0, 5], address).await;
+    assert!(closed_by_worker(&mut third).await);
+    let rejected = &cluster.worker(0).metrics().transactions_rejected;
+    assert_eq!(rejected.with_label_values(&["source_connections"]).get(), 1);
+    let mut other = client_from([127, 0, 0, 6], address).await;
+    let txs = transactions(&mut rng, 10, 100);
+    other.write_all(&frame(&txs)).await.unwrap();
+    let digest = our_batch(cluster.next_report(0).await);
+    assert_eq!(stored_transactions(&cluster, 0, &digest).await, txs);
+}
+
+/// Proves: a client that sends nothing is closed as `idle`, and one that leaves a transaction
+/// half-sent is closed as `slow_frame`: neither holds a connection for ever. (Which one is
+/// decided by what the worker has read, not by a race: the silent client has sent no byte.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_half_sent_clients_are_closed_with_their_reason() {
+    let mut p = parameters(1_000, 3_600_000);
+    p.client_port.frame_timeout_ms = 100;
+    p.client_port.idle_timeout_ms = 300;
+    let mut cluster = Cluster::new(22, p).await;
+    cluster.start_worker(0).await;
+    let address = cluster.transaction_address(0);
+    let mut silent = client_from([127, 0, 0, 7], address).await;
+    let mut half = client_from([127, 0, 0, 8], address).await;
+    // A 100-byte transaction of which 11 bytes are sent.
+    half.write_all(&frame(&[Bytes::from(vec![9u8; 100])])[..15])
+        .await
+        .unwrap();
+    assert!(closed_by_worker(&mut half).await);
+    assert!(closed_by_worker(&mut silent).await);
+    let rejected = &cluster.worker(0).metrics().transactions_rejected;
+    assert_eq!(rejected.with_label_values(&["slow_frame"]).get(), 1);
+    assert_eq!(rejected.with_label_values(&["idle"]).get(), 1);
+    assert_eq!(cluster.worker(0).metrics().transactions_received.get(), 0);
+}
+
+/// Proves: a peer's broadcast above the largest batch a worker seals (`batch_size` plus one
+/// transaction) is refused and not stored, and a batch request that names a digest twice is
+/// refused before anything is loaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_batches_and_requests_naming_a_digest_twice_are_refused() {
+    let mut cluster = Cluster::new(23, parameters(1_000, 3_600_000)).await;
+    cluster.start_worker(0).await;
+    let limit = weft_worker::max_sealed_batch(1_000, cluster.parameters.max_transaction_size);
+    // Valid transactions, each within the limit, but too many of them for one batch.
+    let txs: Vec<Bytes> = (0..3u8).map(|i| Bytes::from(vec![i; 900])).collect();
+    let (digest, oversized) = Batch::new(txs).seal();
+    assert!(oversized.len() > limit);
+    let response = cluster
+        .request(1, 0, &WorkerMessage::Batch(oversized))
+        .await;
+    assert!(matches!(response, Err(NetworkError::Remote(_))));
+    assert!(!cluster.batches(0).contains(&digest).unwrap());
+    let (fits, batch) = Batch::new(vec![Bytes::from(vec![1u8; 900])]).seal();
+    cluster
+        .request(1, 0, &WorkerMessage::Batch(batch))
+        .await
+        .unwrap();
+    let twice = WorkerMessage::BatchRequest(vec![fits, digest, fits]);
+    assert!(matches!(
+        cluster.request(1, 0, &twice).await,
+        Err(NetworkError::Remote(_))
+    ));
+    let rejected = &cluster.worker(0).metrics().requests_rejected;
+    assert_eq!(rejected.with_label_values(&["batch_too_large"]).get(), 1);
+    assert_eq!(rejected.with_label_values(&["duplicate_digest"]).get(), 1);
+    assert_eq!(cluster.worker(0).metrics().batch_requests_served.get(), 0);
+}
