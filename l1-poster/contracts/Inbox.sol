@@ -19,6 +19,8 @@ contract Inbox is CommitteeQuorum {
     error EmptyBatch();
     /// A forced transaction larger than `MAX_FORCED_TX_BYTES`.
     error ForcedTxTooLarge(uint256 size, uint256 max);
+    /// A forced transaction with no bytes: no worker can order one, so it would stay pending.
+    error EmptyForcedTx();
     /// The attestation does not name batch `sequence` among the batches its sub-DAG closed.
     error NotAttested(uint64 sequence);
     /// The posted data's hash is not the one the committee attested for this sequence.
@@ -93,6 +95,7 @@ contract Inbox is CommitteeQuorum {
     /// Anyone may force a transaction into the ordered stream; sequencers must include it
     /// within the bound they advertise.
     function forceInclude(bytes calldata transaction) external {
+        if (transaction.length == 0) revert EmptyForcedTx();
         if (transaction.length > MAX_FORCED_TX_BYTES) {
             revert ForcedTxTooLarge(transaction.length, MAX_FORCED_TX_BYTES);
         }

@@ -188,6 +188,17 @@ impl L1 {
             .map_err(|e| L1Error::Rpc(format!("committeeId(): {e}")))
     }
 
+    /// The largest forced transaction the inbox accepts (`MAX_FORCED_TX_BYTES`).
+    pub async fn inbox_max_forced_tx_bytes(&self) -> Result<usize, L1Error> {
+        let call = TransactionRequest::default()
+            .with_to(self.inbox)
+            .with_input(Inbox::MAX_FORCED_TX_BYTESCall {}.abi_encode());
+        let out = self.provider.call(call).await?;
+        let max = Inbox::MAX_FORCED_TX_BYTESCall::abi_decode_returns(&out)
+            .map_err(|e| L1Error::Rpc(format!("MAX_FORCED_TX_BYTES(): {e}")))?;
+        usize::try_from(max).map_err(|_| L1Error::Rpc(format!("MAX_FORCED_TX_BYTES() = {max}")))
+    }
+
     /// Fees for a transaction now: twice the base fee plus the tip, within the cap.
     pub async fn fees(&self, policy: &FeePolicy, blob: bool) -> Result<Fees, L1Error> {
         let base_fee = self

@@ -205,3 +205,30 @@ async fn force_include_is_open_to_anyone_and_indexed() {
     assert_eq!(events[1].transaction.as_ref(), b"tx-b");
     assert_eq!(events[0].sender, anyone.address);
 }
+
+#[tokio::test]
+async fn force_include_refuses_an_empty_or_oversized_transaction_with_its_reason() {
+    let (anvil, inbox, _) = l1_with_inbox(&[]).await;
+    let l1 = L1::new(&anvil.endpoint(), inbox).unwrap();
+    let anyone = Signer::new(&l1, key(4)).await.unwrap();
+    let max = l1.inbox_max_forced_tx_bytes().await.unwrap();
+    assert_eq!(max, 128 * 1024);
+    for payload in [vec![], vec![7u8; max + 1]] {
+        let input = Inbox::forceIncludeCall {
+            transaction: Bytes::from(payload.clone()),
+        };
+        let tx = Outgoing {
+            to: Some(inbox),
+            input: input.abi_encode().into(),
+            sidecar: None,
+        };
+        let fees = l1.fees(&FeePolicy::default(), false).await.unwrap();
+        match anyone.estimate(&l1, &tx, fees).await.unwrap_err() {
+            L1Error::Rejected(InboxErrors::EmptyForcedTx(_)) => assert!(payload.is_empty()),
+            L1Error::Rejected(InboxErrors::ForcedTxTooLarge(e)) => {
+                assert_eq!((e.size, e.max), (U256::from(max + 1), U256::from(max)))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -119,12 +119,11 @@ pub fn retain_until_posted(
 pub mod forced {
     use crate::log::CommittedLog;
     use alloy::primitives::Address;
-    use bytes::{BufMut, Bytes, BytesMut};
+    use anyhow::Context;
+    use bytes::Bytes;
     use std::collections::HashMap;
-    use std::net::SocketAddr;
     use std::sync::Arc;
     use std::time::Duration;
-    use tokio::io::AsyncWriteExt;
     use tokio::sync::mpsc;
     use tokio::task::JoinHandle;
     use weft_l1_poster::forced::{
@@ -132,6 +131,7 @@ pub mod forced {
     };
     use weft_l1_poster::l1::L1;
     use weft_storage::{Column, Durability, Map, Store};
+    use weft_worker::{SubmitError, TxSubmitter};
 
     /// Key, in the consensus column, of the next forced index this node has not fed yet.
     const NEXT_KEY: &str = "l1_forced_next";
@@ -152,43 +152,62 @@ pub mod forced {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn spawn(
-        rpc: &str,
-        inbox: Address,
-        window_blocks: u64,
-        me: u64,
-        committee_size: u64,
-        worker: SocketAddr,
-        store: &Store,
-        log: CommittedLog,
-        registry: &prometheus::Registry,
-    ) -> anyhow::Result<ForcedInclusion> {
-        let progress: Map<String, u64> = store.map(Column::Consensus);
+    /// What [`spawn`] needs.
+    pub struct ForcedArgs<'a> {
+        pub rpc: &'a str,
+        pub inbox: Address,
+        pub window_blocks: u64,
+        pub me: u64,
+        pub committee_size: u64,
+        /// This authority's worker 0, in process: forced transactions never go through the
+        /// public client port, which strangers may fill.
+        pub submitter: TxSubmitter,
+        /// The workers' `max_transaction_size`: every transaction the inbox accepts must fit.
+        pub max_transaction_size: usize,
+        pub store: &'a Store,
+        pub log: CommittedLog,
+        pub registry: &'a prometheus::Registry,
+    }
+
+    /// Starts the watcher and the feeder; fails if the inbox accepts forced transactions the
+    /// workers would refuse (they could never be ordered).
+    pub async fn spawn(args: ForcedArgs<'_>) -> anyhow::Result<ForcedInclusion> {
+        let l1 = L1::new(args.rpc, args.inbox)?;
+        let max_forced = l1
+            .inbox_max_forced_tx_bytes()
+            .await
+            .context("reading the inbox's MAX_FORCED_TX_BYTES")?;
+        anyhow::ensure!(
+            max_forced <= args.max_transaction_size,
+            "max_transaction_size ({}) is below the inbox's MAX_FORCED_TX_BYTES ({max_forced}): \
+             forced transactions between the two could never be ordered",
+            args.max_transaction_size
+        );
+        let progress: Map<String, u64> = args.store.map(Column::Consensus);
         let next_index = progress.get(&NEXT_KEY.to_string())?.unwrap_or(0);
         let from_block = progress.get(&FROM_BLOCK_KEY.to_string())?.unwrap_or(0);
         let (tx_node, rx_watcher) = mpsc::channel(1_000);
         let watcher = ForcedWatcher::spawn(
             ForcedConfig {
-                rpc: rpc.to_string(),
-                inbox,
+                rpc: args.rpc.to_string(),
+                inbox: args.inbox,
                 from_block,
                 next_index,
                 confirmations: 0,
-                window_blocks,
+                window_blocks: args.window_blocks,
                 poll_interval: Duration::from_millis(200),
             },
             tx_node,
-            ForcedMetrics::new(registry)?,
+            ForcedMetrics::new(args.registry)?,
         )?;
         let feeder = Feeder {
-            l1: L1::new(rpc, inbox)?,
-            me,
-            committee_size,
-            window_blocks,
-            worker,
+            l1,
+            me: args.me,
+            committee_size: args.committee_size,
+            window_blocks: args.window_blocks,
+            submitter: args.submitter,
             progress,
-            log,
+            log: args.log,
         };
         let watcher = Arc::new(watcher);
         let task = tokio::spawn(feeder.run(rx_watcher, watcher.clone()));
@@ -200,7 +219,7 @@ pub mod forced {
         me: u64,
         committee_size: u64,
         window_blocks: u64,
-        worker: SocketAddr,
+        submitter: TxSubmitter,
         progress: Map<String, u64>,
         log: CommittedLog,
     }
@@ -209,7 +228,10 @@ pub mod forced {
     struct Pending {
         index: u64,
         l1_block: u64,
+        /// Whether the worker took it (it may be due and not yet fed, when the worker was
+        /// full: then it is tried again on every tick).
         fed: bool,
+        due: bool,
     }
 
     impl Feeder {
@@ -226,12 +248,10 @@ pub mod forced {
                     forced = rx_watcher.recv() => {
                         let Some(forced) = forced else { return };
                         let mine = forced.index % self.committee_size.max(1) == self.me;
-                        if mine {
-                            self.feed(&forced.transaction).await;
-                        }
+                        let fed = mine && self.feed(&forced.transaction);
                         let _ = self.progress.insert(&NEXT_KEY.to_string(), &(forced.index + 1), Durability::Sync);
                         let _ = self.progress.insert(&FROM_BLOCK_KEY.to_string(), &forced.l1_block, Durability::Sync);
-                        pending.insert(forced.transaction, Pending { index: forced.index, l1_block: forced.l1_block, fed: mine });
+                        pending.insert(forced.transaction, Pending { index: forced.index, l1_block: forced.l1_block, fed, due: mine });
                     }
                     _ = tick.tick() => {}
                 }
@@ -251,26 +271,26 @@ pub mod forced {
                 }
                 // Past half the window, every authority feeds what is still missing.
                 for (tx, p) in pending.iter_mut() {
-                    if !p.fed && head >= p.l1_block + self.window_blocks / 2 {
-                        p.fed = true;
-                        self.feed(tx).await;
+                    p.due |= head >= p.l1_block + self.window_blocks / 2;
+                    if p.due && !p.fed {
+                        p.fed = self.feed(tx);
                     }
                 }
             }
         }
 
-        /// Hands one transaction to this authority's worker, as a client would.
-        async fn feed(&self, transaction: &Bytes) {
-            let mut frame = BytesMut::with_capacity(4 + transaction.len());
-            frame.put_u32(transaction.len() as u32);
-            frame.put_slice(transaction);
-            match tokio::net::TcpStream::connect(self.worker).await {
-                Ok(mut stream) => {
-                    if let Err(e) = stream.write_all(&frame).await {
-                        tracing::warn!("feeding a forced transaction failed: {e}");
-                    }
+        /// Hands one transaction to this authority's worker; false if the worker had no room
+        /// (then it is tried again). The inbox refuses what the worker would (empty, or above
+        /// the size checked at start), so a refusal here is a bug and is logged loudly.
+        fn feed(&self, transaction: &Bytes) -> bool {
+            match self.submitter.try_submit(transaction.clone()) {
+                // The acknowledgement is not awaited: the ordered stream is what counts.
+                Ok(_) => true,
+                Err(SubmitError::Full) => false,
+                Err(e) => {
+                    tracing::error!("the worker refused a forced transaction: {e}");
+                    true
                 }
-                Err(e) => tracing::warn!("feeding a forced transaction failed: {e}"),
             }
         }
     }

@@ -350,22 +350,24 @@ async fn start_l1(
         tracing::warn!("ignoring the inbox's forced transactions (--l1-ignore-forced)");
         return Ok((poster, None));
     }
-    let worker = *loaded
-        .committee
-        .authority(loaded.me)
-        .and_then(|a| a.transaction_addresses.get(&0))
+    let submitter = node
+        .submitters()
+        .into_iter()
+        .next()
         .context("this authority has no worker 0")?;
-    let forced = weft_node::l1::forced::spawn(
+    let forced = weft_node::l1::forced::spawn(weft_node::l1::forced::ForcedArgs {
         rpc,
-        parse_address(l1.l1_inbox.as_deref().unwrap_or_default())?,
-        l1.l1_forced_window,
-        loaded.me.0 as u64,
-        loaded.committee.size() as u64,
-        worker,
-        &node.store,
-        node.log.clone(),
-        &node.registry,
-    )?;
+        inbox: parse_address(l1.l1_inbox.as_deref().unwrap_or_default())?,
+        window_blocks: l1.l1_forced_window,
+        me: loaded.me.0 as u64,
+        committee_size: loaded.committee.size() as u64,
+        submitter,
+        max_transaction_size: loaded.parameters.max_transaction_size,
+        store: &node.store,
+        log: node.log.clone(),
+        registry: &node.registry,
+    })
+    .await?;
     Ok((poster, Some(forced)))
 }
 
