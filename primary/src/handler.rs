@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use weft_network::{Handler, HandlerError};
-use weft_storage::{Durability, StoreError};
+use weft_storage::{Durability, Map, StoreError};
 use weft_types::codec::{decode_message, encode_message, Encode};
 use weft_types::{
     AuthorityIndex, Certificate, CertificateDigest, CertificatesResponse, Committee,
@@ -73,15 +73,21 @@ impl PrimaryHandler {
                 CoreInput::Certificate(certificate)
             }
             PrimaryMessage::CertificatesRequest(digests) => {
-                let found = self
-                    .stores
-                    .certificates
-                    .multi_get(digests.iter())
-                    .map_err(store_failure)?;
-                return Ok(self.answer(found.into_iter().flatten()));
+                let mut seen = std::collections::HashSet::with_capacity(digests.len());
+                if let Some(twice) = digests.iter().find(|d| !seen.insert(**d)) {
+                    let detail = format!("{twice} named twice");
+                    return Err(Refusal("certificates_request", detail, "duplicate_digest"));
+                }
+                let (certificates, max) = (self.stores.certificates.clone(), self.max_message_size);
+                return blocking(move || answer(&certificates, digests.iter(), max)).await;
             }
             PrimaryMessage::CertificateRange { from_round, limit } => {
-                return self.range(from_round, limit as usize);
+                let stores = self.stores.clone();
+                let (max, limit) = (
+                    self.max_message_size,
+                    (limit as usize).min(self.max_certificates_per_fetch),
+                );
+                return blocking(move || range(&stores, from_round, limit, max)).await;
             }
             PrimaryMessage::Attestation(bytes) => {
                 let Some(attestations) = &self.attestations else {
@@ -99,43 +105,6 @@ impl PrimaryHandler {
             .await
             .map_err(|_| Refusal("message", "shutting down".into(), "shutdown"))?;
         Ok(Bytes::new())
-    }
-
-    /// Certificates of rounds ≥ `from_round`, in (round, author) order.
-    fn range(&self, from_round: Round, limit: usize) -> Result<Bytes, Refusal> {
-        let limit = limit.min(self.max_certificates_per_fetch);
-        let digests: Vec<CertificateDigest> = self
-            .stores
-            .certificates_by_round
-            .range(
-                &(from_round, AuthorityIndex(0)),
-                &(Round::MAX, AuthorityIndex(0)),
-                limit,
-            )
-            .map_err(store_failure)?
-            .into_iter()
-            .map(|(_, d)| d)
-            .collect();
-        let found = self
-            .stores
-            .certificates
-            .multi_get(digests.iter())
-            .map_err(store_failure)?;
-        Ok(self.answer(found.into_iter().flatten()))
-    }
-
-    /// Encodes as many certificates as fit in one message, in the given order.
-    fn answer(&self, certificates: impl Iterator<Item = Certificate>) -> Bytes {
-        let mut response = CertificatesResponse::default();
-        let mut size = 1 + 4;
-        for c in certificates {
-            size += c.encoded_len();
-            if size > self.max_message_size {
-                break;
-            }
-            response.certificates.push(c);
-        }
-        encode_message(&response)
     }
 
     async fn worker_report(&self, request: Bytes) -> Result<Bytes, Refusal> {
@@ -173,6 +142,59 @@ impl PrimaryHandler {
         }
         Ok(Bytes::new())
     }
+}
+
+/// Runs store reads off the async runtime: a request must not hold a runtime thread while
+/// RocksDB reads from disk.
+async fn blocking(
+    f: impl FnOnce() -> Result<Bytes, StoreError> + Send + 'static,
+) -> Result<Bytes, Refusal> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(store_failure),
+        Err(_) => Err(Refusal("request", "shutting down".into(), "shutdown")),
+    }
+}
+
+/// The certificates of rounds ≥ `from_round`, in (round, author) order, at most `limit`.
+fn range(
+    stores: &PrimaryStores,
+    from_round: Round,
+    limit: usize,
+    max_message_size: usize,
+) -> Result<Bytes, StoreError> {
+    let digests: Vec<CertificateDigest> = stores
+        .certificates_by_round
+        .range(
+            &(from_round, AuthorityIndex(0)),
+            &(Round::MAX, AuthorityIndex(0)),
+            limit,
+        )?
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect();
+    answer(&stores.certificates, digests.iter(), max_message_size)
+}
+
+/// Encodes as many of these certificates as fit in one message, in the given order, unknown
+/// ones left out. They are read one at a time and reading stops once the answer is full.
+fn answer<'a>(
+    certificates: &Map<CertificateDigest, Certificate>,
+    digests: impl Iterator<Item = &'a CertificateDigest>,
+    max_message_size: usize,
+) -> Result<Bytes, StoreError> {
+    let mut response = CertificatesResponse::default();
+    let mut size = 1 + 4;
+    for digest in digests {
+        let Some(c) = certificates.get(digest)? else {
+            continue;
+        };
+        size += c.encoded_len();
+        if size > max_message_size {
+            break;
+        }
+        response.certificates.push(c);
+    }
+    Ok(encode_message(&response))
 }
 
 fn store_failure(e: StoreError) -> Refusal {

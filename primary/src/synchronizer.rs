@@ -46,6 +46,7 @@ enum Answer {
     Digests,
     /// A range answer; `limit` tells whether it was full (more to fetch).
     Range {
+        from_round: Round,
         limit: usize,
     },
 }
@@ -70,6 +71,10 @@ pub(crate) struct Synchronizer {
     missing: HashMap<CertificateDigest, Missing>,
     range_in_flight: bool,
     last_range_end: Option<Instant>,
+    /// Peers whose last range answer brought nothing new: range requests go to others until
+    /// every peer is in here (then it is cleared). A Byzantine peer answering with copies of
+    /// what this node has cannot keep it from catching up.
+    unproductive: std::collections::BTreeSet<AuthorityIndex>,
     answers: FuturesUnordered<Pending>,
     /// Picks the authorities a retry goes to; seeded by authority so runs are repeatable.
     rng: StdRng,
@@ -107,6 +112,7 @@ impl Synchronizer {
             missing: HashMap::new(),
             range_in_flight: false,
             last_range_end: None,
+            unproductive: Default::default(),
             answers: FuturesUnordered::new(),
             rng: StdRng::seed_from_u64(me.0 as u64),
         };
@@ -162,7 +168,17 @@ impl Synchronizer {
     }
 
     async fn request_range(&mut self, from: AuthorityIndex, from_round: Round) {
-        let Some(peer) = self.peers.get(&from).cloned() else {
+        if self.unproductive.len() >= self.peers.len() {
+            self.unproductive.clear();
+        }
+        // `from`, or the next peer after it that has not been unproductive.
+        let Some((from, peer)) = self
+            .peers
+            .range(from..)
+            .chain(self.peers.range(..from))
+            .find(|(a, _)| !self.unproductive.contains(a))
+            .map(|(a, p)| (*a, p.clone()))
+        else {
             return;
         };
         self.range_in_flight = true;
@@ -176,7 +192,7 @@ impl Synchronizer {
             from_round,
             limit: limit as u32,
         };
-        self.send(from, peer, message, Answer::Range { limit })
+        self.send(from, peer, message, Answer::Range { from_round, limit })
             .await;
     }
 
@@ -274,11 +290,21 @@ impl Synchronizer {
         };
         let received = certificates.len();
         let mut accepted: Vec<Certificate> = Vec::with_capacity(received);
+        let mut seen = std::collections::HashSet::with_capacity(received);
+        // Certificates of this answer this node did not have.
+        let mut new = 0usize;
         for c in certificates {
             let asked = is_range || self.missing.contains_key(&c.digest());
             if !asked {
                 self.reject("unsolicited");
                 continue;
+            }
+            if !seen.insert(c.digest()) {
+                self.reject("duplicate");
+                continue;
+            }
+            if !self.certificates.contains(&c.digest()).unwrap_or(false) {
+                new += 1;
             }
             match c.verify(&self.committee) {
                 Ok(()) => {
@@ -302,10 +328,28 @@ impl Synchronizer {
                 .await
                 .map_err(|_| ())?;
         }
-        if let (Answer::Range { limit }, Some(last)) = (kind, last_round) {
-            if received >= limit {
-                // A full answer: there is more. The last round may be partial, so ask from it.
-                self.request_range(peer, last).await;
+        if let Answer::Range { from_round, limit } = kind {
+            // Rounds move on even through certificates this node has (it scans towards what
+            // it lacks); a peer repeating one round is going nowhere.
+            let progress = last_round.is_some_and(|last| last > from_round);
+            match (received >= limit, last_round) {
+                // A full answer that moved on: there is more. The last round may be partial,
+                // so ask from it.
+                (true, Some(last)) if progress => self.request_range(peer, last).await,
+                // Full of copies of one round: ask someone else.
+                (true, _) => {
+                    self.unproductive.insert(peer);
+                    self.reject("unproductive_range");
+                    tracing::debug!(%peer, from_round, "range answer brought nothing new");
+                    self.request_range(peer, from_round).await;
+                }
+                // Asked because this node is behind, and told nothing it lacks.
+                _ if new == 0 && received > 0 => {
+                    self.unproductive.insert(peer);
+                }
+                _ => {
+                    self.unproductive.remove(&peer);
+                }
             }
         }
         Ok(())

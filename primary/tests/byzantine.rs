@@ -223,3 +223,48 @@ async fn a_key_outside_the_committee_is_refused_at_the_handshake() {
     assert_eq!(voted(&node.store, a(1)), None);
     node.stop().await;
 }
+
+/// Proves: a certificates request naming one digest twice is refused, counted, and answers
+/// nothing; the same request without the copy is answered (from the store, off the runtime),
+/// and so is a range request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificates_request_naming_a_digest_twice_is_refused() {
+    let f = CommitteeFixture::with_free_ports(4, 1, 23);
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(&f, 0, dir.path(), parameters(60_000, 50), None).await;
+    let (_server, _votes, sender) = play(&f, 1).await;
+    let to = primary(&f, 0);
+    let genesis = Certificate::genesis(&f.committee);
+    let request = |digests: Vec<_>| encode_message(&PrimaryMessage::CertificatesRequest(digests));
+    let (g0, g1) = (genesis[0].digest(), genesis[1].digest());
+    let twice = sender.send(&to, request(vec![g0, g1, g0])).await.await;
+    assert!(matches!(twice, Err(NetworkError::Remote(_))), "{twice:?}");
+    assert_eq!(node.rejected("certificates_request", "duplicate_digest"), 1);
+    let once = sender.send(&to, request(vec![g0, g1])).await.await.unwrap();
+    let answer: weft_types::CertificatesResponse = decode_message(once, 1 << 20).unwrap();
+    let range = PrimaryMessage::CertificateRange {
+        from_round: 0,
+        limit: 10,
+    };
+    let ranged = sender
+        .send(&to, encode_message(&range))
+        .await
+        .await
+        .unwrap();
+    let ranged: weft_types::CertificatesResponse = decode_message(ranged, 1 << 20).unwrap();
+    // What the store holds of the two is what is answered, in the order asked.
+    let stored: weft_storage::Map<weft_types::CertificateDigest, Certificate> =
+        node.store.map(Column::Certificates);
+    let expected: Vec<_> = [g0, g1]
+        .into_iter()
+        .filter(|d| stored.contains(d).unwrap())
+        .collect();
+    let answered: Vec<_> = answer
+        .certificates
+        .iter()
+        .map(Certificate::digest)
+        .collect();
+    assert_eq!(answered, expected);
+    assert!(ranged.certificates.len() >= expected.len());
+    node.stop().await;
+}
