@@ -431,3 +431,156 @@ async fn committed_batches_live_as_long_as_the_log_retains_them() {
         n.shutdown().await.unwrap();
     }
 }
+
+/// Strangers on loopback sources `127.0.0.{sources}` that keep `per_address` raw sockets open
+/// to each of `addresses`, sending nothing, and open another whenever the node closes one:
+/// as many sockets as they can hold. Returns the tasks and how many sockets nodes closed.
+fn strangers(
+    sources: std::ops::RangeInclusive<u8>,
+    addresses: &[SocketAddr],
+    per_address: usize,
+) -> (tokio::task::JoinSet<()>, Arc<std::sync::atomic::AtomicU64>) {
+    use tokio::io::AsyncReadExt;
+    let closed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for source in sources {
+        for address in addresses {
+            for _ in 0..per_address {
+                let (address, closed) = (*address, closed.clone());
+                tasks.spawn(async move {
+                    loop {
+                        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                        socket
+                            .bind(SocketAddr::from(([127, 0, 0, source], 0)))
+                            .unwrap();
+                        if let Ok(mut stream) = socket.connect(address).await {
+                            let mut buf = [0u8; 64];
+                            while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+                            closed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        // Bounds the attack's own CPU on a shared test machine.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                });
+            }
+        }
+    }
+    (tasks, closed)
+}
+
+/// The sum of a counter's series across the node's registry.
+fn counter(node: &NodeHandle, name: &str) -> f64 {
+    node.registry
+        .gather()
+        .iter()
+        .filter(|family| family.get_name() == name)
+        .flat_map(|family| {
+            family
+                .get_metric()
+                .iter()
+                .map(|m| m.get_counter().get_value())
+        })
+        .sum()
+}
+
+/// Proves: strangers holding every socket they can on every primary, worker and client port
+/// of the committee (more sources than a server's unreserved handshake slots hold) keep
+/// neither the committee from committing its clients' transactions, nor a restarted
+/// authority from reconnecting to every peer and catching up: a committee member's address
+/// has reserved handshake slots, and a source only its share of the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn strangers_holding_every_socket_they_can_lock_out_neither_clients_nor_a_restarted_peer() {
+    init_tracing();
+    let f = CommitteeFixture::with_free_ports(4, 1, 33);
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut p = parameters();
+    p.client_port.max_connections_per_source = 8;
+    let mut nodes = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        nodes.push(Some(start_with(&f, i, d.path(), p.clone()).await));
+    }
+    // The honest clients connect first; then 18 sources × 18 sockets on each of 12 ports
+    // (16 handshake slots per source, 256 unreserved per server).
+    let mut clients = Vec::new();
+    for i in 0..3 {
+        clients.push(
+            tokio::net::TcpStream::connect(tx_address(&f, i))
+                .await
+                .unwrap(),
+        );
+    }
+    let addresses: Vec<SocketAddr> = f
+        .committee
+        .authorities()
+        .flat_map(|(_, a)| {
+            [
+                a.primary_address,
+                a.worker_addresses[&0],
+                a.transaction_addresses[&0],
+            ]
+        })
+        .collect();
+    let (mut attack, closed) = strangers(2..=19, &addresses, 18);
+    const CHUNK: u64 = 1_000;
+    let mut sent = 0u64;
+    let mut send_chunk = |clients: &mut Vec<tokio::net::TcpStream>| {
+        let mut frames: Vec<Vec<u8>> = vec![Vec::new(); clients.len()];
+        for id in sent..sent + CHUNK {
+            let tx = transaction(id);
+            let frame = &mut frames[(id % clients.len() as u64) as usize];
+            frame.extend_from_slice(&(tx.len() as u32).to_be_bytes());
+            frame.extend_from_slice(&tx);
+        }
+        sent += CHUNK;
+        frames
+    };
+    // Phase 1: all four up under the attack.
+    for _ in 0..3 {
+        let frames = send_chunk(&mut clients);
+        for (client, frame) in clients.iter_mut().zip(frames) {
+            client.write_all(&frame).await.unwrap();
+        }
+    }
+    for n in nodes.iter().flatten() {
+        committed(n, 3 * CHUNK as usize).await;
+    }
+    // Phase 2: authority 3 goes down and comes back while the strangers go on.
+    nodes[3].take().expect("running").kill().await;
+    for _ in 0..2 {
+        let frames = send_chunk(&mut clients);
+        for (client, frame) in clients.iter_mut().zip(frames) {
+            client.write_all(&frame).await.unwrap();
+        }
+    }
+    for n in nodes.iter().flatten() {
+        committed(n, 5 * CHUNK as usize).await;
+    }
+    nodes[3] = Some(start_with(&f, 3, dirs[3].path(), p.clone()).await);
+    let reference = output(nodes[0].as_ref().expect("running"));
+    committed(nodes[3].as_ref().expect("restarted"), reference.len()).await;
+    let restarted = output(nodes[3].as_ref().expect("restarted"));
+    assert_eq!(&restarted[..reference.len()], &reference[..]);
+    let expected: HashSet<Vec<u8>> = (0..sent).map(transaction).collect();
+    let got: HashSet<Vec<u8>> = reference.into_iter().collect();
+    assert!(
+        expected.is_subset(&got),
+        "every client transaction committed"
+    );
+    // The attack reached the limits: servers refused handshakes and client connections.
+    let refused: f64 = nodes
+        .iter()
+        .flatten()
+        .map(|n| counter(n, "weft_network_connections_refused_total"))
+        .sum();
+    assert!(
+        refused > 0.0,
+        "no handshake was refused: the attack did not fill a server"
+    );
+    let closed = closed.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(closed > 0);
+    println!("{sent} transactions committed; strangers' sockets closed: {closed}, handshakes refused: {refused}");
+    attack.abort_all();
+    for n in nodes.into_iter().flatten() {
+        n.shutdown().await.unwrap();
+    }
+}
