@@ -473,7 +473,7 @@ fn counter(node: &NodeHandle, name: &str) -> f64 {
     node.registry
         .gather()
         .iter()
-        .filter(|family| family.get_name() == name)
+        .filter(|family| family.name() == name)
         .flat_map(|family| {
             family
                 .get_metric()
