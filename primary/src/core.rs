@@ -31,6 +31,13 @@ pub const CATCH_UP_DISTANCE: Round = 4;
 /// highest round, so a flood of far-future messages cannot grow memory.
 pub const MAX_PENDING_ROUNDS: Round = 1_000;
 
+/// Headers are voted on only this many rounds above the DAG's highest round. An honest
+/// author's header is at most a round or two ahead of a primary that keeps up, and one that is
+/// further behind catches up by range before its vote could help; a Byzantine author flooding
+/// far-future headers gets this many pending (each up to `max_header_num_of_batches` digests,
+/// each with its parent fetches) instead of `MAX_PENDING_ROUNDS`.
+pub const MAX_HEADER_ROUNDS_AHEAD: Round = 2 * CATCH_UP_DISTANCE;
+
 /// How far ahead of this primary's clock another's header may be dated and still get its
 /// vote: the bound on how far a committed sub-DAG's timestamp can run ahead of honest time.
 pub const MAX_CLOCK_DRIFT_MS: u64 = 2_000;
@@ -96,8 +103,12 @@ pub enum Output {
 pub enum CoreError {
     #[error("round {round} is at or below the GC round {gc_round}")]
     TooOld { round: Round, gc_round: Round },
-    #[error("round {round} is more than {MAX_PENDING_ROUNDS} rounds ahead of the DAG ({highest})")]
-    TooFarAhead { round: Round, highest: Round },
+    #[error("round {round} is more than {limit} rounds ahead of the DAG ({highest})")]
+    TooFarAhead {
+        round: Round,
+        highest: Round,
+        limit: Round,
+    },
     #[error("{author} sent a second header for round {round}")]
     Equivocation {
         author: AuthorityIndex,
@@ -145,7 +156,10 @@ impl CoreError {
     pub fn is_benign(&self) -> bool {
         matches!(
             self,
-            Self::TooOld { .. } | Self::UnexpectedVote | Self::StaleHeader { .. }
+            Self::TooOld { .. }
+                | Self::TooFarAhead { .. }
+                | Self::UnexpectedVote
+                | Self::StaleHeader { .. }
         )
     }
 }
@@ -439,7 +453,7 @@ impl Core {
     /// Another authority's header, signature already verified.
     pub fn handle_header(&mut self, header: Header) -> Result<(), CoreError> {
         let (author, round, digest) = (header.author, header.round, header.digest());
-        self.check_round(round)?;
+        self.check_round(round, MAX_HEADER_ROUNDS_AHEAD)?;
         if header.payload.len() > self.config.max_header_num_of_batches {
             return Err(CoreError::TooManyBatches {
                 count: header.payload.len(),
@@ -542,7 +556,7 @@ impl Core {
         if round <= self.dag.gc_round() || self.dag.contains(&certificate.digest()) {
             return Ok(());
         }
-        self.check_round(round)?;
+        self.check_round(round, MAX_PENDING_ROUNDS)?;
         let header = &certificate.header;
         if header.author != self.me
             && self
@@ -654,14 +668,19 @@ impl Core {
         self.try_propose();
     }
 
-    fn check_round(&self, round: Round) -> Result<(), CoreError> {
+    /// Whether `round` is above GC and at most `limit` rounds above the DAG.
+    fn check_round(&self, round: Round, limit: Round) -> Result<(), CoreError> {
         let gc_round = self.dag.gc_round();
         if round <= gc_round {
             return Err(CoreError::TooOld { round, gc_round });
         }
         let highest = self.dag.highest_round();
-        if round > highest + MAX_PENDING_ROUNDS {
-            return Err(CoreError::TooFarAhead { round, highest });
+        if round > highest + limit {
+            return Err(CoreError::TooFarAhead {
+                round,
+                highest,
+                limit,
+            });
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use weft_primary::core::{
     Core, CoreConfig, CoreError, LeaderFn, Output, Recovered, MAX_CLOCK_DRIFT_MS,
+    MAX_HEADER_ROUNDS_AHEAD,
 };
 use weft_test_utils::CommitteeFixture;
 use weft_types::{AuthorityIndex, BatchDigest, Certificate, Digest, Header, Round};
@@ -544,5 +545,30 @@ fn headers_carry_the_proposers_clock_and_far_future_ones_get_no_vote() {
         !out.iter()
             .any(|o| matches!(o, Output::SendVote { to, .. } if *to == a(1))),
         "no vote for the header from the future"
+    );
+}
+
+/// Proves: a header more than `MAX_HEADER_ROUNDS_AHEAD` rounds above the DAG is refused before
+/// it is held or chased (a Byzantine author cannot park a header at each of the next
+/// `MAX_PENDING_ROUNDS` rounds), while one within the window is taken.
+#[test]
+fn a_header_far_above_the_dag_is_refused_before_anything_is_held() {
+    let f = CommitteeFixture::new(4, 1, 5);
+    let genesis = Certificate::genesis(&f.committee);
+    let mut c = core(&f, a(0));
+    let far = MAX_HEADER_ROUNDS_AHEAD + 1;
+    assert_eq!(
+        c.handle_header(f.header(a(1), far, &genesis, vec![])),
+        Err(CoreError::TooFarAhead {
+            round: far,
+            highest: 0,
+            limit: MAX_HEADER_ROUNDS_AHEAD
+        })
+    );
+    assert!(c.take_outputs().is_empty(), "nothing fetched for it");
+    let within = c.handle_header(f.header(a(1), MAX_HEADER_ROUNDS_AHEAD, &genesis, vec![]));
+    assert!(
+        !matches!(within, Err(CoreError::TooFarAhead { .. })),
+        "{within:?}"
     );
 }
