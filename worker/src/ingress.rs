@@ -4,21 +4,24 @@
 //! or lock others out: connections are capped in all and per source, a connection that sends
 //! nothing for `idle_timeout` is closed, and so is one that leaves a transaction half-sent
 //! past `frame_timeout`. While the batch maker pushes back, no clock runs: a client waiting
-//! for room is not idle.
+//! for room is not idle. When every connection is taken, a new one evicts the oldest that has
+//! not sent a transaction yet: sockets held open in silence cannot shut real clients out.
 
 use crate::metrics::WorkerMetrics;
 use crate::submit::Submission;
 use futures::StreamExt;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec, LengthDelimitedCodecError};
 use tokio_util::sync::CancellationToken;
 use weft_config::ClientPortParameters;
 use weft_network::admission::{SourceSlot, SourceSlots};
+
 /// Pause after a failed `accept` (typically out of file descriptors), instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -33,6 +36,8 @@ pub struct TxReceiver {
     limits: ClientPortParameters,
     /// Connections held per source.
     sources: SourceSlots,
+    /// Connections that have not sent a transaction yet, oldest first.
+    silent: Silent,
     /// Every connection's transactions, in the order each connection sent them.
     tx_batch_maker: mpsc::Sender<Submission>,
     metrics: Arc<WorkerMetrics>,
@@ -54,6 +59,7 @@ impl TxReceiver {
                 listener,
                 max_transaction_size,
                 sources: SourceSlots::new(limits.max_connections_per_source),
+                silent: Silent::default(),
                 limits,
                 tx_batch_maker,
                 metrics,
@@ -71,16 +77,23 @@ impl TxReceiver {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, address)) => {
                         if connections.len() >= self.limits.max_connections {
-                            self.reject("too_many_connections");
-                            continue;
+                            if !self.silent.evict_oldest() {
+                                self.reject("too_many_connections");
+                                continue;
+                            }
+                            self.reject("evicted_silent");
                         }
                         let Some(slot) = self.sources.try_take(address.ip()) else {
                             self.reject("source_connections");
                             continue;
                         };
+                        let (silence, evicted) = self.silent.register();
+                        let silence = Some(silence);
                         connections.spawn(
                             Client {
                                 address,
+                                silence,
+                                evicted,
                                 max_transaction_size: self.max_transaction_size,
                                 limits: self.limits.clone(),
                                 tx_batch_maker: self.tx_batch_maker.clone(),
@@ -109,9 +122,63 @@ impl TxReceiver {
     }
 }
 
+/// Connections that have sent no transaction yet, by accept order; each entry's sender, when
+/// dropped, closes its connection.
+#[derive(Clone, Default)]
+struct Silent(Arc<Mutex<Registry>>);
+
+#[derive(Default)]
+struct Registry {
+    next: u64,
+    connections: BTreeMap<u64, oneshot::Sender<()>>,
+}
+
+impl Silent {
+    /// Registers a new connection: its entry (removed when it speaks or closes), and the
+    /// receiver that fires if it is evicted.
+    fn register(&self) -> (Silence, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        let mut registry = self.lock();
+        let id = registry.next;
+        registry.next += 1;
+        registry.connections.insert(id, tx);
+        let silence = Silence {
+            silent: self.clone(),
+            id,
+        };
+        (silence, rx)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        // Every update leaves the registry consistent, so a poisoned lock is still usable.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Closes the oldest silent connection; false if there is none.
+    fn evict_oldest(&self) -> bool {
+        self.lock().connections.pop_first().is_some()
+    }
+}
+
+/// A connection's entry in [`Silent`], removed when dropped.
+struct Silence {
+    silent: Silent,
+    id: u64,
+}
+
+impl Drop for Silence {
+    fn drop(&mut self) {
+        self.silent.lock().connections.remove(&self.id);
+    }
+}
+
 /// One client connection.
 struct Client {
     address: SocketAddr,
+    /// Dropped once the client sent a transaction: it can no longer be evicted.
+    silence: Option<Silence>,
+    /// Fires (its sender dropped) if the connection is evicted while silent.
+    evicted: oneshot::Receiver<()>,
     max_transaction_size: usize,
     limits: ClientPortParameters,
     tx_batch_maker: mpsc::Sender<Submission>,
@@ -121,7 +188,7 @@ struct Client {
 }
 
 impl Client {
-    async fn serve(self, stream: TcpStream) {
+    async fn serve(mut self, stream: TcpStream) {
         let address = self.address;
         let codec = LengthDelimitedCodec::builder()
             .length_field_length(4)
@@ -133,7 +200,15 @@ impl Client {
         // Silent steps in a row, and steps a frame has been incomplete.
         let (mut idle, mut partial) = (Duration::ZERO, 0u32);
         loop {
-            let frame = match tokio::time::timeout(step, frames.next()).await {
+            let read = tokio::select! {
+                biased;
+                _ = &mut self.evicted, if self.silence.is_some() => {
+                    tracing::debug!(%address, "silent client evicted for a new connection");
+                    return;
+                }
+                read = tokio::time::timeout(step, frames.next()) => read,
+            };
+            let frame = match read {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return,
                 Err(_) if frames.read_buffer().is_empty() => {
@@ -164,6 +239,7 @@ impl Client {
                     return;
                 }
                 Ok(tx) => {
+                    self.silence = None;
                     if self.tx_batch_maker.send((tx.freeze(), None)).await.is_err() {
                         return;
                     }

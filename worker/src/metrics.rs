@@ -160,6 +160,7 @@ impl WorkerMetrics {
             "source_connections",
             "idle",
             "slow_frame",
+            "evicted_silent",
         ];
         for reason in ["empty", "too_large", "full"]
             .into_iter()

@@ -561,3 +561,40 @@ async fn oversized_batches_and_requests_naming_a_digest_twice_are_refused() {
     assert_eq!(rejected.with_label_values(&["duplicate_digest"]).get(), 1);
     assert_eq!(cluster.worker(0).metrics().batch_requests_served.get(), 0);
 }
+
+/// Proves: when the client port is full, a new connection evicts the oldest one that has not
+/// sent a transaction (strangers holding sockets in silence cannot shut clients out), and is
+/// refused only when every connection has spoken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_client_port_evicts_the_oldest_silent_connection() {
+    let mut rng = StdRng::seed_from_u64(24);
+    let mut p = parameters(1_000, 3_600_000);
+    p.client_port.max_connections = 2;
+    let mut cluster = Cluster::new(24, p).await;
+    cluster.start_all().await;
+    let address = cluster.transaction_address(0);
+    let mut first = client_from([127, 0, 0, 9], address).await;
+    let mut second = client_from([127, 0, 0, 10], address).await;
+    // Each honest client takes the place of the oldest stranger, then speaks.
+    let mut honest = Vec::new();
+    for (source, stranger) in [
+        ([127, 0, 0, 11], &mut first),
+        ([127, 0, 0, 12], &mut second),
+    ] {
+        let mut client = client_from(source, address).await;
+        assert!(closed_by_worker(stranger).await);
+        let txs = transactions(&mut rng, 10, 100);
+        client.write_all(&frame(&txs)).await.unwrap();
+        let digest = our_batch(cluster.next_report(0).await);
+        assert_eq!(stored_transactions(&cluster, 0, &digest).await, txs);
+        honest.push(client);
+    }
+    let mut third = client_from([127, 0, 0, 13], address).await;
+    assert!(closed_by_worker(&mut third).await);
+    let rejected = &cluster.worker(0).metrics().transactions_rejected;
+    assert_eq!(rejected.with_label_values(&["evicted_silent"]).get(), 2);
+    assert_eq!(
+        rejected.with_label_values(&["too_many_connections"]).get(),
+        1
+    );
+}
