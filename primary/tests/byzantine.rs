@@ -45,6 +45,16 @@ async fn play(
     i: u16,
 ) -> (ServerHandle, mpsc::UnboundedReceiver<Vote>, ReliableSender) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let (server, sender) = play_with(f, i, Arc::new(Recorder(tx))).await;
+    (server, rx, sender)
+}
+
+/// Authority `i` as the test plays it, answering with `handler`.
+async fn play_with(
+    f: &CommitteeFixture,
+    i: u16,
+    handler: Arc<dyn Handler>,
+) -> (ServerHandle, ReliableSender) {
     let a = AuthorityIndex(i);
     let address = f.committee.authority(a).unwrap().primary_address;
     let metrics = Arc::new(NetworkMetrics::unregistered());
@@ -52,7 +62,7 @@ async fn play(
         address,
         Arc::new(f.committee.clone()),
         &f.keys(a).network,
-        Arc::new(Recorder(tx)),
+        handler,
         NetworkConfig::default(),
         metrics.clone(),
     )
@@ -60,7 +70,7 @@ async fn play(
     .unwrap();
     let sender =
         ReliableSender::new(&f.keys(a).network, NetworkConfig::default(), metrics).unwrap();
-    (server, rx, sender)
+    (server, sender)
 }
 
 fn primary(f: &CommitteeFixture, i: u16) -> Peer {
@@ -266,5 +276,87 @@ async fn a_certificates_request_naming_a_digest_twice_is_refused() {
         .collect();
     assert_eq!(answered, expected);
     assert!(ranged.certificates.len() >= expected.len());
+    node.stop().await;
+}
+
+/// Records the range requests an authority the test plays receives, and answers each with
+/// `copies` (empty for an honest peer with nothing to add).
+struct Ranges {
+    played: u16,
+    seen: mpsc::UnboundedSender<(u16, Round)>,
+    copies: Vec<Certificate>,
+}
+
+impl Handler for Ranges {
+    fn handle(
+        &self,
+        _: AuthorityIndex,
+        request: Bytes,
+    ) -> BoxFuture<'_, Result<Bytes, HandlerError>> {
+        if let Ok(PrimaryMessage::CertificateRange { from_round, .. }) =
+            decode_message(request, 1 << 20)
+        {
+            let _ = self.seen.send((self.played, from_round));
+        }
+        let answer = weft_types::CertificatesResponse {
+            certificates: self.copies.clone(),
+        };
+        Box::pin(async move { Ok(encode_message(&answer)) })
+    }
+}
+
+async fn next_range(ranges: &mut mpsc::UnboundedReceiver<(u16, Round)>) -> (u16, Round) {
+    tokio::time::timeout(Duration::from_secs(60), ranges.recv())
+        .await
+        .expect("a range request")
+        .expect("handlers running")
+}
+
+/// Proves: a peer that answers a range request with a full answer of copies of one
+/// certificate of the round asked from does not keep a lagging primary asking it again: the
+/// next range request goes to another authority. (Before, a full answer was always followed
+/// by another request to the same peer, and a Byzantine one kept the node from catching up.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_sync_moves_on_from_a_peer_answering_copies() {
+    let f = CommitteeFixture::with_free_ports(4, 1, 25);
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = parameters(60_000, 50);
+    p.max_certificates_per_fetch = 4;
+    let node = start(&f, 0, dir.path(), p, None).await;
+    let dag = f.dag(8);
+    let (seen, mut ranges) = mpsc::unbounded_channel();
+    let mut played = Vec::new();
+    for i in 1..4u16 {
+        // Authority 2 is Byzantine: four copies (a full answer) of one round-1 certificate.
+        let copies = if i == 2 {
+            vec![dag[1][0].clone(); 4]
+        } else {
+            vec![]
+        };
+        let handler = Arc::new(Ranges {
+            played: i,
+            seen: seen.clone(),
+            copies,
+        });
+        played.push(play_with(&f, i, handler).await);
+    }
+    let (_, sender) = &played[0];
+    let to = primary(&f, 0);
+    let certificate = |c: &Certificate| encode_message(&PrimaryMessage::Certificate(c.clone()));
+    // Round 1 complete: the DAG's highest round with a quorum is 1.
+    for c in &dag[1] {
+        sender.send(&to, certificate(c)).await.await.unwrap();
+    }
+    // A certificate of authority 2 far ahead: primary 0 asks authority 2 for a range.
+    sender
+        .send(&to, certificate(&dag[8][2]))
+        .await
+        .await
+        .unwrap();
+    assert_eq!(next_range(&mut ranges).await, (2, 1));
+    // Its full answer of copies does not move past round 1: the next goes to authority 3.
+    assert_eq!(next_range(&mut ranges).await, (3, 1));
+    assert!(node.rejected("sync_answer", "unproductive_range") >= 1);
+    assert!(node.rejected("sync_answer", "duplicate") >= 3);
     node.stop().await;
 }
