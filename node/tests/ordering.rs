@@ -468,6 +468,26 @@ fn strangers(
     (tasks, closed)
 }
 
+/// Raises this process's open-file limit to its hard limit and checks it holds `needed`
+/// descriptors (the strangers' sockets and the nodes' ends of them, in one process).
+fn raise_file_limit(needed: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+    assert!(
+        limit.rlim_cur >= needed,
+        "this test needs {needed} open files; the hard limit is {} (raise it: ulimit -Hn)",
+        limit.rlim_cur
+    );
+}
+
 /// The sum of a counter's series across the node's registry.
 fn counter(node: &NodeHandle, name: &str) -> f64 {
     node.registry
@@ -491,6 +511,7 @@ fn counter(node: &NodeHandle, name: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn strangers_holding_every_socket_they_can_lock_out_neither_clients_nor_a_restarted_peer() {
     init_tracing();
+    raise_file_limit(12_000);
     let f = CommitteeFixture::with_free_ports(4, 1, 33);
     let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut p = parameters();
