@@ -102,13 +102,23 @@ fn decoding_garbage_fails_without_panicking() {
 #[test]
 fn a_frame_claiming_a_huge_sub_dag_reserves_only_what_it_carries() {
     let raw: [u8; 32] = [
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 1, 0, 0, 0, 0,
-        0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0,
+        0, 0,
     ];
     let frames = decode_frames(&Bytes::copy_from_slice(&raw)).unwrap();
-    assert_eq!((frames[0].total, frames[0].transactions.len()), (1 << 26, 1));
+    assert_eq!(
+        (frames[0].total, frames[0].transactions.len()),
+        (1 << 26, 1)
+    );
     let mut assembler = StreamAssembler::default();
     assembler.push(frames[0].clone()).unwrap();
-    let partial = assembler.partial.as_ref().expect("the sub-DAG is incomplete");
-    assert!(partial.transactions.capacity() < 16, "{}", partial.transactions.capacity());
+    let partial = assembler
+        .partial
+        .as_ref()
+        .expect("the sub-DAG is incomplete");
+    assert!(
+        partial.transactions.capacity() < 16,
+        "{}",
+        partial.transactions.capacity()
+    );
 }
