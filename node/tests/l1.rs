@@ -231,3 +231,57 @@ async fn four_nodes_post_the_committed_log_and_the_verifier_reads_it_back() {
         assert_eq!(entry[0].transactions().unwrap(), sub_dag.transactions);
     }
 }
+
+/// Proves: an authority whose `max_transaction_size` is below the inbox's
+/// `MAX_FORCED_TX_BYTES` refuses to start with forced inclusion on, and says why: its workers
+/// would refuse forced transactions the inbox accepted, which could then never be ordered
+/// (before, they were dropped in silence).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_transactions_are_smaller_than_the_inboxs_forced_ones_refuses_to_start() {
+    let anvil = common::anvil();
+    let rpc = anvil.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    committee_new(d, 4);
+    let inbox = common::deploy_inbox(&rpc, d);
+    let path = d.join("parameters.json");
+    let mut parameters: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    parameters["max_transaction_size"] = 1_000.into();
+    parameters["rpc"]["max_transaction_size"] = 1_000.into();
+    std::fs::write(&path, parameters.to_string()).unwrap();
+    let key = d.join("l1-key-0");
+    weft_config::write_file(&key, DEV_KEYS[0].as_bytes(), weft_config::SECRET_MODE).unwrap();
+    let args = [
+        "node",
+        "run",
+        "--l1-rpc",
+        &rpc,
+        "--l1-inbox",
+        &inbox,
+        "--l1-key",
+        key.to_str().unwrap(),
+    ];
+    let mut child = common::authority_command(d, 0, &args, "store-0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + common::PROCESS_DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the node did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(
+        stderr.contains(
+            "max_transaction_size (1000) is below the inbox's MAX_FORCED_TX_BYTES (131072)"
+        ),
+        "{stderr}"
+    );
+}
