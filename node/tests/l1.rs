@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{committee_new, force_include};
+use common::force_include;
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -49,12 +49,8 @@ const W: u64 = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_nodes_post_the_committed_log_and_the_verifier_reads_it_back() {
-    let anvil = common::anvil();
-    let rpc = anvil.endpoint();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    committee_new(d, 4);
-    let inbox = common::deploy_inbox(&rpc, d);
+    let l1 = common::l1_committee(4);
+    let (rpc, d, inbox) = (l1.rpc.clone(), l1.dir.path(), l1.inbox.clone());
     let committee_file = d.join("committee.json");
     // Retention follows L1: with a poster the log keeps every unposted sub-DAG although the
     // fixed retention would keep only 3, and then 5 more below the first unposted.
@@ -238,12 +234,8 @@ async fn four_nodes_post_the_committed_log_and_the_verifier_reads_it_back() {
 /// (before, they were dropped in silence).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_transactions_are_smaller_than_the_inboxs_forced_ones_refuses_to_start() {
-    let anvil = common::anvil();
-    let rpc = anvil.endpoint();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    committee_new(d, 4);
-    let inbox = common::deploy_inbox(&rpc, d);
+    let l1 = common::l1_committee(4);
+    let (rpc, d, inbox) = (l1.rpc.clone(), l1.dir.path(), l1.inbox.clone());
     let path = d.join("parameters.json");
     let mut parameters: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();

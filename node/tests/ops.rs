@@ -123,12 +123,8 @@ fn dashboard_metrics(dashboard: &serde_json::Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_serve_metrics_health_and_readiness_and_a_failed_store_brings_its_node_down() {
-    let anvil = common::anvil();
-    let rpc = anvil.endpoint();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    committee_new(d, 4);
-    let inbox = common::deploy_inbox(&rpc, d);
+    let l1 = common::l1_committee(4);
+    let (rpc, d, inbox) = (l1.rpc.clone(), l1.dir.path(), l1.inbox.clone());
     let (tx, rx) = mpsc::channel();
     // Authority 0's store fails after 300 writes: a few seconds into the run.
     let mut nodes = Processes(

@@ -488,6 +488,20 @@ fn raise_file_limit(needed: u64) {
     );
 }
 
+/// Sends transactions `ids` over already open client connections, in turn.
+async fn send_round_robin(clients: &mut [tokio::net::TcpStream], ids: std::ops::Range<u64>) {
+    let mut frames: Vec<Vec<u8>> = vec![Vec::new(); clients.len()];
+    for id in ids {
+        let tx = transaction(id);
+        let frame = &mut frames[(id % clients.len() as u64) as usize];
+        frame.extend_from_slice(&(tx.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&tx);
+    }
+    for (client, frame) in clients.iter_mut().zip(frames) {
+        client.write_all(&frame).await.unwrap();
+    }
+}
+
 /// The sum of a counter's series across the node's registry.
 fn counter(node: &NodeHandle, name: &str) -> f64 {
     node.registry
@@ -543,39 +557,18 @@ async fn strangers_holding_every_socket_they_can_lock_out_neither_clients_nor_a_
         .collect();
     let (mut attack, closed) = strangers(2..=19, &addresses, 18);
     const CHUNK: u64 = 1_000;
-    let mut sent = 0u64;
-    let mut send_chunk = |clients: &mut Vec<tokio::net::TcpStream>| {
-        let mut frames: Vec<Vec<u8>> = vec![Vec::new(); clients.len()];
-        for id in sent..sent + CHUNK {
-            let tx = transaction(id);
-            let frame = &mut frames[(id % clients.len() as u64) as usize];
-            frame.extend_from_slice(&(tx.len() as u32).to_be_bytes());
-            frame.extend_from_slice(&tx);
-        }
-        sent += CHUNK;
-        frames
-    };
     // Phase 1: all four up under the attack.
-    for _ in 0..3 {
-        let frames = send_chunk(&mut clients);
-        for (client, frame) in clients.iter_mut().zip(frames) {
-            client.write_all(&frame).await.unwrap();
-        }
-    }
+    send_round_robin(&mut clients, 0..3 * CHUNK).await;
     for n in nodes.iter().flatten() {
         committed(n, 3 * CHUNK as usize).await;
     }
     // Phase 2: authority 3 goes down and comes back while the strangers go on.
     nodes[3].take().expect("running").kill().await;
-    for _ in 0..2 {
-        let frames = send_chunk(&mut clients);
-        for (client, frame) in clients.iter_mut().zip(frames) {
-            client.write_all(&frame).await.unwrap();
-        }
-    }
+    send_round_robin(&mut clients, 3 * CHUNK..5 * CHUNK).await;
     for n in nodes.iter().flatten() {
         committed(n, 5 * CHUNK as usize).await;
     }
+    let sent = 5 * CHUNK;
     nodes[3] = Some(start_with(&f, 3, dirs[3].path(), p.clone()).await);
     let reference = output(nodes[0].as_ref().expect("running"));
     committed(nodes[3].as_ref().expect("restarted"), reference.len()).await;

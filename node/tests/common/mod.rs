@@ -544,6 +544,29 @@ pub fn anvil() -> weft_l1_poster::anvil::Anvil {
     weft_l1_poster::anvil::Anvil::spawn(&["--block-time", "1"]).expect("anvil (run ops/setup)")
 }
 
+/// A running anvil, a fresh committee of `n` authorities in a temporary directory, and an
+/// inbox deployed for that committee.
+pub struct L1Committee {
+    pub anvil: weft_l1_poster::anvil::Anvil,
+    pub rpc: String,
+    pub dir: tempfile::TempDir,
+    pub inbox: String,
+}
+
+pub fn l1_committee(n: usize) -> L1Committee {
+    let anvil = anvil();
+    let rpc = anvil.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    committee_new(dir.path(), n);
+    let inbox = deploy_inbox(&rpc, dir.path());
+    L1Committee {
+        anvil,
+        rpc,
+        dir,
+        inbox,
+    }
+}
+
 /// `weft l1 deploy` of an inbox bound to the committee of `dir` (paid by anvil's dev account
 /// 5); returns the address it printed.
 pub fn deploy_inbox(rpc: &str, dir: &Path) -> String {
