@@ -27,6 +27,11 @@ pub struct Parameters {
     pub max_batch_delay_ms: u64,
     /// Largest client transaction a worker accepts.
     pub max_transaction_size: usize,
+    /// Bytes of batches each peer's worker may have stored at a worker before any header names
+    /// them (dissemination precedes ordering, so some always are); past it, that peer's
+    /// broadcasts are refused until its headers catch up. Bounds what a Byzantine peer can
+    /// make a worker store, even while consensus stalls and nothing is garbage-collected.
+    pub max_unannounced_bytes_per_peer: usize,
     /// Largest frame accepted from any peer; must hold a full batch.
     pub max_message_size: usize,
     /// Depth of the bounded channels between actors.
@@ -76,6 +81,9 @@ pub struct ClientPortParameters {
     /// A transaction whose first bytes arrived must be complete within this long (at most
     /// twice it: the clock is checked in steps of it); a slower one closes the connection.
     pub frame_timeout_ms: u64,
+    /// When every connection is taken, a new one evicts the connection quiet longest, if it
+    /// has sent nothing for this long (else the new one is refused).
+    pub evict_quiet_after_ms: u64,
 }
 
 impl Default for ClientPortParameters {
@@ -85,6 +93,7 @@ impl Default for ClientPortParameters {
             max_connections_per_source: 64,
             idle_timeout_ms: 60_000,
             frame_timeout_ms: 5_000,
+            evict_quiet_after_ms: 1_000,
         }
     }
 }
@@ -96,6 +105,10 @@ impl ClientPortParameters {
 
     pub fn frame_timeout(&self) -> Duration {
         Duration::from_millis(self.frame_timeout_ms)
+    }
+
+    pub fn evict_quiet_after(&self) -> Duration {
+        Duration::from_millis(self.evict_quiet_after_ms)
     }
 
     pub fn validate(&self) -> Result<(), ParameterError> {
@@ -319,6 +332,7 @@ impl Default for Parameters {
             batch_size: 500_000,
             max_batch_delay_ms: 200,
             max_transaction_size: 128 * 1024,
+            max_unannounced_bytes_per_peer: 128 * 1024 * 1024,
             max_message_size: 4 * 1024 * 1024,
             channel_capacity: 1_000,
             leader_schedule: LeaderScheduleKind::RoundRobin,
@@ -404,13 +418,22 @@ impl Parameters {
         }
         // A sealed batch can exceed batch_size by up to one transaction plus framing.
         let largest_batch = self.batch_size + self.max_transaction_size + 4096;
-        if self.max_message_size < largest_batch {
-            return fail(
-                "max_message_size",
-                format!(
-                    "must be at least batch_size + max_transaction_size + 4096 = {largest_batch}"
-                ),
-            );
+        let must_hold_a_batch = [
+            ("max_message_size", self.max_message_size),
+            (
+                "max_unannounced_bytes_per_peer",
+                self.max_unannounced_bytes_per_peer,
+            ),
+        ];
+        for (field, value) in must_hold_a_batch {
+            if value < largest_batch {
+                return fail(
+                    field,
+                    format!(
+                        "must be at least batch_size + max_transaction_size + 4096 = {largest_batch}"
+                    ),
+                );
+            }
         }
         if let LeaderScheduleKind::Reputation {
             commits_per_update: 0,

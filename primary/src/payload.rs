@@ -15,6 +15,7 @@ use weft_types::{AuthorityIndex, BatchDigest, Committee, PrimaryToWorker, Round,
 use crate::metrics::PrimaryMetrics;
 
 pub(crate) struct PayloadSynchronizer {
+    me: AuthorityIndex,
     /// (digest, worker) → round reported, written when a worker reports a stored batch.
     payload: Map<(BatchDigest, WorkerId), u64>,
     sender: ReliableSender,
@@ -42,6 +43,7 @@ impl PayloadSynchronizer {
     ) -> JoinHandle<()> {
         let workers = crate::own_workers(committee, me);
         let this = Self {
+            me,
             payload,
             sender,
             workers,
@@ -91,13 +93,25 @@ impl PayloadSynchronizer {
         tasks: &mut JoinSet<()>,
     ) -> Result<(), weft_storage::StoreError> {
         let stored = self.payload.multi_get(request.payload.iter())?;
-        let missing: Vec<(BatchDigest, WorkerId)> = request
-            .payload
-            .iter()
-            .zip(stored)
-            .filter(|(_, s)| s.is_none())
-            .map(|(p, _)| *p)
-            .collect();
+        let (mut present, mut missing) = (Vec::new(), Vec::new());
+        for (entry, stored) in request.payload.iter().zip(stored) {
+            match stored {
+                Some(_) => present.push(*entry),
+                None => missing.push(*entry),
+            }
+        }
+        // The workers hold peers' batches that no header named only within a quota: these
+        // are named now (the missing ones are, by the `Synchronize` that fetches them).
+        let mut acks = Vec::new();
+        if request.author != self.me {
+            for (worker, digests) in by_worker(&present) {
+                let Some(peer) = self.workers.get(&worker) else {
+                    continue;
+                };
+                let message = PrimaryToWorker::Announced { digests };
+                acks.push(self.sender.send(peer, encode_message(&message)).await);
+            }
+        }
         let available = CoreInput::PayloadAvailable {
             author: request.author,
             round: request.round,
@@ -107,15 +121,19 @@ impl PayloadSynchronizer {
             if request.notify {
                 let _ = self.tx_core.send(available).await;
             }
+            if !acks.is_empty() {
+                // Dropping a send's handler cancels it: wait for the workers' answers.
+                let handle = tasks.spawn(async move {
+                    for ack in acks {
+                        let _ = ack.await;
+                    }
+                });
+                self.waiting.entry(request.round).or_default().push(handle);
+            }
             return Ok(());
         }
         self.metrics.payload_syncs.inc();
-        let mut by_worker: HashMap<WorkerId, Vec<BatchDigest>> = HashMap::new();
-        for (digest, worker) in &missing {
-            by_worker.entry(*worker).or_default().push(*digest);
-        }
-        let mut acks = Vec::new();
-        for (worker, digests) in by_worker {
+        for (worker, digests) in by_worker(&missing) {
             let Some(peer) = self.workers.get(&worker) else {
                 continue;
             };
@@ -129,8 +147,6 @@ impl PayloadSynchronizer {
         let tx_core = self.tx_core.clone();
         let notify = request.notify;
         let handle = tasks.spawn(async move {
-            // Keep the requests alive (re-sent until a worker acknowledges) while waiting.
-            let _acks = acks;
             for key in missing {
                 if payload.notify_read(key).await.is_err() {
                     return;
@@ -139,8 +155,22 @@ impl PayloadSynchronizer {
             if notify {
                 let _ = tx_core.send(available).await;
             }
+            // Held until here: a request is re-sent until its worker answers, and cancelled
+            // when its handler is dropped.
+            for ack in acks {
+                let _ = ack.await;
+            }
         });
         self.waiting.entry(request.round).or_default().push(handle);
         Ok(())
     }
+}
+
+/// The digests of `payload`, by the worker that holds them.
+fn by_worker(payload: &[(BatchDigest, WorkerId)]) -> HashMap<WorkerId, Vec<BatchDigest>> {
+    let mut by_worker: HashMap<WorkerId, Vec<BatchDigest>> = HashMap::new();
+    for (digest, worker) in payload {
+        by_worker.entry(*worker).or_default().push(*digest);
+    }
+    by_worker
 }

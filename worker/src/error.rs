@@ -41,6 +41,12 @@ pub enum RequestError {
     UnrequestedBatch,
     #[error("batch of {size} bytes exceeds the largest a worker seals ({limit})")]
     BatchTooLarge { size: usize, limit: usize },
+    #[error("authority {peer} already has {held} bytes of batches stored here that no header named (limit {limit})")]
+    PeerQuota {
+        peer: AuthorityIndex,
+        held: usize,
+        limit: usize,
+    },
     #[error("digest {0} is named twice in one request")]
     DuplicateDigest(weft_types::BatchDigest),
     /// Local failure; not the peer's fault, but the request cannot be served.
@@ -62,6 +68,7 @@ impl RequestError {
             Self::UnrequestedBatch => "unrequested_batch",
             Self::BatchTooLarge { .. } => "batch_too_large",
             Self::DuplicateDigest(_) => "duplicate_digest",
+            Self::PeerQuota { .. } => "peer_quota",
             Self::Store => "store",
             Self::ShuttingDown => "shutting_down",
         }

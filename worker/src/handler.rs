@@ -5,10 +5,11 @@ use crate::error::RequestError;
 use crate::metrics::WorkerMetrics;
 use crate::submit::Report;
 use crate::synchronizer::SyncRequest;
+use crate::unannounced::Unannounced;
 use crate::{blocking, store_batch};
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use weft_network::{Handler, HandlerError};
 use weft_storage::{Durability, Map, Store};
@@ -38,6 +39,8 @@ pub struct WorkerHandler {
     pub tx_primary: mpsc::Sender<Report>,
     pub tx_synchronizer: mpsc::Sender<SyncRequest>,
     pub metrics: Arc<WorkerMetrics>,
+    /// Peers' broadcast batches no header named yet, within a quota per peer.
+    pub unannounced: Mutex<Unannounced>,
 }
 
 impl Handler for WorkerHandler {
@@ -75,7 +78,7 @@ impl WorkerHandler {
             return self.serve_primary(message).await;
         }
         match decode_message(request, self.max_message_size).map_err(RequestError::Decode)? {
-            WorkerMessage::Batch(batch) => self.receive_batch(batch).await,
+            WorkerMessage::Batch(batch) => self.receive_batch(peer, batch).await,
             WorkerMessage::BatchRequest(digests) => self.serve_batch_request(digests).await,
         }
     }
@@ -83,13 +86,17 @@ impl WorkerHandler {
     async fn serve_primary(&self, message: PrimaryToWorker) -> Result<Bytes, RequestError> {
         match message {
             PrimaryToWorker::Synchronize { digests, target } => {
+                // A header names them: a broadcast copy arriving later is payload.
+                self.unannounced(|u| u.announced(&digests));
                 // Acknowledged at once; the synchronizer reports each batch when it has it.
                 self.tx_synchronizer
                     .send(SyncRequest { digests, target })
                     .await
                     .map_err(|_| RequestError::ShuttingDown)?;
             }
+            PrimaryToWorker::Announced { digests } => self.unannounced(|u| u.announced(&digests)),
             PrimaryToWorker::DeleteBatches { digests } => {
+                self.unannounced(|u| u.deleted(&digests));
                 let (store, batches) = (self.store.clone(), self.batches.clone());
                 let pins = self.pins.clone();
                 let deleted = blocking(move || {
@@ -110,8 +117,13 @@ impl WorkerHandler {
         Ok(Bytes::new())
     }
 
-    /// Stores a batch broadcast by another authority's worker and reports it to the primary.
-    async fn receive_batch(&self, batch: Bytes) -> Result<Bytes, RequestError> {
+    /// Stores a batch broadcast by another authority's worker, within that authority's quota
+    /// of unannounced batches, and reports it to the primary.
+    async fn receive_batch(
+        &self,
+        peer: AuthorityIndex,
+        batch: Bytes,
+    ) -> Result<Bytes, RequestError> {
         if batch.len() > self.max_batch_size {
             return Err(RequestError::BatchTooLarge {
                 size: batch.len(),
@@ -120,7 +132,16 @@ impl WorkerHandler {
         }
         validate_batch(&batch, self.max_transaction_size)?;
         let digest = BatchDigest::of_encoded(&batch);
-        store_batch(&self.batches, digest, batch).await?;
+        self.unannounced(|u| u.admit(peer, digest, batch.len()))
+            .map_err(|e| RequestError::PeerQuota {
+                peer,
+                held: e.held,
+                limit: e.limit,
+            })?;
+        if let Err(e) = store_batch(&self.batches, digest, batch).await {
+            self.unannounced(|u| u.deleted(&[digest]));
+            return Err(e);
+        }
         self.metrics.batches_received.inc();
         let report = WorkerToPrimary::OthersBatch {
             digest,
@@ -131,6 +152,15 @@ impl WorkerHandler {
             .await
             .map_err(|_| RequestError::ShuttingDown)?;
         Ok(Bytes::new())
+    }
+
+    /// Updates the unannounced accounts, and their gauge.
+    fn unannounced<T>(&self, update: impl FnOnce(&mut Unannounced) -> T) -> T {
+        // Every update leaves the accounts consistent, so a poisoned lock is still usable.
+        let mut accounts = self.unannounced.lock().unwrap_or_else(|e| e.into_inner());
+        let result = update(&mut accounts);
+        self.metrics.unannounced_bytes.set(accounts.total() as i64);
+        result
     }
 
     /// Answers with the stored batches among `digests`, leaving out unknown ones and any that

@@ -4,8 +4,10 @@
 //! or lock others out: connections are capped in all and per source, a connection that sends
 //! nothing for `idle_timeout` is closed, and so is one that leaves a transaction half-sent
 //! past `frame_timeout`. While the batch maker pushes back, no clock runs: a client waiting
-//! for room is not idle. When every connection is taken, a new one evicts the oldest that has
-//! not sent a transaction yet: sockets held open in silence cannot shut real clients out.
+//! for room is not idle. When every connection is taken, a new one evicts the connection that
+//! has been quiet longest, if it has been quiet for `evict_quiet_after`: sockets held open in
+//! silence, or kept barely alive with a transaction now and then, cannot shut real clients
+//! out, while clients that keep sending are never evicted.
 
 use crate::metrics::WorkerMetrics;
 use crate::submit::Submission;
@@ -17,6 +19,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec, LengthDelimitedCodecError};
 use tokio_util::sync::CancellationToken;
 use weft_config::ClientPortParameters;
@@ -24,6 +27,8 @@ use weft_network::admission::{SourceSlot, SourceSlots};
 
 /// Pause after a failed `accept` (typically out of file descriptors), instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// A sending connection records its activity at most this often (a lock each time).
+const ACTIVITY_RESOLUTION: Duration = Duration::from_millis(100);
 
 /// Accepts client connections and feeds their transactions to the batch maker. A connection
 /// is read only while the batch maker's channel has room, so a full worker pushes back on its
@@ -36,8 +41,8 @@ pub struct TxReceiver {
     limits: ClientPortParameters,
     /// Connections held per source.
     sources: SourceSlots,
-    /// Connections that have not sent a transaction yet, oldest first.
-    silent: Silent,
+    /// Every connection, least recently active first.
+    activity: Activity,
     /// Every connection's transactions, in the order each connection sent them.
     tx_batch_maker: mpsc::Sender<Submission>,
     metrics: Arc<WorkerMetrics>,
@@ -59,7 +64,7 @@ impl TxReceiver {
                 listener,
                 max_transaction_size,
                 sources: SourceSlots::new(limits.max_connections_per_source),
-                silent: Silent::default(),
+                activity: Activity::default(),
                 limits,
                 tx_batch_maker,
                 metrics,
@@ -77,22 +82,21 @@ impl TxReceiver {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, address)) => {
                         if connections.len() >= self.limits.max_connections {
-                            if !self.silent.evict_oldest() {
+                            if !self.activity.evict_quietest(self.limits.evict_quiet_after()) {
                                 self.reject("too_many_connections");
                                 continue;
                             }
-                            self.reject("evicted_silent");
+                            self.reject("evicted_quiet");
                         }
                         let Some(slot) = self.sources.try_take(address.ip()) else {
                             self.reject("source_connections");
                             continue;
                         };
-                        let (silence, evicted) = self.silent.register();
-                        let silence = Some(silence);
+                        let (entry, evicted) = self.activity.register();
                         connections.spawn(
                             Client {
                                 address,
-                                silence,
+                                entry,
                                 evicted,
                                 max_transaction_size: self.max_transaction_size,
                                 limits: self.limits.clone(),
@@ -122,31 +126,34 @@ impl TxReceiver {
     }
 }
 
-/// Connections that have sent no transaction yet, by accept order; each entry's sender, when
-/// dropped, closes its connection.
+/// Every connection by when it was last active, least recently first; each entry's sender,
+/// when dropped, closes its connection.
 #[derive(Clone, Default)]
-struct Silent(Arc<Mutex<Registry>>);
+struct Activity(Arc<Mutex<Registry>>);
 
 #[derive(Default)]
 struct Registry {
+    /// Orders entries: taken anew at each recorded activity.
     next: u64,
-    connections: BTreeMap<u64, oneshot::Sender<()>>,
+    connections: BTreeMap<u64, (Instant, oneshot::Sender<()>)>,
 }
 
-impl Silent {
-    /// Registers a new connection: its entry (removed when it speaks or closes), and the
+impl Activity {
+    /// Registers a new connection, active now: its entry (removed when it closes), and the
     /// receiver that fires if it is evicted.
-    fn register(&self) -> (Silence, oneshot::Receiver<()>) {
+    fn register(&self) -> (Entry, oneshot::Receiver<()>) {
         let (tx, rx) = oneshot::channel();
+        let now = Instant::now();
         let mut registry = self.lock();
-        let id = registry.next;
+        let key = registry.next;
         registry.next += 1;
-        registry.connections.insert(id, tx);
-        let silence = Silence {
-            silent: self.clone(),
-            id,
+        registry.connections.insert(key, (now, tx));
+        let entry = Entry {
+            activity: self.clone(),
+            key,
+            at: now,
         };
-        (silence, rx)
+        (entry, rx)
     }
 
     fn lock(&self) -> MutexGuard<'_, Registry> {
@@ -154,30 +161,59 @@ impl Silent {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Closes the oldest silent connection; false if there is none.
-    fn evict_oldest(&self) -> bool {
-        self.lock().connections.pop_first().is_some()
+    /// Closes the connection quiet longest, if it has been quiet for `quiet`; false if none
+    /// has.
+    fn evict_quietest(&self, quiet: Duration) -> bool {
+        let mut registry = self.lock();
+        match registry.connections.first_key_value() {
+            Some((_, (at, _))) if at.elapsed() >= quiet => {
+                registry.connections.pop_first();
+                true
+            }
+            _ => false,
+        }
     }
 }
 
-/// A connection's entry in [`Silent`], removed when dropped.
-struct Silence {
-    silent: Silent,
-    id: u64,
+/// A connection's entry in [`Activity`], removed when dropped.
+struct Entry {
+    activity: Activity,
+    key: u64,
+    /// The activity recorded last.
+    at: Instant,
 }
 
-impl Drop for Silence {
+impl Entry {
+    /// Records that the connection is active (at most once per [`ACTIVITY_RESOLUTION`]).
+    fn active(&mut self) {
+        let now = Instant::now();
+        if now.duration_since(self.at) < ACTIVITY_RESOLUTION {
+            return;
+        }
+        let mut registry = self.activity.lock();
+        // Gone if evicted meanwhile: the connection closes at its next read.
+        let Some((_, tx)) = registry.connections.remove(&self.key) else {
+            return;
+        };
+        self.key = registry.next;
+        registry.next += 1;
+        registry.connections.insert(self.key, (now, tx));
+        self.at = now;
+    }
+}
+
+impl Drop for Entry {
     fn drop(&mut self) {
-        self.silent.lock().connections.remove(&self.id);
+        self.activity.lock().connections.remove(&self.key);
     }
 }
 
 /// One client connection.
 struct Client {
     address: SocketAddr,
-    /// Dropped once the client sent a transaction: it can no longer be evicted.
-    silence: Option<Silence>,
-    /// Fires (its sender dropped) if the connection is evicted while silent.
+    /// Its place among the connections, by activity.
+    entry: Entry,
+    /// Fires (its sender dropped) if the connection is evicted.
     evicted: oneshot::Receiver<()>,
     max_transaction_size: usize,
     limits: ClientPortParameters,
@@ -202,8 +238,8 @@ impl Client {
         loop {
             let read = tokio::select! {
                 biased;
-                _ = &mut self.evicted, if self.silence.is_some() => {
-                    tracing::debug!(%address, "silent client evicted for a new connection");
+                _ = &mut self.evicted => {
+                    tracing::debug!(%address, "quiet client evicted for a new connection");
                     return;
                 }
                 read = tokio::time::timeout(step, frames.next()) => read,
@@ -239,7 +275,7 @@ impl Client {
                     return;
                 }
                 Ok(tx) => {
-                    self.silence = None;
+                    self.entry.active();
                     if self.tx_batch_maker.send((tx.freeze(), None)).await.is_err() {
                         return;
                     }

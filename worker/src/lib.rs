@@ -59,6 +59,7 @@ mod primary_connector;
 mod quorum_waiter;
 mod submit;
 mod synchronizer;
+mod unannounced;
 
 pub use batch::{validate_batch, BatchBuilder, SealedBatch, SAMPLE_TX_MARKER};
 pub use batch_maker::BENCH_LOG_TARGET;
@@ -67,6 +68,7 @@ pub use metrics::WorkerMetrics;
 pub use quorum_waiter::{MAX_BATCHES_AWAITING_QUORUM, MAX_DELIVERIES_PER_PEER};
 pub use submit::{Acknowledgement, Acks, PendingAck, SubmissionQueue, SubmitError, TxSubmitter};
 pub use synchronizer::MAX_SYNC_ATTEMPTS;
+pub use unannounced::{QuotaExceeded, Unannounced, ANNOUNCED_MEMORY};
 
 use batch_maker::BatchMaker;
 use bytes::Bytes;
@@ -274,6 +276,9 @@ impl Worker {
             tx_primary,
             tx_synchronizer,
             metrics: metrics.clone(),
+            unannounced: std::sync::Mutex::new(Unannounced::new(
+                parameters.max_unannounced_bytes_per_peer,
+            )),
         };
         // On failure, dropping the handle stops the actors started so far.
         let server = Server::spawn(

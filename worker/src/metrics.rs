@@ -22,6 +22,8 @@ pub struct WorkerMetrics {
     pub quorum_latency: Histogram,
     /// Batches from other authorities' workers stored (broadcast path).
     pub batches_received: IntCounter,
+    /// Bytes of peers' batches stored here that no header named yet (see `unannounced.rs`).
+    pub unannounced_bytes: IntGauge,
     /// Requests refused with an error response, by `reason` (see `RequestError::kind`).
     pub requests_rejected: IntCounterVec,
     /// Batch requests served, and the batches sent in them.
@@ -111,6 +113,10 @@ impl WorkerMetrics {
                 "weft_worker_batches_received_total",
                 "Batches of other authorities' workers stored",
             )?,
+            unannounced_bytes: gauge(
+                "weft_worker_unannounced_bytes",
+                "Bytes of peers' batches stored here that no header named yet",
+            )?,
             requests_rejected: counter_vec(
                 "weft_worker_requests_rejected_total",
                 "Requests refused with an error response",
@@ -160,7 +166,7 @@ impl WorkerMetrics {
             "source_connections",
             "idle",
             "slow_frame",
-            "evicted_silent",
+            "evicted_quiet",
         ];
         for reason in ["empty", "too_large", "full"]
             .into_iter()

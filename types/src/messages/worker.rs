@@ -20,6 +20,7 @@ const TAG_BATCH: u8 = 0x00;
 const TAG_BATCH_REQUEST: u8 = 0x01;
 const TAG_SYNCHRONIZE: u8 = 0x10;
 const TAG_DELETE_BATCHES: u8 = 0x11;
+const TAG_ANNOUNCED: u8 = 0x12;
 const TAG_OUR_BATCH: u8 = 0x20;
 const TAG_OTHERS_BATCH: u8 = 0x21;
 
@@ -79,6 +80,10 @@ pub enum PrimaryToWorker {
     /// Delete these stored batches (the primary decides: payloads of garbage-collected rounds,
     /// orphans).
     DeleteBatches { digests: Vec<BatchDigest> },
+    /// A header of another authority names these batches, which are stored here: they are
+    /// payload now, no longer a peer's unannounced broadcast (which a worker holds only within
+    /// a per-peer quota).
+    Announced { digests: Vec<BatchDigest> },
 }
 
 /// Whether a top-level encoding (version byte first) carries a [`PrimaryToWorker`] tag. Says
@@ -86,7 +91,11 @@ pub enum PrimaryToWorker {
 pub fn is_primary_to_worker(encoded: &[u8]) -> bool {
     matches!(
         encoded,
-        [WIRE_VERSION, TAG_SYNCHRONIZE | TAG_DELETE_BATCHES, ..]
+        [
+            WIRE_VERSION,
+            TAG_SYNCHRONIZE | TAG_DELETE_BATCHES | TAG_ANNOUNCED,
+            ..
+        ]
     )
 }
 
@@ -202,12 +211,16 @@ impl Encode for PrimaryToWorker {
                 out.put_u8(TAG_DELETE_BATCHES);
                 put_vec(out, digests);
             }
+            Self::Announced { digests } => {
+                out.put_u8(TAG_ANNOUNCED);
+                put_vec(out, digests);
+            }
         }
     }
     fn encoded_len(&self) -> usize {
         1 + match self {
             Self::Synchronize { digests, .. } => vec_len(digests) + 2,
-            Self::DeleteBatches { digests } => vec_len(digests),
+            Self::DeleteBatches { digests } | Self::Announced { digests } => vec_len(digests),
         }
     }
 }
@@ -229,6 +242,13 @@ impl Decode for PrimaryToWorker {
                 digests: bounded_vec(
                     r,
                     "primary_to_worker.delete_batches.digests",
+                    MAX_DIGESTS_PER_MESSAGE,
+                )?,
+            }),
+            TAG_ANNOUNCED => Ok(Self::Announced {
+                digests: bounded_vec(
+                    r,
+                    "primary_to_worker.announced.digests",
                     MAX_DIGESTS_PER_MESSAGE,
                 )?,
             }),
@@ -296,6 +316,7 @@ mod tests {
                 target: AuthorityIndex(target),
             });
             round_trip(&PrimaryToWorker::DeleteBatches { digests: digests(seed, n) });
+            round_trip(&PrimaryToWorker::Announced { digests: digests(seed, n) });
         }
 
         #[test]
