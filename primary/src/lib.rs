@@ -5,7 +5,8 @@
 //! - the network handler verifies what peers send before anything else and answers sync
 //!   requests from storage (`handler`);
 //! - the runner feeds the core and carries out its outputs (`runner`);
-//! - the certificate synchronizer fetches missing parents and whole ranges (`synchronizer`);
+//! - the certificate synchronizer fetches missing parents and whole ranges (`synchronizer`,
+//!   deciding with the pure [`sync_core::SyncCore`], which the simulator drives too);
 //! - the payload synchronizer has this authority's workers fetch missing batches (`payload`).
 //!
 //! Certificates leave through the `tx_consensus` channel in causal order; consensus reports
@@ -18,6 +19,7 @@ mod messages;
 mod metrics;
 mod payload;
 mod runner;
+pub mod sync_core;
 mod synchronizer;
 pub mod votes;
 
@@ -304,17 +306,17 @@ impl Primary {
         let mut actors = Actors::default();
         actors.push(
             "certificate synchronizer",
-            synchronizer::Synchronizer::spawn(
+            synchronizer::Synchronizer::spawn(synchronizer::SynchronizerArgs {
                 me,
-                committee.clone(),
-                sender.clone(),
-                stores.certificates.clone(),
-                &parameters,
-                metrics.clone(),
-                rx_sync,
-                tx_core.clone(),
-                rx_gc_round.clone(),
-            ),
+                committee: committee.clone(),
+                sender: sender.clone(),
+                certificates: stores.certificates.clone(),
+                parameters: parameters.clone(),
+                metrics: metrics.clone(),
+                rx_core: rx_sync,
+                tx_core: tx_core.clone(),
+                rx_gc_round: rx_gc_round.clone(),
+            }),
         );
         actors.push(
             "payload synchronizer",

@@ -6,7 +6,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
-use weft_types::{AuthorityIndex, Certificate, CertificateDigest, Header, Round, Vote};
+use weft_types::{AuthorityIndex, Certificate, Header, Round, Vote};
 
 /// A message the reliable sender carries between primaries.
 #[derive(Clone, Debug)]
@@ -35,12 +35,9 @@ impl Message {
     }
 }
 
-/// A sync request, answered from the peer's stored certificates.
-#[derive(Clone, Debug)]
-pub enum Fetch {
-    Digests(Vec<CertificateDigest>),
-    Range { from_round: Round },
-}
+/// A sync request, answered from the peer's stored certificates: the production
+/// synchronizer's.
+pub use weft_primary::sync_core::Fetch;
 
 /// Link state and the per-attempt randomness.
 pub struct Network {

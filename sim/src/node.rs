@@ -7,6 +7,7 @@ use crate::ctx::{Ctx, Event, Requester};
 use crate::network::{Fetch, Message};
 use crate::store::{CommittedRecord, DurableStore};
 use crate::sync::Synchronizer;
+use crate::sync::INVALID;
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use weft_consensus::{Bullshark, Commit, ConsensusError, ConsensusState, ScheduleState};
 use weft_executor::{ExecutorCore, Step};
@@ -157,7 +158,7 @@ impl Authority {
                 u64::MAX,
                 schedule,
             ),
-            sync: Synchronizer::default(),
+            sync: Synchronizer::new(ctx, self.index),
             to_consensus: VecDeque::new(),
             consensus_scheduled: false,
             ticks: BTreeSet::new(),
@@ -283,7 +284,7 @@ impl Authority {
         self.carry_out(ctx);
     }
 
-    /// Certificates fetched from `from`: verified, the unsolicited dropped, fed in round order.
+    /// Certificates fetched from `from`: what the synchronizer takes, fed in round order.
     pub fn fetch_answer(
         &mut self,
         ctx: &mut Ctx,
@@ -295,28 +296,15 @@ impl Authority {
         let Some(live) = self.live.as_mut() else {
             return;
         };
-        let is_range = matches!(fetch, Fetch::Range { .. });
-        if is_range {
-            live.sync.range_answered();
+        let answered = live
+            .sync
+            .answered(ctx, who, from, &fetch, certificates, &self.store);
+        if answered.rejected.contains(&INVALID) {
+            let what = format!("{}: a fetched certificate failed verification", who.me);
+            ctx.observer.violation(ctx.now, what);
         }
-        let received = certificates.len();
-        let mut accepted = Vec::with_capacity(received);
-        for c in certificates {
-            let asked = live.sync.answered(&c.digest()) || is_range;
-            if !asked {
-                continue;
-            }
-            if let Err(e) = ctx.verifier.certificate(&ctx.committee, &c) {
-                let what = format!("{}: a fetched certificate failed verification: {e}", who.me);
-                ctx.observer.violation(ctx.now, what);
-                continue;
-            }
-            accepted.push(c);
-        }
-        accepted.sort_by_key(|c| (c.round(), c.author()));
-        let last = accepted.last().map(Certificate::round);
         live.core.tick(ctx.now);
-        for c in accepted {
+        for c in answered.certificates {
             let result = live.core.handle_certificate(c);
             if let Err(e) = result {
                 if e.is_benign() {
@@ -327,11 +315,6 @@ impl Authority {
                 }
             }
         }
-        if let (true, Some(last)) = (is_range, last) {
-            if received >= ctx.config.range_limit {
-                live.sync.range(ctx, who, from, last);
-            }
-        }
         self.carry_out(ctx);
     }
 
@@ -339,7 +322,8 @@ impl Authority {
     pub fn sync_check(&mut self, ctx: &mut Ctx, at: u64) {
         let who = self.requester();
         if let Some(live) = self.live.as_mut() {
-            live.sync.check(ctx, who, &live.core, at);
+            let gc_round = live.core.dag().gc_round();
+            live.sync.check(ctx, who, gc_round, &self.store, at);
         }
     }
 

@@ -236,9 +236,7 @@ impl Simulation {
                         .iter()
                         .filter_map(|d| peer.store.certificate(d).cloned())
                         .collect(),
-                    Fetch::Range { from_round } => {
-                        peer.store.range(*from_round, ctx.config.range_limit)
-                    }
+                    Fetch::Range { from_round, limit } => peer.store.range(*from_round, *limit),
                 };
                 ctx.stats.messages += 1;
                 if ctx.net.lost(&mut ctx.rng) {
