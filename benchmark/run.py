@@ -3,6 +3,7 @@
 The fab tasks (`benchmark/fabfile.py`) call the same functions."""
 
 import argparse
+import json
 import os
 import sys
 
@@ -41,6 +42,9 @@ def bench_args(p):
     p.add_argument('--no-attestations', action='store_true',
                    help='the nodes do not sign sub-DAGs (parameter attestations: false), to '
                         'measure what attestations cost')
+    p.add_argument('--param', action='append', default=[], metavar='KEY=JSON',
+                   help='set a node parameter (a top-level key of parameters.json) to a JSON '
+                        'value, e.g. --param max_unannounced_bytes_per_peer=1099511627776')
     p.add_argument('--profile', choices=['release', 'dev'], default='release')
     p.add_argument('--no-build', action='store_true', help='use the binaries already built')
     p.add_argument('--bin-dir', default=None,
@@ -58,9 +62,18 @@ def points(a):
 
 
 def node_params(a):
-    return dict(NODE_PARAMETERS, max_header_delay_ms=a.header_delay,
-                max_batch_delay_ms=a.batch_delay, batch_size=a.batch_size,
-                attestations=not a.no_attestations)
+    params = dict(NODE_PARAMETERS, max_header_delay_ms=a.header_delay,
+                  max_batch_delay_ms=a.batch_delay, batch_size=a.batch_size,
+                  attestations=not a.no_attestations)
+    for setting in a.param:
+        key, sep, value = setting.partition('=')
+        if not sep or not key:
+            raise BenchError(f'--param {setting}: expected KEY=JSON')
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise BenchError(f'--param {setting}: the value is not JSON ({e})')
+    return params
 
 
 def main(argv=None):

@@ -22,17 +22,28 @@ DEFAULT_COMMITTEE = os.path.join(HERE, '..', '.weft', 'bench', 'local', 'committ
 
 
 def addresses(committee):
+    """(host, port, whether it is a client transaction port) of every port of the committee."""
     out = []
     for a in committee['authorities']:
-        out.append(a['primary_address'])
-        out.extend(a['worker_addresses'].values())
-        out.extend(a['transaction_addresses'].values())
-    return [(addr.rsplit(':', 1)[0], int(addr.rsplit(':', 1)[1])) for addr in out]
+        out.append((a['primary_address'], False))
+        out.extend((addr, False) for addr in a['worker_addresses'].values())
+        out.extend((addr, True) for addr in a['transaction_addresses'].values())
+    return [(addr.rsplit(':', 1)[0], int(addr.rsplit(':', 1)[1]), tx) for addr, tx in out]
 
 
-async def hold(source, target, stats, stop):
-    """One socket slot: connect from `source`, wait until the node closes it, repeat."""
+def transaction():
+    """One length-framed 64-byte transaction (a valid one for the raw client port)."""
+    body = b'\x01' + os.urandom(63)
+    return len(body).to_bytes(4, 'big') + body
+
+
+async def hold(source, target, stats, stop, trickle=None):
+    """One socket slot: connect from `source`, wait until the node closes it, repeat. With
+    `trickle`, a socket on a client port sends one transaction every `trickle` seconds."""
     loop = asyncio.get_running_loop()
+    host, port, client_port = target
+    target = (host, port)
+    trickle = trickle if client_port else None
     while time.monotonic() < stop:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
@@ -42,11 +53,19 @@ async def hold(source, target, stats, stop):
             stats['held'] += 1
             try:
                 while time.monotonic() < stop:
-                    data = await asyncio.wait_for(loop.sock_recv(sock, 64),
-                                                  max(0.1, stop - time.monotonic()))
+                    if trickle:
+                        await loop.sock_sendall(sock, transaction())
+                        stats['sent'] += 1
+                    wait = max(0.1, stop - time.monotonic())
+                    if trickle:
+                        wait = min(wait, trickle)
+                    try:
+                        data = await asyncio.wait_for(loop.sock_recv(sock, 64), wait)
+                    except asyncio.TimeoutError:
+                        continue
                     if not data:
                         break
-            except asyncio.TimeoutError:
+            except OSError:
                 pass
             stats['held'] -= 1
             stats['closed'] += 1
@@ -70,15 +89,15 @@ async def main(args):
     with open(args.committee) as f:
         targets = addresses(json.load(f))
     stop = time.monotonic() + args.duration
-    stats = {'held': 0, 'closed': 0, 'failed': 0}
-    tasks = [asyncio.create_task(hold(f'127.0.0.{2 + s}', t, stats, stop))
+    stats = {'held': 0, 'closed': 0, 'failed': 0, 'sent': 0}
+    tasks = [asyncio.create_task(hold(f'127.0.0.{2 + s}', t, stats, stop, args.trickle))
              for s in range(args.sources) for t in targets for _ in range(args.per_port)]
     print(f'strangers: {len(tasks)} socket slots on {len(targets)} ports from '
           f'{args.sources} sources', flush=True)
     while time.monotonic() < stop:
         await asyncio.sleep(5)
         print(f'strangers: held {stats["held"]}, closed by the nodes {stats["closed"]}, '
-              f'failed {stats["failed"]}', flush=True)
+              f'failed {stats["failed"]}, transactions sent {stats["sent"]}', flush=True)
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
@@ -91,6 +110,9 @@ if __name__ == '__main__':
     p.add_argument('--duration', type=float, default=40)
     p.add_argument('--delay', type=float, default=3,
                    help='seconds after the committee file appears before the attack starts')
+    p.add_argument('--trickle', type=float, default=None, metavar='SECONDS',
+                   help='sockets on client ports send one valid transaction this often, so '
+                        'that they never look idle')
     a = p.parse_args()
     a.started = time.time()
     asyncio.run(main(a))
