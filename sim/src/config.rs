@@ -2,10 +2,12 @@
 //! the network and the crash schedule are. [`SimConfig::randomized`] draws the hostile parts
 //! from the run's own generator, so one seed fixes them too.
 
+use crate::byzantine::Behaviour;
 use rand::rngs::StdRng;
 use rand::Rng;
+use std::collections::BTreeMap;
 use weft_consensus::LeaderScheduleKind;
-use weft_types::Round;
+use weft_types::{AuthorityIndex, Round};
 
 /// A closed range of milliseconds to draw from uniformly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +81,8 @@ pub struct SimConfig {
     /// Certificates served for one range request.
     pub range_limit: usize,
     pub schedule: LeaderScheduleKind,
+    /// Byzantine authorities and how each misbehaves (at most f; none by default).
+    pub byzantine: BTreeMap<AuthorityIndex, Behaviour>,
     pub network: NetworkModel,
     pub faults: FaultModel,
 }
@@ -102,6 +106,7 @@ impl SimConfig {
             sync_retry_ms: 1_000,
             range_limit: 100,
             schedule: LeaderScheduleKind::RoundRobin,
+            byzantine: BTreeMap::new(),
             network: NetworkModel {
                 delay: Span::new(1, 50),
                 tail_probability: 0.1,
@@ -136,8 +141,8 @@ impl SimConfig {
         c
     }
 
-    /// The most authorities that may be down at once.
+    /// The most authorities that may be down at once: f, less the Byzantine ones.
     pub fn max_faulty(&self) -> usize {
-        (self.authorities - 1) / 3
+        ((self.authorities - 1) / 3).saturating_sub(self.byzantine.len())
     }
 }

@@ -131,6 +131,9 @@ pub struct Stats {
     pub recovered_commits: u64,
     /// Late or out-of-date messages the core ignored.
     pub benign_refusals: u64,
+    /// What Byzantine authorities sent that was refused (failed checks, refused by a core,
+    /// or left out of a sync answer's certificates).
+    pub byzantine_refused: u64,
 }
 
 /// Everything an authority's handlers may touch besides the authority itself.
@@ -150,6 +153,11 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Whether `a` follows the protocol (what it sends must pass every check).
+    pub fn honest(&self, a: AuthorityIndex) -> bool {
+        !self.config.byzantine.contains_key(&a)
+    }
+
     pub fn schedule_at(&mut self, at: u64, event: Event) {
         self.queue.insert((at.max(self.now), self.seq), event);
         self.seq += 1;

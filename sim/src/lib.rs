@@ -11,12 +11,14 @@
 //! The tests (`cargo test -p weft-sim`) read these variables:
 //! - `WEFT_SIM_SEEDS=N`: seeds of 4 authorities (default 200; a tenth as many of 7);
 //! - `WEFT_SIM_FIRST_SEED=S`: start the seed window at S;
-//! - `WEFT_SIM_SEED=S WEFT_SIM_AUTHORITIES=n` with the `replay` test: run one seed;
+//! - `WEFT_SIM_SEED=S WEFT_SIM_AUTHORITIES=n [WEFT_SIM_BYZANTINE=1]` with the `replay` test:
+//!   run one seed (with its f Byzantine authorities);
 //! - `WEFT_SIM_TRACE=1`: print every event, ignored message, proposal, certificate and crash,
 //!   and each authority's DAG at the end;
 //! - `WEFT_SIM_STRICT_LIVENESS=1`: fail on a liveness failure too (by default those are listed
 //!   and failed only above a quarter of the seeds, because of the known core bugs).
 
+pub mod byzantine;
 pub mod check;
 pub mod config;
 pub mod ctx;
@@ -31,7 +33,7 @@ mod verify;
 pub use config::SimConfig;
 pub use ctx::Stats;
 pub use report::Report;
-pub use sim::{run_seed, run_seed_with_gc_depth, Simulation};
+pub use sim::{run_seed, run_seed_byzantine, run_seed_with_gc_depth, Simulation};
 
 /// Seeds a test runs: `WEFT_SIM_SEEDS` if set, else `default`.
 pub fn seed_count(default: u64) -> u64 {

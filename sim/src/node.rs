@@ -3,6 +3,7 @@
 //! restarting follow `node/src/node.rs`; carrying out the core's outputs follows
 //! `primary/src/runner.rs`; committing follows the executor in `node/src/ordering.rs`.
 
+use crate::byzantine::{self, Behaviour};
 use crate::ctx::{Ctx, Event, Requester};
 use crate::network::{Fetch, Message};
 use crate::store::{CommittedRecord, DurableStore};
@@ -31,6 +32,8 @@ struct Live {
 pub struct Authority {
     pub index: AuthorityIndex,
     keypair: KeyPair,
+    /// How it misbehaves, if it is Byzantine.
+    pub behaviour: Option<Behaviour>,
     pub store: DurableStore,
     live: Option<Live>,
     /// Bumped at every start: timers, answers and retries of an earlier life are void.
@@ -38,10 +41,11 @@ pub struct Authority {
 }
 
 impl Authority {
-    pub fn new(index: AuthorityIndex, keypair: KeyPair) -> Self {
+    pub fn new(index: AuthorityIndex, keypair: KeyPair, behaviour: Option<Behaviour>) -> Self {
         Self {
             index,
             keypair,
+            behaviour,
             store: DurableStore::default(),
             live: None,
             incarnation: 0,
@@ -203,6 +207,18 @@ impl Authority {
         };
         live.ticks.remove(&at);
         live.core.tick(ctx.now);
+        if self.behaviour == Some(Behaviour::FarFutureHeaders) {
+            let header = byzantine::far_future_header(
+                self.index,
+                live.core.round() + byzantine::FAR_AHEAD,
+                ctx.committee.epoch(),
+                ctx.now,
+                ctx.committee.size(),
+                &self.keypair,
+                &mut ctx.rng,
+            );
+            ctx.broadcast(self.index, self.incarnation, Message::Header(header));
+        }
         self.carry_out(ctx);
     }
 
@@ -224,8 +240,10 @@ impl Authority {
         ctx.schedule(after, self.event_batch());
     }
 
-    /// A message from a peer: verified, then given to the core.
-    pub fn deliver(&mut self, ctx: &mut Ctx, message: Message) {
+    /// A message from `from`: verified, then given to the core. What a Byzantine sender
+    /// sends may fail anywhere; what an honest one sends must not.
+    pub fn deliver(&mut self, ctx: &mut Ctx, from: AuthorityIndex, message: Message) {
+        let honest_sender = ctx.honest(from);
         let Some(live) = self.live.as_mut() else {
             return;
         };
@@ -236,8 +254,11 @@ impl Authority {
             Message::Certificate(c) => ("certificate", ctx.verifier.certificate(committee, c)),
         };
         if let Err(e) = verified {
-            let what = format!("{}: an honest {label} failed verification: {e}", self.index);
-            ctx.observer.violation(ctx.now, what);
+            ctx.stats.byzantine_refused += u64::from(!honest_sender);
+            if honest_sender {
+                let what = format!("{}: an honest {label} failed verification: {e}", self.index);
+                ctx.observer.violation(ctx.now, what);
+            }
             return;
         }
         live.core.tick(ctx.now);
@@ -246,15 +267,18 @@ impl Authority {
             Message::Vote(v) => live.core.handle_vote(v),
             Message::Certificate(c) => live.core.handle_certificate(c),
         };
-        self.refused(ctx, label, result);
+        self.refused(ctx, label, result, honest_sender);
         self.carry_out(ctx);
     }
 
     /// What the runner logs as a warning (not benign) cannot come from an honest peer.
-    fn refused(&self, ctx: &mut Ctx, label: &str, result: Result<(), CoreError>) {
+    fn refused(&self, ctx: &mut Ctx, label: &str, result: Result<(), CoreError>, honest: bool) {
+        if result.is_err() && !honest {
+            ctx.stats.byzantine_refused += 1;
+        }
         match result {
             Ok(()) => {}
-            Err(e) if e.is_benign() => {
+            Err(e) if e.is_benign() || !honest => {
                 ctx.stats.benign_refusals += 1;
                 if ctx.verbose {
                     eprintln!("{:>7} {} ignored a {label}: {e}", ctx.now, self.index);
@@ -280,7 +304,7 @@ impl Authority {
         };
         live.core.tick(ctx.now);
         let result = live.core.payload_available(author, round, digest);
-        self.refused(ctx, "payload", result);
+        self.refused(ctx, "payload", result, true);
         self.carry_out(ctx);
     }
 
@@ -299,7 +323,10 @@ impl Authority {
         let answered = live
             .sync
             .answered(ctx, who, from, &fetch, certificates, &self.store);
-        if answered.rejected.contains(&INVALID) {
+        if !ctx.honest(from) {
+            ctx.stats.byzantine_refused += answered.rejected.len() as u64;
+        }
+        if answered.rejected.contains(&INVALID) && ctx.honest(from) {
             let what = format!("{}: a fetched certificate failed verification", who.me);
             ctx.observer.violation(ctx.now, what);
         }
@@ -307,7 +334,7 @@ impl Authority {
         for c in answered.certificates {
             let result = live.core.handle_certificate(c);
             if let Err(e) = result {
-                if e.is_benign() {
+                if e.is_benign() || !ctx.honest(from) {
                     ctx.stats.benign_refusals += 1;
                 } else {
                     let what = format!("{} refused a fetched certificate: {e}", who.me);
@@ -436,6 +463,15 @@ impl Authority {
                     }
                     self.store.headers.insert(h.round, h);
                 }
+                Output::BroadcastHeader(h) if self.behaviour == Some(Behaviour::Equivocate) => {
+                    let twin = byzantine::twin(&h, &self.keypair);
+                    for to in (0..ctx.config.authorities as u16).map(AuthorityIndex) {
+                        let version = if to.0 % 2 == 0 { &h } else { &twin };
+                        if to != me {
+                            ctx.send(me, incarnation, to, Message::Header(version.clone()));
+                        }
+                    }
+                }
                 Output::BroadcastHeader(h) => ctx.broadcast(me, incarnation, Message::Header(h)),
                 Output::SendVote { to, vote } => {
                     let durable = self.store.votes.get(&vote.origin)
@@ -447,6 +483,9 @@ impl Authority {
                         );
                         ctx.observer.violation(ctx.now, what);
                     }
+                    if self.behaviour == Some(Behaviour::WithholdVotes) {
+                        continue;
+                    }
                     ctx.observer.vote_sent(
                         ctx.now,
                         me,
@@ -455,6 +494,10 @@ impl Authority {
                         vote.header_digest,
                     );
                     if to != me {
+                        if self.behaviour == Some(Behaviour::DoubleVote) {
+                            let forged = byzantine::forged_vote(&vote, me, &self.keypair);
+                            ctx.send(me, incarnation, to, Message::Vote(forged));
+                        }
                         ctx.send(me, incarnation, to, Message::Vote(vote));
                     }
                 }
@@ -467,6 +510,10 @@ impl Authority {
                     ctx.broadcast(me, incarnation, Message::Certificate(c));
                 }
                 Output::NewCertificate(c) => {
+                    // Invariant 2, as every authority's DAG sees it: one certificate per
+                    // (author, round), whoever formed it.
+                    ctx.observer
+                        .certificate_formed(ctx.now, c.author(), c.round(), c.digest());
                     self.store.insert_certificate(c.clone());
                     live.to_consensus.push_back(c);
                     if !live.consensus_scheduled {

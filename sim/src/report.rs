@@ -1,9 +1,11 @@
 //! What a run reports: its trace hash, what it committed, what it counted, and every
 //! violation found, with the command that replays it.
 
+use crate::byzantine::Behaviour;
 use crate::ctx::{Event, Stats};
 use crate::network::Message;
-use weft_types::Round;
+use std::collections::BTreeMap;
+use weft_types::{AuthorityIndex, Round};
 
 /// What a run did and what it found.
 #[derive(Clone, Debug)]
@@ -12,6 +14,8 @@ pub struct Report {
     pub authorities: usize,
     /// The run's GC depth, if a test chose it instead of the default.
     pub gc_depth: Option<Round>,
+    /// The Byzantine authorities and their behaviours (empty: all honest).
+    pub byzantine: BTreeMap<AuthorityIndex, Behaviour>,
     /// Hash of every event in order: equal for two runs of one seed.
     pub trace_hash: u64,
     pub end_ms: u64,
@@ -48,8 +52,13 @@ impl Report {
             .gc_depth
             .map(|d| format!("WEFT_SIM_GC_DEPTH={d} "))
             .unwrap_or_default();
+        let byzantine = if self.byzantine.is_empty() {
+            ""
+        } else {
+            "WEFT_SIM_BYZANTINE=1 "
+        };
         format!(
-            "WEFT_SIM_SEED={} WEFT_SIM_AUTHORITIES={} {gc}cargo test -p weft-sim --test seeds replay -- --nocapture",
+            "WEFT_SIM_SEED={} WEFT_SIM_AUTHORITIES={} {gc}{byzantine}cargo test -p weft-sim --test seeds replay -- --nocapture",
             self.seed, self.authorities
         )
     }
@@ -79,6 +88,14 @@ impl std::fmt::Display for Report {
             s.replayed,
             self.trace_hash,
         )?;
+        if !self.byzantine.is_empty() {
+            let refused = s.byzantine_refused;
+            write!(
+                f,
+                ", Byzantine {:?} ({refused} of their messages refused)",
+                self.byzantine
+            )?;
+        }
         for v in &self.violations {
             write!(f, "\n  VIOLATION {v}")?;
         }

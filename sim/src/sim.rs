@@ -1,6 +1,7 @@
 //! The discrete-event loop: one queue of timed events, one `StdRng`, virtual time. Events at
 //! the same millisecond run in the order they were scheduled, so a seed fixes the whole trace.
 
+use crate::byzantine::{self, Behaviour};
 use crate::check::{check_logs, Observer};
 use crate::config::SimConfig;
 use crate::ctx::{Ctx, Event, Stats};
@@ -50,10 +51,23 @@ pub fn run_seed(authorities: usize, seed: u64) -> Report {
 /// A short depth makes garbage collection, and recovery from a store it has pruned, happen
 /// within a run's few dozen rounds.
 pub fn run_seed_with_gc_depth(authorities: usize, seed: u64, gc_depth: Option<Round>) -> Report {
+    run(authorities, seed, gc_depth, false)
+}
+
+/// [`run_seed`] with f Byzantine authorities, each with a behaviour drawn from the seed (after
+/// the config, so the rest of the draws are those of [`run_seed`]'s config).
+pub fn run_seed_byzantine(authorities: usize, seed: u64) -> Report {
+    run(authorities, seed, None, true)
+}
+
+fn run(authorities: usize, seed: u64, gc_depth: Option<Round>, byzantine: bool) -> Report {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut config = SimConfig::randomized(authorities, &mut rng);
     if let Some(depth) = gc_depth {
         config.gc_depth = depth;
+    }
+    if byzantine {
+        config.byzantine = byzantine::draw(authorities, &mut rng);
     }
     let mut sim = Simulation::new(config, rng, seed);
     sim.gc_depth_chosen = gc_depth;
@@ -68,7 +82,10 @@ impl Simulation {
         let fixture = CommitteeFixture::new(config.authorities, 1, seed);
         let nodes = fixture
             .authorities()
-            .map(|a| Authority::new(a, fixture.keys(a).protocol.copy()))
+            .map(|a| {
+                let behaviour = config.byzantine.get(&a).copied();
+                Authority::new(a, fixture.keys(a).protocol.copy(), behaviour)
+            })
             .collect();
         let ctx = Ctx {
             now: 0,
@@ -147,7 +164,7 @@ impl Simulation {
             } => {
                 let receiver = &mut self.nodes[to.0 as usize];
                 if receiver.is_up() && ctx.net.connected(from, to) {
-                    receiver.deliver(ctx, message);
+                    receiver.deliver(ctx, from, message);
                 } else {
                     // The connection failed: the reliable sender tries again later.
                     ctx.resend_later(from, incarnation, to, message);
@@ -236,7 +253,14 @@ impl Simulation {
                         .iter()
                         .filter_map(|d| peer.store.certificate(d).cloned())
                         .collect(),
-                    Fetch::Range { from_round, limit } => peer.store.range(*from_round, *limit),
+                    Fetch::Range { from_round, limit } => {
+                        let honest = peer.store.range(*from_round, *limit);
+                        if peer.behaviour == Some(Behaviour::RangeCopies) {
+                            byzantine::range_copies(honest, *limit)
+                        } else {
+                            honest
+                        }
+                    }
                 };
                 ctx.stats.messages += 1;
                 if ctx.net.lost(&mut ctx.rng) {
@@ -365,7 +389,16 @@ impl Simulation {
     fn report(mut self) -> Report {
         let logs: Vec<&[_]> = self.nodes.iter().map(|n| n.store.log.as_slice()).collect();
         let mut violations = std::mem::take(&mut self.ctx.observer.violations);
-        violations.extend(check_logs(&logs));
+        // What Byzantine authorities output is not checked: an empty log stands in for theirs.
+        let honest_logs: Vec<&[_]> = self
+            .nodes
+            .iter()
+            .map(|n| match n.behaviour {
+                None => n.store.log.as_slice(),
+                Some(_) => &[],
+            })
+            .collect();
+        violations.extend(check_logs(&honest_logs));
         let committed: Vec<usize> = logs.iter().map(|l| l.len()).collect();
         let final_phase_commits: Vec<usize> = committed
             .iter()
@@ -374,6 +407,9 @@ impl Simulation {
             .collect();
         let mut liveness = Vec::new();
         for (a, grew) in final_phase_commits.iter().enumerate() {
+            if !self.ctx.honest(AuthorityIndex(a as u16)) {
+                continue;
+            }
             if *grew < self.ctx.config.min_final_commits {
                 liveness.push(format!(
                     "liveness: authority {a} committed {grew} sub-DAGs in the final phase, \
@@ -382,13 +418,20 @@ impl Simulation {
                 ));
             }
         }
-        let longest = logs.iter().max_by_key(|l| l.len()).copied().unwrap_or(&[]);
+        let longest = honest_logs
+            .iter()
+            .max_by_key(|l| l.len())
+            .copied()
+            .unwrap_or(&[]);
         let batches: BTreeSet<_> = longest.iter().flat_map(|r| r.batches.iter()).collect();
         // Invariant 8: a batch reported to its primary (its transactions acknowledged) is
         // committed or still on its way (queued, proposed, or in a certificate consensus may
         // still commit), whatever crashed since: never forgotten.
         for (a, made) in self.final_start_batches.iter().enumerate() {
             let author = AuthorityIndex(a as u16);
+            if !self.ctx.honest(author) {
+                continue;
+            }
             let open: HashSet<BatchDigest> = (0..*made)
                 .map(|n| batch_digest(author, n))
                 .filter(|d| !batches.contains(d))
@@ -408,6 +451,7 @@ impl Simulation {
         Report {
             seed: self.seed,
             authorities: self.ctx.config.authorities,
+            byzantine: self.ctx.config.byzantine.clone(),
             gc_depth: self.gc_depth_chosen,
             trace_hash: trace.finish(),
             end_ms: self.ctx.now,

@@ -8,7 +8,8 @@
 //! and every authority is back. The two liveness bugs this simulator found in the primary's
 //! core are kept below as regression tests on the seeds that showed them.
 
-use weft_sim::{run_seed, run_seed_with_gc_depth, seed_count, Report};
+use weft_sim::byzantine::Behaviour;
+use weft_sim::{run_seed, run_seed_byzantine, run_seed_with_gc_depth, seed_count, Report};
 
 /// Runs seeds `first..first + count` (`WEFT_SIM_FIRST_SEED` moves the window); fails listing every failing seed with its replay
 /// command.
@@ -18,9 +19,16 @@ fn run_many(authorities: usize, first: u64, count: u64) {
 
 /// [`run_many`] with a GC depth chosen per seed.
 fn run_many_with(authorities: usize, first: u64, count: u64, gc: impl Fn(u64) -> Option<u64>) {
-    let reports: Vec<Report> = (first..first + count)
-        .map(|seed| run_seed_with_gc_depth(authorities, seed, gc(seed)))
-        .collect();
+    check_runs(
+        authorities,
+        count,
+        (first..first + count).map(|seed| run_seed_with_gc_depth(authorities, seed, gc(seed))),
+    )
+}
+
+/// Fails listing every unsafe or stalled run, with its replay command.
+fn check_runs(authorities: usize, count: u64, runs: impl Iterator<Item = Report>) {
+    let reports: Vec<Report> = runs.collect();
     let unsafe_runs: Vec<&Report> = reports.iter().filter(|r| !r.safe()).collect();
     let stalled: Vec<&Report> = reports.iter().filter(|r| !r.liveness.is_empty()).collect();
     for r in unsafe_runs.iter().chain(&stalled) {
@@ -83,6 +91,52 @@ fn short_gc_depths_many_seeds() {
     }
 }
 
+/// f Byzantine authorities (equivocating authors, voters that vote twice or not at all,
+/// far-future headers, range answers of copies; one behaviour each, drawn from the seed):
+/// every honest authority keeps every safety and liveness check. Crashes take only what f
+/// leaves, so none here.
+#[test]
+fn byzantine_authorities_many_seeds() {
+    for (authorities, share) in [(4, 2), (7, 10)] {
+        let first = var("WEFT_SIM_FIRST_SEED", 3_000_000);
+        let count = seed_count(200) / share;
+        check_runs(
+            authorities,
+            count,
+            (first..first + count).map(|seed| run_seed_byzantine(authorities, seed)),
+        );
+    }
+}
+
+/// Every Byzantine behaviour shows up in the seeds CI runs, and the honest authorities still
+/// commit under each (the checks above are not vacuous).
+#[test]
+fn byzantine_runs_exercise_every_behaviour() {
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 3_000_000..3_000_040 {
+        let r = run_seed_byzantine(4, seed);
+        assert!(r.passed(), "{r}");
+        assert_eq!(r.byzantine.len(), 1, "{r}");
+        let honest_min = r
+            .committed
+            .iter()
+            .enumerate()
+            .filter(|(a, _)| !r.byzantine.keys().any(|b| b.0 as usize == *a))
+            .map(|(_, c)| *c)
+            .min();
+        assert!(honest_min >= Some(5), "{r}");
+        // What they sent was refused (a withholding voter sends nothing to refuse).
+        let withholds = r.byzantine.values().all(|b| *b == Behaviour::WithholdVotes);
+        assert!(withholds || r.stats.byzantine_refused > 0, "{r}");
+        seen.extend(r.byzantine.values().map(|b| format!("{b:?}")));
+    }
+    assert_eq!(
+        seen.len(),
+        weft_sim::byzantine::BEHAVIOURS.len(),
+        "{seen:?}"
+    );
+}
+
 /// The checks are not vacuous: runs do crash, restart, partition, lose messages and still
 /// commit a lot, on both committee sizes.
 #[test]
@@ -104,18 +158,26 @@ fn var(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// `WEFT_SIM_SEED=<seed> [WEFT_SIM_AUTHORITIES=<n>] [WEFT_SIM_GC_DEPTH=<rounds>]
+/// `WEFT_SIM_SEED=<seed> [WEFT_SIM_AUTHORITIES=<n>] [WEFT_SIM_GC_DEPTH=<rounds>] [WEFT_SIM_BYZANTINE=1]
 /// [WEFT_SIM_TRACE=1]`: one seed, strictly,
 /// with its report (and every event with `WEFT_SIM_TRACE`).
 #[test]
 fn replay() {
-    let report = run_seed_with_gc_depth(
+    let (authorities, seed) = (
         var("WEFT_SIM_AUTHORITIES", 4) as usize,
         var("WEFT_SIM_SEED", 0),
-        std::env::var("WEFT_SIM_GC_DEPTH")
-            .ok()
-            .and_then(|v| v.parse().ok()),
     );
+    let report = if var("WEFT_SIM_BYZANTINE", 0) == 1 {
+        run_seed_byzantine(authorities, seed)
+    } else {
+        run_seed_with_gc_depth(
+            authorities,
+            seed,
+            std::env::var("WEFT_SIM_GC_DEPTH")
+                .ok()
+                .and_then(|v| v.parse().ok()),
+        )
+    };
     println!("{report}");
     assert!(report.passed(), "replay: {}", report.replay_command());
 }
