@@ -44,15 +44,6 @@ def wait_for(path, timeout=120):
         time.sleep(0.2)
 
 
-def committee_index(workdir, keys_file):
-    """The committee index of the authority whose keys are `keys_file`."""
-    with open(os.path.join(workdir, keys_file)) as f:
-        key = json.load(f)['protocol_public_key']
-    with open(os.path.join(workdir, 'committee.json')) as f:
-        authorities = json.load(f)['authorities']
-    return next(i for i, a in enumerate(authorities) if a['protocol_key'] == key)
-
-
 def node_pid(store):
     """The pid of the `weft node run` process using `store`."""
     for pid in filter(str.isdigit, os.listdir('/proc')):
@@ -91,12 +82,12 @@ def disk_mib(path):
 
 def attacker(a, workdir, bin_dir, duration):
     if a.attack in RUST_ATTACKS:
-        victim = committee_index(workdir, 'keys-0.json')
         argv = [os.path.join(bin_dir, 'weft-hostile'), '--attack', a.attack,
                 '--keys', os.path.join(workdir, f'keys-{BYZANTINE_KEYS}.json'),
                 '--committee', os.path.join(workdir, 'committee.json'),
                 '--parameters', os.path.join(workdir, 'parameters.json'),
-                '--victim', str(victim), '--duration', str(duration)]
+                '--victim-keys', os.path.join(workdir, 'keys-0.json'),
+                '--duration', str(duration)]
     else:
         argv = [sys.executable, os.path.join(HERE, 'strangers.py'),
                 '--committee', os.path.join(workdir, 'committee.json'),
@@ -134,8 +125,10 @@ def one_run(a):
     said = ''
     if hostile:
         hostile.terminate()
-        said = hostile.communicate(timeout=30)[0].strip().splitlines()
-        said = said[-1] if said else ''
+        lines = hostile.communicate(timeout=30)[0].strip().splitlines()
+        counters = [line for line in lines if line.startswith('weft-hostile')]
+        # The attacker's last counters; all it said if it died without any.
+        said = counters[-1] if counters else '\n'.join(lines[-30:])
     if run.returncode != 0:
         raise SystemExit(f'hostile: the benchmark failed:\n{out[-3000:]}')
     tps = re.search(r'End-to-end TPS: ([\d,]+)', out)

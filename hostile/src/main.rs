@@ -60,9 +60,13 @@ struct Args {
     /// The committee's parameters (batch and message sizes).
     #[arg(long)]
     parameters: Option<PathBuf>,
-    /// The authority attacked.
-    #[arg(long, default_value_t = 0)]
-    victim: u16,
+    /// The authority attacked, by its committee index...
+    #[arg(long, conflicts_with = "victim_keys")]
+    victim: Option<u16>,
+    /// ...or by its key file (the committee orders authorities by key, not as the file
+    /// lists them).
+    #[arg(long)]
+    victim_keys: Option<PathBuf>,
     #[arg(long, default_value_t = 30)]
     duration: u64,
     /// Requests kept in flight.
@@ -107,7 +111,13 @@ async fn main() -> Result<()> {
     let me = committee
         .index_of_network_key(&keys.network.public())
         .context("the key file is not a committee member's")?;
-    let victim = AuthorityIndex(args.victim);
+    let victim = match (&args.victim_keys, args.victim) {
+        (Some(path), _) => committee
+            .index_of_network_key(&load_keys(path)?.network.public())
+            .context("the victim's key file is not a committee member's")?,
+        (None, Some(index)) => AuthorityIndex(index),
+        (None, None) => bail!("name the victim: --victim or --victim-keys"),
+    };
     if committee.authority(victim).is_none() || victim == me {
         bail!("the victim must be another member of the committee");
     }
