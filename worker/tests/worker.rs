@@ -568,8 +568,10 @@ async fn oversized_batches_and_requests_naming_a_digest_twice_are_refused() {
 /// room back. Before the quota, a Byzantine peer could fill the disk while consensus stalled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_stores_only_its_quota_of_batches_no_header_named() {
+    // The least the parameters allow: batch_size + max_transaction_size + 4096.
+    const QUOTA: usize = 6_096;
     let mut p = parameters(1_000, 3_600_000);
-    p.max_unannounced_bytes_per_peer = 6_000;
+    p.max_unannounced_bytes_per_peer = QUOTA;
     let mut cluster = Cluster::new(26, p).await;
     cluster.start_worker(0).await;
     let batch = |n: u16| Batch::new(vec![Bytes::from(n.to_le_bytes().repeat(450))]).seal();
@@ -585,7 +587,7 @@ async fn a_peer_stores_only_its_quota_of_batches_no_header_named() {
             Err(e) => panic!("{e}"),
         }
     };
-    assert_eq!(accepted.len(), 6_000 / size);
+    assert_eq!(accepted.len(), QUOTA / size);
     assert!(!cluster.batches(0).contains(&refused).unwrap());
     let rejected = &cluster.worker(0).metrics().requests_rejected;
     assert_eq!(rejected.with_label_values(&["peer_quota"]).get(), 1);
@@ -621,7 +623,7 @@ async fn a_peer_stores_only_its_quota_of_batches_no_header_named() {
     assert_eq!(rejected.with_label_values(&["peer_quota"]).get(), 2);
     assert_eq!(
         cluster.worker(0).metrics().unannounced_bytes.get(),
-        ((6_000 / size + 1) * size) as i64,
+        ((QUOTA / size + 1) * size) as i64,
         "authority 1's full quota and authority 2's one batch"
     );
 }
