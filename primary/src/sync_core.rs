@@ -192,26 +192,36 @@ impl SyncCore {
         self.expire_range(now);
         let (grace, retry) = (self.config.grace_ms, self.config.retry_ms);
         self.missing
-            .retain(|d, m| m.round > gc_round && m.attempts < MAX_ATTEMPTS && !has(d));
-        let mut targets: BTreeMap<AuthorityIndex, Vec<CertificateDigest>> = BTreeMap::new();
-        for (d, m) in self.missing.iter_mut() {
-            let due = match m.asked_at {
+            .retain(|_, m| m.round > gc_round && m.attempts < MAX_ATTEMPTS);
+        // Only what is due is looked up (`has` may read a store).
+        let due: Vec<CertificateDigest> = self
+            .missing
+            .iter()
+            .filter(|(_, m)| match m.asked_at {
                 None => now >= m.first_seen + grace,
                 Some(t) => now >= t + retry,
-            };
-            if !due {
+            })
+            .map(|(d, _)| *d)
+            .collect();
+        let mut targets: BTreeMap<AuthorityIndex, Vec<CertificateDigest>> = BTreeMap::new();
+        for d in due {
+            if has(&d) {
+                self.missing.remove(&d);
                 continue;
             }
+            let Some(m) = self.missing.get_mut(&d) else {
+                continue;
+            };
             m.asked_at = Some(now);
             m.attempts += 1;
             if m.attempts == 1 {
-                targets.entry(m.from).or_default().push(*d);
+                targets.entry(m.from).or_default().push(d);
             } else {
                 for to in self
                     .peers
                     .choose_multiple(&mut self.rng, self.config.retry_nodes)
                 {
-                    targets.entry(*to).or_default().push(*d);
+                    targets.entry(*to).or_default().push(d);
                 }
             }
         }

@@ -56,9 +56,16 @@ fn a_missing_parent_is_asked_after_the_grace_then_retried_elsewhere() {
     let retries = s.tick(1_150, 0, nothing);
     assert_eq!(retries.len(), CONFIG.retry_nodes);
     assert!(retries.iter().all(|r| r.to != a(0)));
-    // One arrived, the other fell below GC (it is of round 2): nothing more is asked.
+    // One arrived: only the other is asked again.
     let arrived = wanted[0];
-    assert_eq!(s.tick(2_150, 2, |d| *d == arrived), vec![]);
+    let again = s.tick(2_150, 1, |d| *d == arrived);
+    assert!(!again.is_empty());
+    assert!(again
+        .iter()
+        .all(|r| r.fetch == Fetch::Digests(vec![wanted[1]])));
+    assert_eq!(s.missing_len(), 1);
+    // The other fell below GC (it is of round 2): nothing more is asked.
+    assert_eq!(s.tick(3_150, 2, nothing), vec![]);
     assert_eq!(s.missing_len(), 0);
 }
 
