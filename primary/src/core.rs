@@ -223,6 +223,9 @@ pub struct Core {
     /// can no longer be committed goes back into `batches`, so no batch is ever lost.
     uncommitted_own: BTreeMap<Round, Vec<(BatchDigest, WorkerId)>>,
     last_proposal_ms: u64,
+    /// The highest round with a quorum of certificates, and when it got it: the wait for
+    /// that round's leader (or its support) is timed from then.
+    quorum_since: Option<(Round, u64)>,
     /// When [`Core::resend`] last ran.
     last_resend_ms: u64,
     /// The latest clock reading, in milliseconds since the UNIX epoch in production: it dates
@@ -288,6 +291,7 @@ impl Core {
             batches: VecDeque::new(),
             uncommitted_own: BTreeMap::new(),
             last_proposal_ms: 0,
+            quorum_since: None,
             last_resend_ms: 0,
             now_ms: 0,
             outputs: Vec::new(),
@@ -372,12 +376,25 @@ impl Core {
 
     /// When [`Core::tick`] should be called next at the latest (for the header timer).
     pub fn next_deadline_ms(&self) -> u64 {
-        let propose = self.deadline_for(self.round + 1);
-        if propose > self.now_ms {
-            propose
-        } else {
-            self.resend_deadline()
-        }
+        [
+            self.deadline_for(self.round + 1),
+            self.leader_deadline().unwrap_or(0),
+            self.resend_deadline(),
+        ]
+        .into_iter()
+        .filter(|t| *t > self.now_ms)
+        .min()
+        .unwrap_or_else(|| self.resend_deadline())
+    }
+
+    /// Until when a proposal waits for the leader once its parents are there: one header
+    /// delay from the moment the quorum formed. Timing the wait from the last proposal
+    /// instead would give no wait at all whenever a round takes longer than the header
+    /// delay, and then leaders go unsupported round after round on a slow network.
+    fn leader_deadline(&self) -> Option<u64> {
+        self.quorum_since
+            .filter(|(round, _)| *round >= self.round)
+            .map(|(_, since)| since + self.config.max_header_delay_ms)
     }
 
     /// When a primary that has not moved on re-sends its latest header or certificate and
@@ -888,17 +905,28 @@ impl Core {
 
     /// Proposes the next header when its parents are there and either enough batches wait or
     /// the header timer expired — and, for liveness of the commit rule (design.md), after the
-    /// leader of the parent round is known or the timer expired.
+    /// leader of the parent round is known or one header delay after the parents' quorum.
     fn try_propose(&mut self) {
         let parent_round = self.highest_quorum_round();
         // While catching up, headers for rounds the others left long ago would be useless.
         if parent_round < self.round || parent_round + CATCH_UP_DISTANCE < self.highest_seen {
             return;
         }
+        if self
+            .quorum_since
+            .is_none_or(|(round, _)| round != parent_round)
+        {
+            self.quorum_since = Some((parent_round, self.now_ms));
+        }
         let next = parent_round + 1;
         let timer_expired = self.now_ms >= self.deadline_for(next);
         let enough_batches = self.batches.len() >= self.config.header_num_of_batches_threshold;
-        if !(timer_expired || (enough_batches && self.leader_ready(parent_round))) {
+        let ready = if self.leader_ready(parent_round) {
+            timer_expired || enough_batches
+        } else {
+            timer_expired && self.leader_deadline().is_some_and(|t| self.now_ms >= t)
+        };
+        if !ready {
             return;
         }
         // A header of ours that was not certified is abandoned: it never will be (only we

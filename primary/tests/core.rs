@@ -359,6 +359,66 @@ fn proposed(out: &[Output]) -> Option<weft_types::Header> {
     })
 }
 
+/// `a(0)` has proposed round 2 (at t=100) and, at t=400, holds a quorum of round 2 without
+/// its leader `a(1)`: the round took three header delays.
+fn quorum_of_round_2_without_its_leader(f: &CommitteeFixture, rounds: &[Vec<Certificate>]) -> Core {
+    assert_eq!(leader()(2), a(1));
+    let mut c = core(f, a(0));
+    for cert in &rounds[1] {
+        c.handle_certificate(cert.clone()).unwrap();
+    }
+    c.tick(100);
+    let own = proposed(&c.take_outputs()).expect("a header of round 2");
+    assert_eq!(own.round, 2);
+    c.tick(400);
+    // Stuck for two header delays, it re-sends its header: not what the test looks at.
+    c.take_outputs();
+    for v in f.votes(&own, [a(2), a(3)]) {
+        c.handle_vote(v).unwrap();
+    }
+    for cert in [&rounds[2][2], &rounds[2][3]] {
+        c.handle_certificate(cert.clone()).unwrap();
+    }
+    c
+}
+
+/// Bullshark's liveness needs leaders in the next round's parents, so once a primary has its
+/// parents it waits one header delay for the leader, timed from the quorum, even when the
+/// header timer (timed from its last proposal) ran out long ago. Timed from the last proposal,
+/// a network slower than one header delay per round gave leaders no wait at all, and on
+/// simulator seed 637511863 all four authorities committed one sub-DAG in the 7 healed
+/// seconds: each leader certificate arrived just after the others had moved on.
+#[test]
+fn a_slow_round_still_waits_one_header_delay_for_its_leader() {
+    let f = CommitteeFixture::new(4, 1, 12);
+    let rounds = f.dag(2);
+    let leader_digest = rounds[2][1].digest();
+
+    // The leader arrives within the wait: the next header links to it.
+    let mut c = quorum_of_round_2_without_its_leader(&f, &rounds);
+    assert_eq!(
+        proposed(&c.take_outputs()),
+        None,
+        "the parents alone do not propose"
+    );
+    assert_eq!(c.next_deadline_ms(), 500);
+    c.tick(450);
+    assert_eq!(proposed(&c.take_outputs()), None);
+    c.handle_certificate(rounds[2][1].clone()).unwrap();
+    let h3 = proposed(&c.take_outputs()).expect("a header once the leader is there");
+    assert_eq!(h3.round, 3);
+    assert!(h3.parents.contains(&leader_digest));
+
+    // The leader never comes: one header delay after the quorum, the header goes without it.
+    let mut c = quorum_of_round_2_without_its_leader(&f, &rounds);
+    c.tick(499);
+    assert_eq!(proposed(&c.take_outputs()), None);
+    c.tick(500);
+    let h3 = proposed(&c.take_outputs()).expect("a header once the wait is over");
+    assert_eq!((h3.round, h3.parents.len()), (3, 3));
+    assert!(!h3.parents.contains(&leader_digest));
+}
+
 /// Batches are never lost with a header: one that was not certified before the next round is
 /// abandoned and its batches go into the next header; the batches of a certified header that
 /// consensus can no longer output are proposed again too.
