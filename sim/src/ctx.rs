@@ -134,6 +134,8 @@ pub struct Stats {
     /// What Byzantine authorities sent that was refused (failed checks, refused by a core,
     /// or left out of a sync answer's certificates).
     pub byzantine_refused: u64,
+    /// Crashes by a store failpoint, by the kind of write they followed.
+    pub failpoints: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// Everything an authority's handlers may touch besides the authority itself.

@@ -38,6 +38,9 @@ pub struct Authority {
     live: Option<Live>,
     /// Bumped at every start: timers, answers and retries of an earlier life are void.
     pub incarnation: u64,
+    /// The kind of write after which a failpoint killed this authority, until the simulation
+    /// takes it (to count the crash and schedule the restart).
+    died: Option<&'static str>,
 }
 
 impl Authority {
@@ -49,7 +52,22 @@ impl Authority {
             store: DurableStore::default(),
             live: None,
             incarnation: 0,
+            died: None,
         }
+    }
+
+    /// Whether a failpoint killed this authority since the last call, and after which write.
+    pub fn take_died(&mut self) -> Option<&'static str> {
+        self.died.take()
+    }
+
+    /// The failpoint after a write of `kind`: the process is gone, whatever it was doing.
+    fn die(&mut self, ctx: &Ctx, kind: &'static str) {
+        if ctx.verbose {
+            eprintln!("{:>7} {} dies after a {kind} write", ctx.now, self.index);
+        }
+        self.live = None;
+        self.died = Some(kind);
     }
 
     pub fn is_up(&self) -> bool {
@@ -116,6 +134,7 @@ impl Authority {
             eprintln!("{:>7} {} crashes: {}", ctx.now, self.index, self.describe());
         }
         self.live = None;
+        self.store.disarm();
     }
 
     /// Starts from the store, exactly as `Node::spawn` does: consensus state and stored
@@ -233,6 +252,10 @@ impl Authority {
         live.core.tick(ctx.now);
         // The primary records the report before it answers the worker (the acknowledgement).
         self.store.own_batches.push((digest, 0));
+        if self.store.wrote("own batch") {
+            self.die(ctx, "own batch");
+            return;
+        }
         live.core.add_batch(digest, 0);
         ctx.stats.batches_made += 1;
         self.carry_out(ctx);
@@ -414,6 +437,13 @@ impl Authority {
                     continue;
                 }
             };
+            if ctx.verbose {
+                let s = &execution.sub_dag;
+                eprintln!(
+                    "{:>7} {me} commits sub-DAG {} (leader round {})",
+                    ctx.now, s.index, s.leader_round
+                );
+            }
             // The node's one synced write: record, own-batch records, consensus state (the
             // simulation keeps the whole log, so it prunes nothing).
             self.store
@@ -423,6 +453,10 @@ impl Authority {
                 execution.own_batches.iter().map(|(d, _)| *d).collect();
             self.store.own_batches.retain(|(d, _)| !settled.contains(d));
             self.store.consensus_state = Some(execution.state.clone());
+            if self.store.wrote("sub-DAG") {
+                self.die(ctx, "sub-DAG");
+                return;
+            }
             // What the node does with the notice once the write is durable.
             let notice = execution.durable();
             if let Some(schedule) = &notice.schedule {
@@ -447,6 +481,7 @@ impl Authority {
         let Some(live) = self.live.as_mut() else {
             return;
         };
+        let mut died = None;
         for output in live.core.take_outputs() {
             match output {
                 Output::PersistVote {
@@ -455,6 +490,10 @@ impl Authority {
                     digest,
                 } => {
                     self.store.votes.insert(author, (round, digest));
+                    if self.store.wrote("vote") {
+                        died = Some("vote");
+                        break;
+                    }
                 }
                 Output::StoreHeader(h) => {
                     if ctx.verbose {
@@ -462,6 +501,10 @@ impl Authority {
                         eprintln!("{:>7} {me} proposes round {} {batches:?}", ctx.now, h.round);
                     }
                     self.store.headers.insert(h.round, h);
+                    if self.store.wrote("header") {
+                        died = Some("header");
+                        break;
+                    }
                 }
                 Output::BroadcastHeader(h) if self.behaviour == Some(Behaviour::Equivocate) => {
                     let twin = byzantine::twin(&h, &self.keypair);
@@ -515,6 +558,10 @@ impl Authority {
                     ctx.observer
                         .certificate_formed(ctx.now, c.author(), c.round(), c.digest());
                     self.store.insert_certificate(c.clone());
+                    if self.store.wrote("certificate") {
+                        died = Some("certificate");
+                        break;
+                    }
                     live.to_consensus.push_back(c);
                     if !live.consensus_scheduled {
                         live.consensus_scheduled = true;
@@ -556,8 +603,18 @@ impl Authority {
                 // Certified batches are stored by a quorum of workers; the simulation's
                 // synthetic batches need no fetching for the output.
                 Output::SyncPayload { notify: false, .. } => {}
-                Output::GarbageCollected { gc_round, .. } => self.store.garbage_collect(gc_round),
+                Output::GarbageCollected { gc_round, .. } => {
+                    self.store.garbage_collect(gc_round);
+                    if self.store.wrote("gc") {
+                        died = Some("gc");
+                        break;
+                    }
+                }
             }
+        }
+        if let Some(kind) = died {
+            self.die(ctx, kind);
+            return;
         }
         let deadline = live.core.next_deadline_ms();
         if deadline > ctx.now && live.ticks.insert(deadline) {

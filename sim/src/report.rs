@@ -70,8 +70,9 @@ impl std::fmt::Display for Report {
         write!(
             f,
             "seed {} ({} authorities): {} events, rounds up to {}, committed {:?} (final phase {:?}), \
-             {} of {} batches committed, {} messages ({} lost), {} crashes, {} partitions, \
-             {} sub-DAGs committed by recovery ({} replayed), trace {:016x}",
+             {} of {} batches committed, {} messages ({} lost), {} crashes ({} at a store \
+             failpoint), {} partitions, {} sub-DAGs committed by recovery ({} replayed), \
+             trace {:016x}",
             self.seed,
             self.authorities,
             s.events,
@@ -83,6 +84,7 @@ impl std::fmt::Display for Report {
             s.messages,
             s.lost,
             s.crashes,
+            s.failpoints.values().sum::<u64>(),
             s.partitions,
             s.recovered_commits,
             s.replayed,

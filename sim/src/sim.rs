@@ -22,6 +22,10 @@ use weft_types::{AuthorityIndex, BatchDigest, Round};
 /// typical).
 const MAX_EVENTS: u64 = 20_000_000;
 
+/// A store failpoint fires after one of the victim's next this-many writes (about a second of
+/// its writes: votes, headers, certificates, GC, own batches, sub-DAGs).
+const MAX_WRITES_TO_FAILPOINT: u64 = 40;
+
 pub struct Simulation {
     nodes: Vec<Authority>,
     ctx: Ctx,
@@ -144,6 +148,7 @@ impl Simulation {
                 eprintln!("{at:>7} {}", describe(&event));
             }
             self.handle(event);
+            self.restart_the_dead();
         }
         if self.verbose {
             for n in &self.nodes {
@@ -315,12 +320,20 @@ impl Simulation {
             .collect();
         if let Some(&i) = up.choose(&mut ctx.rng) {
             let victim = AuthorityIndex(i as u16);
-            if ctx.rng.gen_bool(0.5) {
+            match ctx.rng.gen_range(0..3) {
                 // Crash where it hurts recovery most: certificates stored, not yet ordered, or
                 // between two sub-DAG writes of one commit.
-                self.armed.insert(victim);
-            } else {
-                self.crash_now(victim);
+                0 => {
+                    self.armed.insert(victim);
+                }
+                // Right after one of its next writes, whichever it is.
+                1 => {
+                    let writes = ctx.rng.gen_range(1..=MAX_WRITES_TO_FAILPOINT);
+                    if self.may_crash(victim) {
+                        self.nodes[i].store.arm(writes);
+                    }
+                }
+                _ => self.crash_now(victim),
             }
         }
         let ctx = &mut self.ctx;
@@ -328,13 +341,30 @@ impl Simulation {
         ctx.schedule(after, Event::Crash);
     }
 
-    /// Whether `victim` may crash now: it is up, fewer than f authorities are down, and the
-    /// final phase has not begun.
+    /// Whether `victim` may crash now: it is up, fewer than f others are down or bound to die
+    /// at an armed failpoint, and the final phase has not begun.
     fn may_crash(&self, victim: AuthorityIndex) -> bool {
-        let down = self.nodes.iter().filter(|n| !n.is_up()).count();
+        let others = self
+            .nodes
+            .iter()
+            .filter(|n| n.index != victim && (!n.is_up() || n.store.is_armed()))
+            .count();
         !self.final_phase
             && self.nodes[victim.0 as usize].is_up()
-            && down < self.ctx.config.max_faulty()
+            && others < self.ctx.config.max_faulty()
+    }
+
+    /// Counts the authorities a store failpoint killed, and schedules their restarts.
+    fn restart_the_dead(&mut self) {
+        let ctx = &mut self.ctx;
+        for node in &mut self.nodes {
+            if let Some(kind) = node.take_died() {
+                ctx.stats.crashes += 1;
+                *ctx.stats.failpoints.entry(kind).or_default() += 1;
+                let after = ctx.config.faults.downtime.draw(&mut ctx.rng);
+                ctx.schedule(after, Event::Restart(node.index));
+            }
+        }
     }
 
     /// Crashes `victim` if [`Self::may_crash`], and schedules its restart.
@@ -378,6 +408,7 @@ impl Simulation {
         self.final_phase = true;
         self.ctx.net.heal();
         for n in &mut self.nodes {
+            n.store.disarm();
             if !n.is_up() {
                 n.start(&mut self.ctx);
             }

@@ -1,7 +1,9 @@
 //! What a simulated authority keeps across a crash: the records a real node writes to RocksDB
 //! (vote record, own headers, certificates by round, the primary's GC round, consensus state
 //! with the committed log, and the workers' batch counter). Every write is durable the moment
-//! it is made: RocksDB's WAL survives a process crash, which is the fault simulated here.
+//! it is made: RocksDB's WAL survives a process crash, which is the fault simulated here. A
+//! failpoint chosen by the seed kills the process right after one of its writes, whichever it
+//! is, so every pair of consecutive writes of the node gets a crash between them.
 
 use std::collections::BTreeMap;
 use weft_consensus::{CommittedSubDag, ConsensusState};
@@ -62,9 +64,49 @@ pub struct DurableStore {
     /// Synthetic batches this authority's workers made so far (keeps digests unique across
     /// restarts).
     pub batches_made: u64,
+    /// Writes made so far, over every life.
+    writes: u64,
+    /// The write after which the process dies, if a failpoint is armed.
+    fail_after: Option<u64>,
 }
 
+/// The kinds of write a node makes, as [`DurableStore::wrote`] names them.
+pub const WRITES: [&str; 6] = [
+    "vote",
+    "header",
+    "certificate",
+    "gc",
+    "own batch",
+    "sub-DAG",
+];
+
 impl DurableStore {
+    /// The process dies right after the `n`-th write from now (`n` ≥ 1).
+    pub fn arm(&mut self, n: u64) {
+        self.fail_after = Some(self.writes + n.max(1));
+    }
+
+    pub fn disarm(&mut self) {
+        self.fail_after = None;
+    }
+
+    pub fn is_armed(&self) -> bool {
+        self.fail_after.is_some()
+    }
+
+    /// Counts a write of `kind` (one of [`WRITES`]), made durable just now; `true` if the
+    /// failpoint is this write, and the process must die before doing anything else.
+    #[must_use]
+    pub fn wrote(&mut self, kind: &'static str) -> bool {
+        debug_assert!(WRITES.contains(&kind));
+        self.writes += 1;
+        if self.fail_after != Some(self.writes) {
+            return false;
+        }
+        self.fail_after = None;
+        true
+    }
+
     pub fn insert_certificate(&mut self, c: Certificate) {
         let key = (c.round(), c.author());
         self.digests.insert(c.digest(), key);
