@@ -2,10 +2,10 @@
 //! certificates in; votes, headers, certificates, fetch requests and records to persist out.
 //!
 //! No sockets, clocks or randomness: time comes in as [`Core::tick`] readings (milliseconds on
-//! any monotonic clock), and every effect is an [`Output`] the caller performs. The caller
-//! must act on the outputs of one call **in order**, and must finish a `PersistVote` (synced to
-//! disk) before sending anything that follows it — that is what keeps invariant 1 across
-//! restarts. Messages given to the core must already be verified against the committee
+//! any monotonic clock), and every effect is in a [`Ready`] the caller takes: first the vote
+//! records to make durable (one synced write for all of a step's votes), then the [`Output`]s
+//! to carry out **in order**, none before that write is done — that is what keeps invariant 1
+//! across restarts. Messages given to the core must already be verified against the committee
 //! (`Header::verify`, `Vote::verify`, `Certificate::verify`); the core checks how they fit the
 //! DAG and the vote record.
 
@@ -50,16 +50,28 @@ pub struct CoreConfig {
     pub max_header_delay_ms: u64,
 }
 
+/// That this authority voted for `digest` as `author`'s header of `round`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VoteRecord {
+    pub author: AuthorityIndex,
+    pub round: Round,
+    pub digest: HeaderDigest,
+}
+
+/// What the caller must do after a step, durable part first (the shape of raft-rs's `Ready`).
+#[derive(Debug, Default)]
+pub struct Ready {
+    /// Vote records, in the order they were made (a later one for the same author replaces an
+    /// earlier one). Written together and synced to disk before any of `outputs` is carried
+    /// out: a vote among them must never leave before its record is durable.
+    pub votes: Vec<VoteRecord>,
+    /// The effects, to be carried out in order once `votes` are durable.
+    pub outputs: Vec<Output>,
+}
+
 /// An effect for the caller to carry out, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
-    /// Record, synced to disk, that this authority voted for `digest` as `author`'s header of
-    /// `round`. Nothing after it may be sent before it is durable.
-    PersistVote {
-        author: AuthorityIndex,
-        round: Round,
-        digest: HeaderDigest,
-    },
     /// Store this primary's new header (to broadcast it again after a restart).
     StoreHeader(Header),
     BroadcastHeader(Header),
@@ -231,6 +243,8 @@ pub struct Core {
     /// The latest clock reading, in milliseconds since the UNIX epoch in production: it dates
     /// this primary's headers and bounds others'.
     now_ms: u64,
+    /// Vote records made since the last [`Core::take_ready`].
+    vote_records: Vec<VoteRecord>,
     outputs: Vec<Output>,
 }
 
@@ -294,6 +308,7 @@ impl Core {
             quorum_since: None,
             last_resend_ms: 0,
             now_ms: 0,
+            vote_records: Vec::new(),
             outputs: Vec::new(),
         };
         if let Some(header) = recovered.last_header.filter(|h| h.round == core.round) {
@@ -369,9 +384,13 @@ impl Core {
         self.round
     }
 
-    /// The effects produced since the last call, to be carried out in order.
-    pub fn take_outputs(&mut self) -> Vec<Output> {
-        std::mem::take(&mut self.outputs)
+    /// What the steps since the last call asked for: vote records to make durable, then the
+    /// effects to carry out in order.
+    pub fn take_ready(&mut self) -> Ready {
+        Ready {
+            votes: std::mem::take(&mut self.vote_records),
+            outputs: std::mem::take(&mut self.outputs),
+        }
     }
 
     /// When [`Core::tick`] should be called next at the latest (for the header timer).
@@ -735,17 +754,21 @@ impl Core {
                         });
                     }
                 }
-                self.votes.insert(author, (round, digest));
-                self.outputs.push(Output::PersistVote {
-                    author,
-                    round,
-                    digest,
-                });
+                self.record_vote(author, round, digest);
                 let vote = Vote::new(&header, self.me, &self.keypair);
                 self.send_vote(author, vote);
                 Ok(())
             }
         }
+    }
+
+    fn record_vote(&mut self, author: AuthorityIndex, round: Round, digest: HeaderDigest) {
+        self.votes.insert(author, (round, digest));
+        self.vote_records.push(VoteRecord {
+            author,
+            round,
+            digest,
+        });
     }
 
     fn send_vote(&mut self, to: AuthorityIndex, vote: Vote) {
@@ -956,12 +979,7 @@ impl Core {
         let digest = header.digest();
         self.round = next;
         self.last_proposal_ms = self.now_ms;
-        self.votes.insert(self.me, (next, digest));
-        self.outputs.push(Output::PersistVote {
-            author: self.me,
-            round: next,
-            digest,
-        });
+        self.record_vote(self.me, next, digest);
         self.outputs.push(Output::StoreHeader(header.clone()));
         self.outputs.push(Output::BroadcastHeader(header.clone()));
         let vote = Vote::new(&header, self.me, &self.keypair);

@@ -21,7 +21,6 @@ mod payload;
 mod runner;
 pub mod sync_core;
 mod synchronizer;
-pub mod votes;
 
 pub use crate::core::LeaderFn;
 pub use metrics::PrimaryMetrics;

@@ -19,6 +19,8 @@ pub struct PrimaryMetrics {
     /// Stored batches that no certificate carried, deleted by the orphan sweep.
     pub orphan_batches: IntCounter,
     pub votes_sent: IntCounter,
+    /// Synced writes of vote records (one per step that voted, whatever the number of votes).
+    pub vote_writes: IntCounter,
     pub certificates_formed: IntCounter,
     /// Certificates added to the DAG (own and others').
     pub certificates_inserted: IntCounter,
@@ -73,6 +75,11 @@ impl PrimaryMetrics {
             votes_sent: register_int_counter_with_registry!(
                 "weft_primary_votes_sent_total",
                 "Votes sent to other primaries",
+                registry
+            )?,
+            vote_writes: register_int_counter_with_registry!(
+                "weft_primary_vote_writes_total",
+                "Synced writes of the vote record (one per step that voted)",
                 registry
             )?,
             certificates_formed: register_int_counter_with_registry!(

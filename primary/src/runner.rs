@@ -190,20 +190,21 @@ impl Runner {
         }
     }
 
-    /// Carries out the core's outputs in order. A storage error is fatal: continuing could
-    /// send a vote that is not on disk.
+    /// Makes the step's vote records durable in one synced write, then carries out its
+    /// outputs in order. A storage error is fatal: continuing could send a vote that is not on
+    /// disk.
     async fn carry_out(&mut self) -> Result<(), StoreError> {
-        for output in self.core.take_outputs() {
+        let ready = self.core.take_ready();
+        if !ready.votes.is_empty() {
+            let mut write = self.stores.store.batch();
+            for v in &ready.votes {
+                write.insert(&self.stores.votes, &v.author, &(v.round, v.digest));
+            }
+            write.commit_blocking(Durability::Sync).await?;
+            self.metrics.vote_writes.inc();
+        }
+        for output in ready.outputs {
             match output {
-                Output::PersistVote {
-                    author,
-                    round,
-                    digest,
-                } => {
-                    let mut write = self.stores.store.batch();
-                    write.insert(&self.stores.votes, &author, &(round, digest));
-                    write.commit_blocking(Durability::Sync).await?
-                }
                 Output::StoreHeader(header) => {
                     self.stores
                         .headers

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use weft_primary::core::{
-    Core, CoreConfig, CoreError, LeaderFn, Output, Recovered, MAX_CLOCK_DRIFT_MS,
+    Core, CoreConfig, CoreError, LeaderFn, Output, Recovered, VoteRecord, MAX_CLOCK_DRIFT_MS,
     MAX_HEADER_ROUNDS_AHEAD,
 };
 use weft_test_utils::CommitteeFixture;
@@ -43,11 +43,6 @@ fn recover(f: &CommitteeFixture, me: AuthorityIndex, recovered: Recovered) -> Co
     )
 }
 
-/// The positions of the first output matching each predicate.
-fn position(outputs: &[Output], p: impl Fn(&Output) -> bool) -> Option<usize> {
-    outputs.iter().position(p)
-}
-
 #[test]
 fn votes_after_parents_and_payload_and_persists_the_vote_first() {
     let f = CommitteeFixture::new(4, 1, 1);
@@ -56,32 +51,66 @@ fn votes_after_parents_and_payload_and_persists_the_vote_first() {
     let payload = vec![(BatchDigest(Digest::of(b"batch")), 0)];
     let h = f.header(a(1), 1, &genesis, payload.clone());
     c.handle_header(h.clone()).unwrap();
-    let out = c.take_outputs();
+    let out = c.take_ready().outputs;
     assert!(
         matches!(&out[..], [Output::SyncPayload { notify: true, payload: p, .. }] if *p == payload),
         "{out:?}"
     );
     // No vote until the payload is there.
     c.payload_available(a(1), 1, h.digest()).unwrap();
-    let out = c.take_outputs();
-    let persist = position(
-        &out,
-        |o| matches!(o, Output::PersistVote { author, round: 1, .. } if *author == a(1)),
+    let ready = c.take_ready();
+    // The record is in the step's durable part, which the caller syncs before any output.
+    assert_eq!(
+        ready.votes,
+        vec![VoteRecord {
+            author: a(1),
+            round: 1,
+            digest: h.digest()
+        }]
     );
-    let send = position(
-        &out,
-        |o| matches!(o, Output::SendVote { to, .. } if *to == a(1)),
-    );
-    assert!(persist.is_some() && send.is_some(), "{out:?}");
-    assert!(
-        persist < send,
-        "the vote record is persisted before the vote leaves"
-    );
-    let Some(Output::SendVote { vote, .. }) = send.map(|i| out[i].clone()) else {
-        unreachable!()
-    };
+    let vote = ready
+        .outputs
+        .iter()
+        .find_map(|o| match o {
+            Output::SendVote { to, vote } if *to == a(1) => Some(vote.clone()),
+            _ => None,
+        })
+        .expect("a vote for a(1)");
     assert_eq!(vote.header_digest, h.digest());
     assert_eq!(vote.verify(&f.committee), Ok(()));
+}
+
+/// One step that releases several headers for votes asks for one durable write holding all
+/// their records (one fsync, not one per vote), and the votes follow it.
+#[test]
+fn the_votes_of_one_step_share_one_durable_write() {
+    let f = CommitteeFixture::new(4, 1, 13);
+    let rounds = f.dag(1);
+    let mut c = core(&f, a(0));
+    for cert in &rounds[1][..3] {
+        c.handle_certificate(cert.clone()).unwrap();
+    }
+    // Two headers of round 2 wait for the same missing parent.
+    let headers: Vec<Header> = [a(1), a(2)]
+        .into_iter()
+        .map(|author| f.header(author, 2, &rounds[1], vec![]))
+        .collect();
+    for h in &headers {
+        c.handle_header(h.clone()).unwrap();
+        let _ = c.payload_available(h.author, 2, h.digest());
+    }
+    assert!(c.take_ready().votes.is_empty(), "no vote without parents");
+    c.handle_certificate(rounds[1][3].clone()).unwrap();
+    let ready = c.take_ready();
+    let recorded: Vec<_> = ready.votes.iter().map(|v| (v.author, v.digest)).collect();
+    let expected: Vec<_> = headers.iter().map(|h| (h.author, h.digest())).collect();
+    assert_eq!(recorded, expected);
+    let sent = ready
+        .outputs
+        .iter()
+        .filter(|o| matches!(o, Output::SendVote { .. }))
+        .count();
+    assert_eq!(sent, 2, "{:?}", ready.outputs);
 }
 
 #[test]
@@ -92,7 +121,7 @@ fn refuses_equivocation_too_few_parents_and_stale_rounds() {
     let h = f.header(a(1), 1, &genesis, vec![]);
     c.handle_header(h.clone()).unwrap();
     c.payload_available(a(1), 1, h.digest()).unwrap();
-    c.take_outputs();
+    c.take_ready();
     // A second, different header of the same author and round.
     let twin = f.header(a(1), 1, &genesis[..3], vec![]);
     assert_eq!(
@@ -104,7 +133,7 @@ fn refuses_equivocation_too_few_parents_and_stale_rounds() {
     );
     // The same header again is a retransmission: the same vote, sent again, nothing persisted.
     c.handle_header(h.clone()).unwrap();
-    let out = c.take_outputs();
+    let out = c.take_ready().outputs;
     assert!(matches!(&out[..], [Output::SendVote { .. }]), "{out:?}");
 
     // Parents carrying only f+1 stake.
@@ -125,10 +154,13 @@ fn refuses_equivocation_too_few_parents_and_stale_rounds() {
         c.handle_header(fat),
         Err(CoreError::TooManyBatches { count: 5, limit: 4 })
     ));
+    let ready = c.take_ready();
     assert!(
-        !c.take_outputs()
-            .iter()
-            .any(|o| matches!(o, Output::SendVote { .. } | Output::PersistVote { .. })),
+        ready.votes.is_empty()
+            && !ready
+                .outputs
+                .iter()
+                .any(|o| matches!(o, Output::SendVote { .. })),
         "no vote for a refused header"
     );
 }
@@ -142,16 +174,10 @@ fn a_restarted_core_never_votes_twice_for_one_round() {
     c.handle_header(h.clone()).unwrap();
     c.payload_available(a(2), 1, h.digest()).unwrap();
     let persisted: Vec<_> = c
-        .take_outputs()
+        .take_ready()
+        .votes
         .into_iter()
-        .filter_map(|o| match o {
-            Output::PersistVote {
-                author,
-                round,
-                digest,
-            } => Some((author, (round, digest))),
-            _ => None,
-        })
+        .map(|v| (v.author, (v.round, v.digest)))
         .collect();
     // Restart from what was persisted.
     let mut c = recover(
@@ -171,7 +197,8 @@ fn a_restarted_core_never_votes_twice_for_one_round() {
         })
     );
     assert!(!c
-        .take_outputs()
+        .take_ready()
+        .outputs
         .iter()
         .any(|o| matches!(o, Output::SendVote { .. })));
 }
@@ -182,11 +209,11 @@ fn proposes_on_the_timer_and_forms_a_certificate_at_quorum() {
     let mut c = core(&f, a(0));
     c.tick(50);
     assert!(
-        c.take_outputs().is_empty(),
+        c.take_ready().outputs.is_empty(),
         "the header timer has not expired"
     );
     c.tick(100);
-    let out = c.take_outputs();
+    let out = c.take_ready().outputs;
     let header = out
         .iter()
         .find_map(|o| match o {
@@ -200,11 +227,12 @@ fn proposes_on_the_timer_and_forms_a_certificate_at_quorum() {
     let votes = f.votes(&header, [a(1), a(2)]);
     c.handle_vote(votes[0].clone()).unwrap();
     assert!(!c
-        .take_outputs()
+        .take_ready()
+        .outputs
         .iter()
         .any(|o| matches!(o, Output::BroadcastCertificate(_))));
     c.handle_vote(votes[1].clone()).unwrap();
-    let out = c.take_outputs();
+    let out = c.take_ready().outputs;
     let cert = out
         .iter()
         .find_map(|o| match o {
@@ -229,9 +257,9 @@ fn enough_batches_propose_before_the_timer() {
     let mut c = core(&f, a(0));
     c.tick(1);
     c.add_batch(BatchDigest(Digest::of(b"1")), 0);
-    assert!(c.take_outputs().is_empty());
+    assert!(c.take_ready().outputs.is_empty());
     c.add_batch(BatchDigest(Digest::of(b"2")), 0);
-    let out = c.take_outputs();
+    let out = c.take_ready().outputs;
     assert!(
         out.iter()
             .any(|o| matches!(o, Output::BroadcastHeader(h) if h.payload.len() == 2)),
@@ -246,7 +274,7 @@ fn missing_parents_are_fetched_and_certificates_leave_in_causal_order() {
     let mut c = core(&f, a(0));
     let child = rounds[2][1].clone();
     c.handle_certificate(child.clone()).unwrap();
-    let out = c.take_outputs();
+    let out = c.take_ready().outputs;
     let fetch = out.iter().find_map(|o| match o {
         Output::FetchCertificates { from, digests, .. } => Some((*from, digests.len())),
         _ => None,
@@ -256,7 +284,8 @@ fn missing_parents_are_fetched_and_certificates_leave_in_causal_order() {
         c.handle_certificate(p.clone()).unwrap();
     }
     let inserted: Vec<(Round, AuthorityIndex)> = c
-        .take_outputs()
+        .take_ready()
+        .outputs
         .into_iter()
         .filter_map(|o| match o {
             Output::NewCertificate(c) => Some((c.round(), c.author())),
@@ -277,7 +306,7 @@ fn a_certificate_far_ahead_triggers_a_range_fetch() {
     let rounds = f.dag(8);
     let mut c = core(&f, a(0));
     c.handle_certificate(rounds[8][2].clone()).unwrap();
-    let out = c.take_outputs();
+    let out = c.take_ready().outputs;
     assert!(
         // From the highest round with a quorum (genesis): a parent may be missing there too.
         out.contains(&Output::FetchRange {
@@ -300,7 +329,7 @@ fn a_parent_first_missed_far_ahead_is_fetched_once_within_reach() {
     let child = rounds[6][2].clone();
     let lost = rounds[5][1].digest();
     c.handle_certificate(child.clone()).unwrap();
-    let out = c.take_outputs();
+    let out = c.take_ready().outputs;
     assert!(
         out.iter().any(|o| matches!(o, Output::FetchRange { .. })),
         "{out:?}"
@@ -313,7 +342,7 @@ fn a_parent_first_missed_far_ahead_is_fetched_once_within_reach() {
         .filter(|c| c.digest() != lost)
     {
         c.handle_certificate(cert.clone()).unwrap();
-        out.extend(c.take_outputs());
+        out.extend(c.take_ready().outputs);
     }
     assert!(
         out.iter().any(|o| matches!(o,
@@ -332,9 +361,9 @@ fn garbage_collection_follows_commits() {
             c.handle_certificate(cert.clone()).unwrap();
         }
     }
-    c.take_outputs();
+    c.take_ready();
     c.handle_committed(20);
-    let out = c.take_outputs();
+    let out = c.take_ready().outputs;
     let dropped = out.iter().find_map(|o| match o {
         Output::GarbageCollected {
             gc_round,
@@ -368,11 +397,11 @@ fn quorum_of_round_2_without_its_leader(f: &CommitteeFixture, rounds: &[Vec<Cert
         c.handle_certificate(cert.clone()).unwrap();
     }
     c.tick(100);
-    let own = proposed(&c.take_outputs()).expect("a header of round 2");
+    let own = proposed(&c.take_ready().outputs).expect("a header of round 2");
     assert_eq!(own.round, 2);
     c.tick(400);
     // Stuck for two header delays, it re-sends its header: not what the test looks at.
-    c.take_outputs();
+    c.take_ready();
     for v in f.votes(&own, [a(2), a(3)]) {
         c.handle_vote(v).unwrap();
     }
@@ -397,24 +426,24 @@ fn a_slow_round_still_waits_one_header_delay_for_its_leader() {
     // The leader arrives within the wait: the next header links to it.
     let mut c = quorum_of_round_2_without_its_leader(&f, &rounds);
     assert_eq!(
-        proposed(&c.take_outputs()),
+        proposed(&c.take_ready().outputs),
         None,
         "the parents alone do not propose"
     );
     assert_eq!(c.next_deadline_ms(), 500);
     c.tick(450);
-    assert_eq!(proposed(&c.take_outputs()), None);
+    assert_eq!(proposed(&c.take_ready().outputs), None);
     c.handle_certificate(rounds[2][1].clone()).unwrap();
-    let h3 = proposed(&c.take_outputs()).expect("a header once the leader is there");
+    let h3 = proposed(&c.take_ready().outputs).expect("a header once the leader is there");
     assert_eq!(h3.round, 3);
     assert!(h3.parents.contains(&leader_digest));
 
     // The leader never comes: one header delay after the quorum, the header goes without it.
     let mut c = quorum_of_round_2_without_its_leader(&f, &rounds);
     c.tick(499);
-    assert_eq!(proposed(&c.take_outputs()), None);
+    assert_eq!(proposed(&c.take_ready().outputs), None);
     c.tick(500);
-    let h3 = proposed(&c.take_outputs()).expect("a header once the wait is over");
+    let h3 = proposed(&c.take_ready().outputs).expect("a header once the wait is over");
     assert_eq!((h3.round, h3.parents.len()), (3, 3));
     assert!(!h3.parents.contains(&leader_digest));
 }
@@ -431,7 +460,7 @@ fn batches_of_abandoned_and_orphaned_headers_are_proposed_again() {
     c.tick(1);
     c.add_batch(b(1).0, 0);
     c.add_batch(b(2).0, 0);
-    let h1 = proposed(&c.take_outputs()).expect("header of round 1");
+    let h1 = proposed(&c.take_ready().outputs).expect("header of round 1");
     assert_eq!(h1.payload, vec![b(1), b(2)]);
     // Round 1 completes without our header being certified: round 2 carries its batches.
     for cert in &rounds[1][1..] {
@@ -439,7 +468,7 @@ fn batches_of_abandoned_and_orphaned_headers_are_proposed_again() {
     }
     c.add_batch(b(3).0, 0);
     c.tick(1_000);
-    let h2 = proposed(&c.take_outputs()).expect("header of round 2");
+    let h2 = proposed(&c.take_ready().outputs).expect("header of round 2");
     assert_eq!(h2.round, 2);
     assert_eq!(h2.payload, vec![b(1), b(2), b(3)]);
     // Votes for the abandoned header no longer count.
@@ -452,7 +481,7 @@ fn batches_of_abandoned_and_orphaned_headers_are_proposed_again() {
     for v in f.votes(&h2, [a(1), a(2)]) {
         c.handle_vote(v).unwrap();
     }
-    c.take_outputs();
+    c.take_ready();
     c.own_certificates_committed(&[3]);
     c.add_batch(b(4).0, 0);
     c.tick(2_000);
@@ -461,13 +490,13 @@ fn batches_of_abandoned_and_orphaned_headers_are_proposed_again() {
         c.handle_certificate(cert).unwrap();
     }
     c.tick(3_000);
-    let h3 = proposed(&c.take_outputs()).expect("header of round 3");
+    let h3 = proposed(&c.take_ready().outputs).expect("header of round 3");
     assert_eq!(h3.payload, vec![b(1), b(2), b(3), b(4)]);
     // Once committed, a certificate's batches are not proposed again: a stuck primary only
     // repeats the header it has (same digest), it does not put them in a new one.
     c.own_certificates_committed(&[3]);
     c.tick(4_000);
-    let out = c.take_outputs();
+    let out = c.take_ready().outputs;
     assert!(out.iter().all(|o| !matches!(o,
         Output::BroadcastHeader(h) if h.digest() != h3.digest() && !h.payload.is_empty())));
 }
@@ -480,14 +509,14 @@ fn a_stuck_primary_resends_its_header_and_pulls_its_round() {
     let f = CommitteeFixture::new(4, 1, 10);
     let mut c = core(&f, a(0));
     c.tick(100);
-    let h1 = proposed(&c.take_outputs()).expect("header of round 1");
+    let h1 = proposed(&c.take_ready().outputs).expect("header of round 1");
     c.tick(250);
     assert!(
-        c.take_outputs().is_empty(),
+        c.take_ready().outputs.is_empty(),
         "not stuck before two header delays"
     );
     c.tick(300);
-    let out = c.take_outputs();
+    let out = c.take_ready().outputs;
     assert!(
         out.contains(&Output::BroadcastHeader(h1.clone())),
         "{out:?}"
@@ -501,9 +530,12 @@ fn a_stuck_primary_resends_its_header_and_pulls_its_round() {
     });
     assert!(first.is_some_and(|p| p != a(0)), "{out:?}");
     c.tick(350);
-    assert!(c.take_outputs().is_empty(), "at most once per header delay");
+    assert!(
+        c.take_ready().outputs.is_empty(),
+        "at most once per header delay"
+    );
     c.tick(400);
-    let second = c.take_outputs().iter().find_map(|o| match o {
+    let second = c.take_ready().outputs.iter().find_map(|o| match o {
         Output::FetchRange { from, .. } => Some(*from),
         _ => None,
     });
@@ -534,21 +566,21 @@ fn a_restarted_core_proposes_its_uncommitted_own_batches_again() {
         },
     );
     c.tick(1_000);
-    let h = proposed(&c.take_outputs()).expect("a header after the restart");
+    let h = proposed(&c.take_ready().outputs).expect("a header after the restart");
     assert_eq!(h.round, 2);
     assert_eq!(h.payload, vec![b(3), b(1)], "queued ones, in report order");
     // Consensus outputs a later own certificate without the one of round 1: b(2) comes back.
     for v in f.votes(&h, [a(1), a(2)]) {
         c.handle_vote(v).unwrap();
     }
-    c.take_outputs();
+    c.take_ready();
     c.own_certificates_committed(&[2]);
     for author in [a(1), a(2), a(3)] {
         let cert = f.certificate(f.header(author, 2, &rounds[1][1..], vec![]));
         c.handle_certificate(cert).unwrap();
     }
     c.tick(2_000);
-    let h3 = proposed(&c.take_outputs()).expect("header of round 3");
+    let h3 = proposed(&c.take_ready().outputs).expect("header of round 3");
     assert_eq!(h3.payload, vec![b(2)]);
 }
 
@@ -562,7 +594,7 @@ fn headers_carry_the_proposers_clock_and_far_future_ones_get_no_vote() {
     let now = 1_700_000_000_000;
     let mut c = core(&f, a(0));
     c.tick(now);
-    let own = proposed(&c.take_outputs()).expect("a header on the expired timer");
+    let own = proposed(&c.take_ready().outputs).expect("a header on the expired timer");
     assert_eq!(own.created_at, now);
 
     let dated = |author: u16, created_at: u64| {
@@ -595,7 +627,7 @@ fn headers_carry_the_proposers_clock_and_far_future_ones_get_no_vote() {
     let within = dated(2, now + MAX_CLOCK_DRIFT_MS);
     c.handle_header(within.clone()).unwrap();
     c.payload_available(a(2), 1, within.digest()).unwrap();
-    let out = c.take_outputs();
+    let out = c.take_ready().outputs;
     assert!(
         out.iter()
             .any(|o| matches!(o, Output::SendVote { to, .. } if *to == a(2))),
@@ -625,7 +657,7 @@ fn a_header_far_above_the_dag_is_refused_before_anything_is_held() {
             limit: MAX_HEADER_ROUNDS_AHEAD
         })
     );
-    assert!(c.take_outputs().is_empty(), "nothing fetched for it");
+    assert!(c.take_ready().outputs.is_empty(), "nothing fetched for it");
     let within = c.handle_header(f.header(a(1), MAX_HEADER_ROUNDS_AHEAD, &genesis, vec![]));
     assert!(
         !matches!(within, Err(CoreError::TooFarAhead { .. })),

@@ -481,20 +481,18 @@ impl Authority {
         let Some(live) = self.live.as_mut() else {
             return;
         };
+        let ready = live.core.take_ready();
+        // The step's vote records: one synced write, before anything leaves.
+        for v in &ready.votes {
+            self.store.votes.insert(v.author, (v.round, v.digest));
+        }
+        if !ready.votes.is_empty() && self.store.wrote("vote") {
+            self.die(ctx, "vote");
+            return;
+        }
         let mut died = None;
-        for output in live.core.take_outputs() {
+        for output in ready.outputs {
             match output {
-                Output::PersistVote {
-                    author,
-                    round,
-                    digest,
-                } => {
-                    self.store.votes.insert(author, (round, digest));
-                    if self.store.wrote("vote") {
-                        died = Some("vote");
-                        break;
-                    }
-                }
                 Output::StoreHeader(h) => {
                     if ctx.verbose {
                         let batches: Vec<_> = h.payload.iter().map(|(d, _)| d).collect();
