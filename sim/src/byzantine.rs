@@ -36,13 +36,16 @@ pub const BEHAVIOURS: [Behaviour; 5] = [
 /// How far above its own round a far-future header is.
 pub const FAR_AHEAD: Round = 20;
 
-/// f authorities of `n`, each with a behaviour, drawn from `rng`.
+/// Between 1 and f authorities of `n`, each with a behaviour, drawn from `rng`. Fewer than f
+/// leave the rest of the fault budget to crashes (store failpoints included), so Byzantine
+/// authorities and crashes meet in one run.
 pub fn draw(n: usize, rng: &mut StdRng) -> BTreeMap<AuthorityIndex, Behaviour> {
     let f = (n - 1) / 3;
+    let count = rng.gen_range(1..=f.max(1));
     let mut all: Vec<AuthorityIndex> = (0..n as u16).map(AuthorityIndex).collect();
     all.shuffle(rng);
     all.into_iter()
-        .take(f)
+        .take(count)
         .map(|a| (a, BEHAVIOURS[rng.gen_range(0..BEHAVIOURS.len())]))
         .collect()
 }

@@ -12,7 +12,7 @@
 //! - `WEFT_SIM_SEEDS=N`: seeds of 4 authorities (default 200; a tenth as many of 7);
 //! - `WEFT_SIM_FIRST_SEED=S`: start the seed window at S;
 //! - `WEFT_SIM_SEED=S WEFT_SIM_AUTHORITIES=n [WEFT_SIM_BYZANTINE=1]` with the `replay` test:
-//!   run one seed (with its f Byzantine authorities);
+//!   run one seed (with its 1 to f Byzantine authorities);
 //! - `WEFT_SIM_TRACE=1`: print every event, ignored message, proposal, certificate and crash,
 //!   and each authority's DAG at the end.
 //!

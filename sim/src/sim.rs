@@ -58,7 +58,7 @@ pub fn run_seed_with_gc_depth(authorities: usize, seed: u64, gc_depth: Option<Ro
     run(authorities, seed, gc_depth, false)
 }
 
-/// [`run_seed`] with f Byzantine authorities, each with a behaviour drawn from the seed (after
+/// [`run_seed`] with 1 to f Byzantine authorities, each with a behaviour drawn from the seed (after
 /// the config, so the rest of the draws are those of [`run_seed`]'s config).
 pub fn run_seed_byzantine(authorities: usize, seed: u64) -> Report {
     run(authorities, seed, None, true)
