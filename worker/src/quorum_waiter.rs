@@ -2,12 +2,14 @@
 
 use crate::batch::SealedBatch;
 use crate::metrics::WorkerMetrics;
+use crate::quorum::{Outcome, QuorumCore, Target};
+use crate::quorum::MAX_DELIVERIES_PER_PEER;
 use crate::submit::{Acks, Report, SubmitError};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -15,58 +17,31 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use weft_network::{Peer, ReliableSender, SENDER_CHANNEL_CAPACITY};
 use weft_storage::{Durability, Map};
-use weft_types::{AuthorityIndex, BatchDigest, Committee, Stake, WorkerId, WorkerToPrimary};
-
-/// Own batches broadcast and still short of a quorum. When reached, the waiter stops taking
-/// sealed batches, which stops the batch maker, which stops reading client connections.
-pub const MAX_BATCHES_AWAITING_QUORUM: usize = 32;
-/// Batches sent to one peer and not yet acknowledged. Further batches for that peer wait their
-/// turn while they still lack a quorum, and are skipped once they have one (the peer's
-/// primary will have them synchronized if a header needs them).
-pub const MAX_DELIVERIES_PER_PEER: usize = 32;
+use weft_types::{AuthorityIndex, BatchDigest, Committee, WorkerId, WorkerToPrimary};
 
 // A delivery is never cancelled before the peer answers, so the sender's queue to a peer holds
 // at most MAX_DELIVERIES_PER_PEER requests and `ReliableSender::send` never waits.
 const _: () = assert!(MAX_DELIVERIES_PER_PEER < SENDER_CHANNEL_CAPACITY);
 
-/// Who a delivery went to: a peer (by position in `peers`), or the own store.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Target {
-    Own,
-    Peer(usize),
-}
-
 /// A delivery's outcome: batch sequence number, target, whether it was stored there.
-type Delivery = (u64, Target, bool);
+type Answer = (u64, Target, bool);
 
-/// An own batch that has not reached a quorum yet.
+/// An own batch that has not reached a quorum yet: what the core does not need.
 struct Pending {
     digest: BatchDigest,
     /// The `WorkerMessage::Batch` encoding, shared by every delivery.
     message: Bytes,
-    /// Stake of the targets that acknowledged storing it, own stake included once stored.
-    stake: Stake,
-    /// Targets that have not answered (sent, or waiting for a delivery slot).
-    unanswered: usize,
     /// For the quorum latency histogram.
     sealed_at: Instant,
     /// Handed to the primary connector with the `OurBatch` report.
     acks: Acks,
 }
 
-/// A peer worker and the deliveries to it.
-struct PeerState {
-    stake: Stake,
-    peer: Peer,
-    /// Deliveries sent and not answered, at most MAX_DELIVERIES_PER_PEER.
-    in_flight: usize,
-    /// Pending batches waiting for a delivery slot, oldest first.
-    waiting: VecDeque<u64>,
-}
-
 /// Broadcasts each sealed batch to the same-id worker of every other authority and stores it
 /// locally; once the acknowledgements plus the own stake reach `quorum_threshold`, reports it as
-/// `OurBatch` to the primary. Many batches are in flight at once.
+/// `OurBatch` to the primary. Many batches are in flight at once. Which peer gets which batch
+/// when, and when a batch is decided, is [`QuorumCore`]'s (see `quorum.rs`); this actor does
+/// the sending and storing.
 ///
 /// Deliveries that are still running when their batch reaches a quorum are left to finish:
 /// they cost nothing but the batch's memory, they spare a slow-but-honest peer a synchronizer
@@ -76,21 +51,17 @@ struct PeerState {
 /// peer, which is only drained while that peer is reachable.
 pub struct QuorumWaiter {
     worker_id: WorkerId,
-    /// Stake counted once the own store holds a batch.
-    own_stake: Stake,
-    /// `committee.quorum_threshold()`.
-    quorum: Stake,
-    /// The same-id workers of the other authorities.
-    peers: Vec<PeerState>,
+    core: QuorumCore,
+    /// The same-id workers of the other authorities, in the core's order.
+    peers: Vec<Peer>,
     /// Used for batch deliveries only, so its queue to a peer holds only those.
     sender: ReliableSender,
     /// Where own batches are stored.
     batches: Map<BatchDigest, Bytes>,
     /// Batches short of a quorum, by sequence number (at most MAX_BATCHES_AWAITING_QUORUM).
     pending: HashMap<u64, Pending>,
-    next_sequence: u64,
     /// Every outstanding delivery, to peers and to the own store.
-    deliveries: FuturesUnordered<BoxFuture<'static, Delivery>>,
+    deliveries: FuturesUnordered<BoxFuture<'static, Answer>>,
     rx_batch_maker: mpsc::Receiver<SealedBatch>,
     /// `OurBatch` reports, with the acknowledgements the primary's answer resolves.
     tx_primary: mpsc::Sender<Report>,
@@ -114,24 +85,18 @@ impl QuorumWaiter {
         metrics: Arc<WorkerMetrics>,
         shutdown: CancellationToken,
     ) -> JoinHandle<()> {
-        let peers = peers
-            .into_iter()
-            .map(|(authority, peer)| PeerState {
-                stake: committee.stake(authority),
-                peer,
-                in_flight: 0,
-                waiting: VecDeque::new(),
-            })
-            .collect();
+        let core = QuorumCore::new(
+            committee.stake(authority),
+            committee.quorum_threshold(),
+            peers.iter().map(|(a, _)| committee.stake(*a)),
+        );
         let waiter = Self {
             worker_id,
-            own_stake: committee.stake(authority),
-            quorum: committee.quorum_threshold(),
-            peers,
+            core,
+            peers: peers.into_iter().map(|(_, peer)| peer).collect(),
             sender,
             batches,
             pending: HashMap::new(),
-            next_sequence: 0,
             deliveries: FuturesUnordered::new(),
             rx_batch_maker,
             tx_primary,
@@ -149,44 +114,39 @@ impl QuorumWaiter {
         loop {
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
-                Some(batch) = self.rx_batch_maker.recv(),
-                    if self.pending.len() < MAX_BATCHES_AWAITING_QUORUM =>
-                {
+                Some(batch) = self.rx_batch_maker.recv(), if !self.core.is_full() => {
                     depth.set(self.rx_batch_maker.len() as i64);
                     self.disseminate(batch).await;
                 }
                 Some((sequence, target, stored)) = self.deliveries.next() => {
-                    let stake = match target {
-                        Target::Own if !stored => {
-                            tracing::error!("storing an own batch failed; the worker stops disseminating");
-                            break;
-                        }
-                        Target::Own => self.own_stake,
-                        Target::Peer(index) => {
-                            self.peers[index].in_flight -= 1;
-                            self.metrics.deliveries_in_flight.dec();
-                            self.deliver_next(index).await;
-                            self.peers[index].stake
-                        }
-                    };
-                    if !self.record(sequence, if stored { stake } else { 0 }).await {
+                    if target == Target::Own && !stored {
+                        tracing::error!("storing an own batch failed; the worker stops disseminating");
+                        break;
+                    }
+                    if matches!(target, Target::Peer(_)) {
+                        self.metrics.deliveries_in_flight.dec();
+                    }
+                    let (outcome, next) = self.core.answered(sequence, target, stored);
+                    if let Some((sequence, index)) = next {
+                        self.deliver(index, sequence).await;
+                    }
+                    if !self.decided(sequence, outcome).await {
                         break;
                     }
                 }
             }
             self.metrics
                 .batches_awaiting_quorum
-                .set(self.pending.len() as i64);
+                .set(self.core.pending_len() as i64);
         }
         // Dropping the remaining deliveries cancels them.
         self.metrics
             .deliveries_in_flight
-            .sub(self.peers.iter().map(|p| p.in_flight as i64).sum());
+            .sub(self.core.in_flight() as i64);
     }
 
     async fn disseminate(&mut self, batch: SealedBatch) {
-        let sequence = self.next_sequence;
-        self.next_sequence += 1;
+        let (sequence, now) = self.core.add();
         let batches = self.batches.clone();
         let (digest, stored) = (batch.digest, batch.batch());
         // RocksDB writes block; keep them off the runtime's threads.
@@ -205,69 +165,45 @@ impl QuorumWaiter {
             Pending {
                 digest: batch.digest,
                 message: batch.message,
-                stake: 0,
-                unanswered: self.peers.len() + 1,
                 sealed_at: Instant::now(),
                 acks: batch.acks,
             },
         );
-        for index in 0..self.peers.len() {
-            if self.peers[index].in_flight < MAX_DELIVERIES_PER_PEER {
-                self.deliver(index, sequence).await;
-            } else {
-                self.peers[index].waiting.push_back(sequence);
-            }
+        for index in now {
+            self.deliver(index, sequence).await;
         }
     }
 
-    /// Sends batch `sequence` to peer `index`; false if the batch is no longer pending.
-    async fn deliver(&mut self, index: usize, sequence: u64) -> bool {
+    /// Sends batch `sequence` to peer `index` (the core gave it the slot).
+    async fn deliver(&mut self, index: usize, sequence: u64) {
         let Some(pending) = self.pending.get(&sequence) else {
-            return false;
+            return;
         };
-        let peer = &mut self.peers[index];
-        let response = self.sender.send(&peer.peer, pending.message.clone()).await;
-        peer.in_flight += 1;
+        let response = self
+            .sender
+            .send(&self.peers[index], pending.message.clone())
+            .await;
         self.metrics.deliveries_in_flight.inc();
         self.deliveries.push(
             response
                 .map(move |result| (sequence, Target::Peer(index), result.is_ok()))
                 .boxed(),
         );
-        true
     }
 
-    /// A delivery slot of peer `index` is free: give it to the oldest batch waiting for it.
-    async fn deliver_next(&mut self, index: usize) {
-        while let Some(sequence) = self.peers[index].waiting.pop_front() {
-            if self.deliver(index, sequence).await {
-                return;
-            }
-        }
-    }
-
-    /// Counts an answer for batch `sequence` (`stake` 0 if it was not stored). Returns false if
-    /// the primary connector is gone.
-    async fn record(&mut self, sequence: u64, stake: Stake) -> bool {
-        let Some(pending) = self.pending.get_mut(&sequence) else {
-            // Already reported: a straggler delivery.
-            return true;
+    /// Carries out what an answer decided for batch `sequence`. Returns false if the primary
+    /// connector is gone.
+    async fn decided(&mut self, sequence: u64, outcome: Outcome) -> bool {
+        let pending = match outcome {
+            Outcome::Pending | Outcome::Straggler => return true,
+            Outcome::Quorum | Outcome::NoQuorum { .. } => match self.pending.remove(&sequence) {
+                Some(pending) => pending,
+                None => return true,
+            },
         };
-        pending.stake += stake;
-        pending.unanswered -= 1;
-        let reached = pending.stake >= self.quorum;
-        if !reached && pending.unanswered > 0 {
-            return true;
-        }
-        let Some(pending) = self.pending.remove(&sequence) else {
-            return true;
-        };
-        for peer in &mut self.peers {
-            peer.waiting.retain(|s| *s != sequence);
-        }
-        if !reached {
+        if let Outcome::NoQuorum { stake } = outcome {
             self.metrics.batches_without_quorum.inc();
-            tracing::warn!(digest = %pending.digest, stake = pending.stake,
+            tracing::warn!(digest = %pending.digest, stake,
                 "batch cannot reach a quorum: the peers that answered refused it");
             pending.acks.fail(SubmitError::NoQuorum);
             return true;
