@@ -1,5 +1,6 @@
 //! The node's link to L1: the committee's certified L1 batches as the poster's source, and
-//! the poster each authority runs when given an L1 endpoint.
+//! the poster and forced-inclusion feeder each authority runs when given an L1 endpoint
+//! ([`L1Config`], started by [`crate::Node::spawn`]).
 
 use crate::attest::Certificates;
 use bytes::Bytes;
@@ -89,10 +90,113 @@ impl AttestedSource for CommitteeBatches {
     }
 }
 
+/// This authority's L1 roles: the poster (a rotating courier of the committee's certified
+/// batches, which the inbox checks) and the feeder of the inbox's forced transactions.
+pub struct L1Config {
+    /// JSON-RPC endpoint of the L1 node (it often carries credentials: logged redacted).
+    pub rpc: String,
+    pub inbox: alloy::primitives::Address,
+    /// The poster's secp256k1 key.
+    pub key: alloy::signers::local::PrivateKeySigner,
+    /// The poster's crash-safe cursor file.
+    pub cursor: std::path::PathBuf,
+    /// L1 blocks the designated poster of a batch has before the next authority posts it.
+    pub takeover_blocks: u64,
+    /// L1 blocks within which a forced transaction must be ordered (the inbox's window).
+    pub forced_window: u64,
+    /// Leave the inbox's forced transactions unfed (to test what others must not ignore).
+    pub ignore_forced: bool,
+}
+
+/// The running L1 roles of a node.
+pub struct L1Handle {
+    poster: weft_l1_poster::PosterHandle,
+    forced: Option<forced::ForcedInclusion>,
+}
+
+impl L1Handle {
+    /// Starts the poster (the node's committed log is then kept until L1 confirms it) and,
+    /// unless ignored, the forced-inclusion feeder through the in-process worker 0.
+    pub(crate) async fn start(
+        node: &crate::NodeHandle,
+        config: L1Config,
+        parameters: &weft_config::Parameters,
+        committee_size: usize,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        use weft_l1_poster::{rotation::Rotation, Poster, PosterConfig};
+        // The poster carries the batches the attester cut and the committee certified.
+        anyhow::ensure!(
+            parameters.attestations,
+            "posting to L1 needs the parameter `attestations` on: the inbox accepts only \
+             certified batches"
+        );
+        let mut poster_config = PosterConfig::new(&config.rpc, config.inbox, config.cursor);
+        poster_config.mode = crate::attest::cutter_params(&parameters.l1_batches).mode;
+        poster_config.rotation = Rotation {
+            me: node.authority.0 as u32,
+            committee_size: committee_size as u32,
+            takeover_blocks: config.takeover_blocks,
+        };
+        let metrics = weft_l1_poster::metrics::PosterMetrics::new(&node.registry)?;
+        let source = std::sync::Arc::new(CommitteeBatches::new(
+            &node.store,
+            node.certificates.clone(),
+        ));
+        let poster = Poster::spawn(poster_config, config.key, source, metrics).await?;
+        retain_until_posted(node, &poster);
+        let rpc = weft_l1_poster::l1::redact_url(&config.rpc);
+        tracing::info!(inbox = %config.inbox, rpc, "L1 poster started");
+        if config.ignore_forced {
+            tracing::warn!("ignoring the inbox's forced transactions");
+            return Ok(Self {
+                poster,
+                forced: None,
+            });
+        }
+        let submitter = node
+            .submitters()
+            .into_iter()
+            .next()
+            .context("forced inclusion needs this authority's worker 0 in process")?;
+        let forced = forced::spawn(forced::ForcedArgs {
+            rpc: &config.rpc,
+            inbox: config.inbox,
+            window_blocks: config.forced_window,
+            me: node.authority.0 as u64,
+            committee_size: committee_size as u64,
+            submitter,
+            max_transaction_size: parameters.max_transaction_size,
+            store: &node.store,
+            log: node.log.clone(),
+            registry: &node.registry,
+        })
+        .await;
+        match forced {
+            Ok(forced) => Ok(Self {
+                poster,
+                forced: Some(forced),
+            }),
+            Err(e) => {
+                poster.shutdown().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops feeding forced transactions, then the poster.
+    pub async fn shutdown(self) {
+        if let Some(forced) = self.forced {
+            forced.shutdown().await;
+        }
+        self.poster.shutdown().await;
+    }
+}
+
 /// Lets the committed log's retention follow what `poster` confirmed on L1: until it stops,
 /// the node keeps every sub-DAG not yet confirmed (and `committed_log_retention_after_posting`
 /// more).
-pub fn retain_until_posted(
+fn retain_until_posted(
     node: &crate::NodeHandle,
     poster: &weft_l1_poster::PosterHandle,
 ) -> tokio::task::JoinHandle<()> {

@@ -2,6 +2,7 @@
 //! executor that writes the committed log, all sharing one store and one metrics registry.
 
 use crate::attest::{AttestMetrics, AttesterActor, AttesterArgs, Certificates};
+use crate::l1::{L1Config, L1Handle};
 use crate::leaves::{self, LeafCache, LeafPrecomputer, RecentTrees};
 use crate::log::CommittedLog;
 use crate::metrics::NodeMetrics;
@@ -29,6 +30,8 @@ pub struct NodeArgs {
     pub store: Store,
     /// Run this authority's workers in this process (else they run as `weft worker run`).
     pub with_workers: bool,
+    /// Post to an L1 inbox and feed its forced transactions (needs the workers in process).
+    pub l1: Option<L1Config>,
 }
 
 /// A running authority.
@@ -46,6 +49,7 @@ pub struct NodeHandle {
     primary: PrimaryHandle,
     workers: Vec<WorkerHandle>,
     actors: Actors,
+    l1: Option<L1Handle>,
     /// The first sub-DAG not yet confirmed on L1, set by this authority's poster: the
     /// committed log's retention follows it (`committed_log_retention_after_posting`).
     pub tx_posted: Arc<watch::Sender<Option<u64>>>,
@@ -71,6 +75,9 @@ impl NodeHandle {
     }
 
     async fn stop(self) {
+        if let Some(l1) = self.l1 {
+            l1.shutdown().await;
+        }
         for w in self.workers {
             w.shutdown().await;
         }
@@ -108,8 +115,10 @@ impl Node {
             parameters,
             store,
             with_workers,
+            l1,
         } = args;
         parameters.validate()?;
+        let l1_parameters = parameters.clone();
         let me = committee
             .index_of_protocol_key(&keys.protocol.public())
             .context("the protocol key is not in the committee")?;
@@ -252,7 +261,7 @@ impl Node {
             attestations,
         })
         .await?;
-        Ok(NodeHandle {
+        let mut node = NodeHandle {
             authority: me,
             log,
             certificates,
@@ -264,7 +273,18 @@ impl Node {
             primary,
             workers,
             actors,
+            l1: None,
             tx_posted: Arc::new(tx_posted),
-        })
+        };
+        if let Some(config) = l1 {
+            match L1Handle::start(&node, config, &l1_parameters, committee.size()).await {
+                Ok(l1) => node.l1 = Some(l1),
+                Err(e) => {
+                    node.kill().await;
+                    return Err(e.context("starting the L1 poster"));
+                }
+            }
+        }
+        Ok(node)
     }
 }

@@ -199,6 +199,7 @@ pub fn node(args: NodeRunArgs) -> Result<()> {
             parameters: loaded.parameters.clone(),
             store,
             with_workers: !args.external_workers,
+            l1: l1_config(&args.l1, &args.common.store)?,
         })
         .await?;
         info!(
@@ -216,10 +217,6 @@ pub fn node(args: NodeRunArgs) -> Result<()> {
             ),
             None => None,
         };
-        let l1 = match &args.l1.l1_rpc {
-            Some(rpc) => Some(start_l1(rpc, &args.l1, &args.common.store, &node, &loaded).await?),
-            None => None,
-        };
         let health = Arc::new(Health::new(authority_ready(node.metrics.clone())));
         let ops = start_ops(&args.common, &loaded.parameters, &node.registry, &health).await?;
         let every = Duration::from_secs(args.common.report_every.max(1));
@@ -235,12 +232,6 @@ pub fn node(args: NodeRunArgs) -> Result<()> {
         // First, so that no transaction is taken that the workers could not make durable.
         if let Some(rpc) = rpc {
             rpc.shutdown().await;
-        }
-        if let Some((poster, forced)) = l1 {
-            if let Some(forced) = forced {
-                forced.shutdown().await;
-            }
-            poster.shutdown().await;
         }
         let flushed = node.shutdown().await;
         if let Some(ops) = ops {
@@ -334,78 +325,24 @@ pub(crate) fn parse_address(text: &str) -> Result<alloy::primitives::Address> {
         .with_context(|| format!("--inbox / --l1-inbox {text:?} is not an address"))
 }
 
-/// Starts this authority's L1 poster and its forced-inclusion feeder.
-async fn start_l1(
-    rpc: &str,
-    l1: &L1Args,
-    store: &std::path::Path,
-    node: &weft_node::NodeHandle,
-    loaded: &Loaded,
-) -> Result<(
-    weft_l1_poster::PosterHandle,
-    Option<weft_node::l1::forced::ForcedInclusion>,
-)> {
-    let poster = start_poster(rpc, l1, store, node, loaded).await?;
-    if l1.l1_ignore_forced {
-        tracing::warn!("ignoring the inbox's forced transactions (--l1-ignore-forced)");
-        return Ok((poster, None));
-    }
-    let submitter = node
-        .submitters()
-        .into_iter()
-        .next()
-        .context("this authority has no worker 0")?;
-    let forced = weft_node::l1::forced::spawn(weft_node::l1::forced::ForcedArgs {
-        rpc,
-        inbox: parse_address(l1.l1_inbox.as_deref().unwrap_or_default())?,
-        window_blocks: l1.l1_forced_window,
-        me: loaded.me.0 as u64,
-        committee_size: loaded.committee.size() as u64,
-        submitter,
-        max_transaction_size: loaded.parameters.max_transaction_size,
-        store: &node.store,
-        log: node.log.clone(),
-        registry: &node.registry,
-    })
-    .await?;
-    Ok((poster, Some(forced)))
-}
-
-async fn start_poster(
-    rpc: &str,
-    l1: &L1Args,
-    store: &std::path::Path,
-    node: &weft_node::NodeHandle,
-    loaded: &Loaded,
-) -> Result<weft_l1_poster::PosterHandle> {
-    use weft_l1_poster::{rotation::Rotation, Poster, PosterConfig};
-    // The poster carries the batches the attester cut and the committee certified.
-    if !loaded.parameters.attestations {
-        anyhow::bail!("posting to L1 (--l1-rpc) needs the parameter `attestations` on: the inbox accepts only certified batches");
-    }
-    let inbox = parse_address(l1.l1_inbox.as_deref().unwrap_or_default())?;
+/// This authority's L1 roles as the flags give them (`None` without `--l1-rpc`).
+fn l1_config(l1: &L1Args, store: &std::path::Path) -> Result<Option<weft_node::l1::L1Config>> {
+    let Some(rpc) = &l1.l1_rpc else {
+        return Ok(None);
+    };
     let key_file = l1
         .l1_key
         .as_ref()
         .context("--l1-key is required with --l1-rpc")?;
-    let key = read_l1_key(key_file)?;
-    let mut config = PosterConfig::new(rpc, inbox, store.join("l1-cursor.json"));
-    config.mode = weft_node::attest::cutter_params(&loaded.parameters.l1_batches).mode;
-    config.rotation = Rotation {
-        me: node.authority.0 as u32,
-        committee_size: loaded.committee.size() as u32,
+    Ok(Some(weft_node::l1::L1Config {
+        rpc: rpc.clone(),
+        inbox: parse_address(l1.l1_inbox.as_deref().unwrap_or_default())?,
+        key: read_l1_key(key_file)?,
+        cursor: store.join("l1-cursor.json"),
         takeover_blocks: l1.l1_takeover_blocks,
-    };
-    let metrics = weft_l1_poster::metrics::PosterMetrics::new(&node.registry)?;
-    let source = Arc::new(weft_node::l1::CommitteeBatches::new(
-        &node.store,
-        node.certificates.clone(),
-    ));
-    let poster = Poster::spawn(config, key, source, metrics).await?;
-    weft_node::l1::retain_until_posted(node, &poster);
-    let rpc = weft_l1_poster::l1::redact_url(rpc);
-    info!(%inbox, rpc, "L1 poster started");
-    Ok(poster)
+        forced_window: l1.l1_forced_window,
+        ignore_forced: l1.l1_ignore_forced,
+    }))
 }
 
 /// `weft l1 verify`: the inbox's chain, and with a committee file every batch's certificate.

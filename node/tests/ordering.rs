@@ -53,6 +53,7 @@ async fn start_with(
         parameters,
         store,
         with_workers: true,
+        l1: None,
     })
     .await
     .unwrap()
