@@ -36,6 +36,7 @@ use std::sync::Arc;
 use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use weft_attest::{
     Accepted, AttestError, AttestationAnswer, AttestationKey, Attester, BatchRefs,
     FinalityCertificate, Roots, SignedAttestation, Tree,
@@ -309,6 +310,8 @@ pub struct AttesterArgs {
     /// earlier: the log's retention waits for it.
     pub tx_attested: watch::Sender<u64>,
     pub metrics: Arc<AttestMetrics>,
+    /// Cancelled when the node stops: the attester finishes its step and ends.
+    pub shutdown: CancellationToken,
 }
 
 type Answer = (u64, Result<Bytes, NetworkError>);
@@ -337,6 +340,7 @@ pub struct AttesterActor {
     sending: BTreeMap<u64, Vec<AbortHandle>>,
     crash_after: Option<u64>,
     metrics: Arc<AttestMetrics>,
+    shutdown: CancellationToken,
 }
 
 fn decode_record(index: &str, bytes: Bytes) -> Result<SignedAttestation, AttesterFailure> {
@@ -363,6 +367,7 @@ impl AttesterActor {
             trees,
             tx_attested,
             metrics,
+            shutdown,
         } = args;
         let own: Map<u64, Bytes> = store.map(Column::Attestations);
         let consensus: Map<String, Bytes> = store.map(Column::Consensus);
@@ -423,6 +428,7 @@ impl AttesterActor {
             sending: BTreeMap::new(),
             crash_after,
             metrics,
+            shutdown,
         };
         let task = tokio::spawn(async move {
             if let Err(e) = actor.run(resend).await {
@@ -443,6 +449,7 @@ impl AttesterActor {
             // signing, which may take a while under load, runs when none is waiting.
             tokio::select! {
                 biased;
+                _ = self.shutdown.cancelled() => return Ok(()),
                 inbound = self.rx_inbound.recv() => match inbound {
                     Some(inbound) => self.on_signed(inbound).await?,
                     None => return Ok(()),

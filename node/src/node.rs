@@ -6,11 +6,12 @@ use crate::l1::{L1Config, L1Handle};
 use crate::leaves::{self, LeafCache, LeafPrecomputer, RecentTrees};
 use crate::log::CommittedLog;
 use crate::metrics::NodeMetrics;
-use crate::ordering::{self, ConsensusActor, Executor, ExecutorArgs};
+use crate::ordering::{self, ConsensusActor, ConsensusArgs, Executor, ExecutorArgs};
 use anyhow::{Context, Result};
 use prometheus::Registry;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 use weft_config::{Keys, Parameters};
 use weft_consensus::{Bullshark, ConsensusState};
 use weft_network::actors::Actors;
@@ -49,6 +50,8 @@ pub struct NodeHandle {
     primary: PrimaryHandle,
     workers: Vec<WorkerHandle>,
     actors: Actors,
+    /// Cancelled by [`NodeHandle::shutdown`]: consensus, the executor and the attester end.
+    shutdown: CancellationToken,
     l1: Option<L1Handle>,
     /// The first sub-DAG not yet confirmed on L1, set by this authority's poster: the
     /// committed log's retention follows it (`committed_log_retention_after_posting`).
@@ -71,9 +74,18 @@ impl NodeHandle {
     /// Stops every actor at whatever point it is, without flushing: what survives is what a
     /// `kill -9` would leave (every write is in RocksDB's WAL before it returns).
     pub async fn kill(self) {
-        self.stop().await;
+        if let Some(l1) = self.l1 {
+            l1.shutdown().await;
+        }
+        for w in self.workers {
+            w.shutdown().await;
+        }
+        self.primary.kill().await;
+        self.actors.abort_and_join().await;
     }
 
+    /// Tells every actor to stop, upstream first (L1, workers, primary, then consensus, the
+    /// executor and the attester), and waits until each has.
     async fn stop(self) {
         if let Some(l1) = self.l1 {
             l1.shutdown().await;
@@ -82,7 +94,8 @@ impl NodeHandle {
             w.shutdown().await;
         }
         self.primary.shutdown().await;
-        self.actors.abort_and_join().await;
+        self.shutdown.cancel();
+        self.actors.join().await;
     }
 
     /// Resolves when any actor of the authority (consensus, executor, the primary's, a
@@ -170,6 +183,7 @@ impl Node {
             },
             network_metrics.clone(),
         )?;
+        let shutdown = CancellationToken::new();
         let mut actors = Actors::default();
         // The attester recovers first: the log's retention waits for what it has not signed.
         let certificates = Certificates::open(&store);
@@ -200,6 +214,7 @@ impl Node {
                 trees: trees.clone(),
                 tx_attested,
                 metrics: Arc::new(AttestMetrics::new(&registry)?),
+                shutdown: shutdown.clone(),
             })?;
             actors.push("attester", attester);
             attestations = Some(handler as Arc<dyn weft_network::Handler>);
@@ -221,11 +236,19 @@ impl Node {
                 rx_posted: tx_posted.subscribe(),
                 rx_attested,
                 metrics: node_metrics.clone(),
+                shutdown: shutdown.clone(),
             }),
         );
         actors.push(
             "consensus",
-            ConsensusActor::spawn(bullshark, recovered, rx_consensus, tx_executor, tx_payloads),
+            ConsensusActor::spawn(ConsensusArgs {
+                bullshark,
+                recovered,
+                rx_primary: rx_consensus,
+                tx_executor,
+                tx_payloads,
+                shutdown: shutdown.clone(),
+            }),
         );
 
         let mut workers = Vec::new();
@@ -273,6 +296,7 @@ impl Node {
             primary,
             workers,
             actors,
+            shutdown,
             l1: None,
             tx_posted: Arc::new(tx_posted),
         };

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use weft_consensus::{Bullshark, Commit, ConsensusState, LeaderScheduleKind, ScheduleState};
 use weft_executor::{ExecutorCore, ExecutorError, Step};
 use weft_network::{Peer, ReliableSender};
@@ -31,6 +32,9 @@ pub enum ExecutorFailure {
     Store(#[from] StoreError),
     #[error(transparent)]
     Sequence(#[from] ExecutorError),
+    /// The node is stopping (not a failure).
+    #[error("stopped")]
+    Stopped,
 }
 
 /// Key of the persisted [`ConsensusState`] in the consensus column.
@@ -61,32 +65,45 @@ pub struct ConsensusActor {
     tx_executor: mpsc::Sender<Commit>,
     /// Each certificate's batches, for the attester's leaf precomputer (when one runs).
     tx_payloads: Option<mpsc::Sender<Vec<BatchDigest>>>,
+    shutdown: CancellationToken,
+}
+
+/// What [`ConsensusActor::spawn`] needs.
+pub struct ConsensusArgs {
+    pub bullshark: Bullshark,
+    /// Sub-DAGs that recovery committed beyond the persisted state: to the executor first.
+    pub recovered: Vec<Commit>,
+    pub rx_primary: mpsc::Receiver<Certificate>,
+    pub tx_executor: mpsc::Sender<Commit>,
+    pub tx_payloads: Option<mpsc::Sender<Vec<BatchDigest>>>,
+    /// Cancelled when the node stops.
+    pub shutdown: CancellationToken,
 }
 
 impl ConsensusActor {
-    /// `recovered` are sub-DAGs that recovery committed beyond the persisted state; they go
-    /// to the executor first.
-    pub fn spawn(
-        bullshark: Bullshark,
-        recovered: Vec<Commit>,
-        rx_primary: mpsc::Receiver<Certificate>,
-        tx_executor: mpsc::Sender<Commit>,
-        tx_payloads: Option<mpsc::Sender<Vec<BatchDigest>>>,
-    ) -> JoinHandle<()> {
+    pub fn spawn(args: ConsensusArgs) -> JoinHandle<()> {
         let actor = Self {
-            bullshark,
-            rx_primary,
-            tx_executor,
-            tx_payloads,
+            bullshark: args.bullshark,
+            rx_primary: args.rx_primary,
+            tx_executor: args.tx_executor,
+            tx_payloads: args.tx_payloads,
+            shutdown: args.shutdown,
         };
-        tokio::spawn(actor.run(recovered))
+        tokio::spawn(actor.run(args.recovered))
     }
 
     async fn run(mut self, recovered: Vec<Commit>) {
         if !self.output(recovered).await {
             return;
         }
-        while let Some(certificate) = self.rx_primary.recv().await {
+        loop {
+            let certificate = tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                certificate = self.rx_primary.recv() => match certificate {
+                    Some(certificate) => certificate,
+                    None => return,
+                },
+            };
             if let Some(tx) = &self.tx_payloads {
                 let payload = &certificate.header.payload;
                 if !payload.is_empty() {
@@ -107,10 +124,14 @@ impl ConsensusActor {
         }
     }
 
-    /// Hands sub-DAGs to the executor; false once it is gone.
+    /// Hands sub-DAGs to the executor; false once it is gone or the node stops.
     async fn output(&mut self, committed: Vec<Commit>) -> bool {
         for commit in committed {
-            if self.tx_executor.send(commit).await.is_err() {
+            let sent = tokio::select! {
+                _ = self.shutdown.cancelled() => return false,
+                sent = self.tx_executor.send(commit) => sent,
+            };
+            if sent.is_err() {
                 return false;
             }
         }
@@ -153,6 +174,7 @@ pub struct Executor {
     l1_batches: Map<(u64, u64), Bytes>,
     retention_after_posting: u64,
     metrics: Arc<NodeMetrics>,
+    shutdown: CancellationToken,
 }
 
 /// Everything the executor needs.
@@ -172,6 +194,9 @@ pub struct ExecutorArgs {
     pub rx_posted: watch::Receiver<Option<u64>>,
     pub rx_attested: Option<watch::Receiver<u64>>,
     pub metrics: Arc<NodeMetrics>,
+    /// Cancelled when the node stops: the executor ends between two sub-DAGs, or while it
+    /// waits for a batch (the sub-DAG is then output again after a restart).
+    pub shutdown: CancellationToken,
 }
 
 impl Executor {
@@ -190,6 +215,7 @@ impl Executor {
             rx_posted,
             rx_attested,
             metrics,
+            shutdown,
         } = args;
         let workers = weft_primary::own_workers(&committee, me);
         let executor = Self {
@@ -223,15 +249,26 @@ impl Executor {
             rx_attested,
             retention_after_posting: parameters.committed_log_retention_after_posting,
             metrics,
+            shutdown,
         };
         tokio::spawn(executor.run())
     }
 
     async fn run(mut self) {
-        while let Some(commit) = self.rx_consensus.recv().await {
-            if let Err(e) = self.execute(commit).await {
-                tracing::error!("executing the committed sequence failed: {e}; stopping");
-                return;
+        loop {
+            let commit = tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                commit = self.rx_consensus.recv() => match commit {
+                    Some(commit) => commit,
+                    None => return,
+                },
+            };
+            match self.execute(commit).await {
+                Ok(()) | Err(ExecutorFailure::Stopped) => {}
+                Err(e) => {
+                    tracing::error!("executing the committed sequence failed: {e}; stopping");
+                    return;
+                }
             }
         }
     }
@@ -351,7 +388,7 @@ impl Executor {
         digest: BatchDigest,
         worker: WorkerId,
         author: weft_types::AuthorityIndex,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<usize, ExecutorFailure> {
         // Only the count is needed here; readers of the log read (and check) the batch whole.
         if let Some(head) = self.batches.value_prefix(&digest, BATCH_HEAD)? {
             return Ok(bytes_transactions(&head));
@@ -367,6 +404,7 @@ impl Executor {
         let mut _pending_sync = None;
         loop {
             tokio::select! {
+                _ = self.shutdown.cancelled() => return Err(ExecutorFailure::Stopped),
                 b = &mut local => return Ok(bytes_transactions(&b?)),
                 _ = tokio::time::sleep(wait), if peer.is_some() => {
                     wait = self.retry;

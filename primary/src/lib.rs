@@ -30,6 +30,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 use weft_config::Parameters;
 use weft_network::actors::Actors;
 use weft_network::{
@@ -198,6 +199,8 @@ pub struct PrimaryArgs {
 pub struct PrimaryHandle {
     server: ServerHandle,
     actors: Actors,
+    /// Cancelled by [`PrimaryHandle::shutdown`]: each actor finishes its step and ends.
+    shutdown: CancellationToken,
 }
 
 impl PrimaryHandle {
@@ -205,7 +208,15 @@ impl PrimaryHandle {
         self.server.local_address()
     }
 
+    /// Stops serving, then tells every actor to stop and waits until each has.
     pub async fn shutdown(self) {
+        self.server.shutdown().await;
+        self.shutdown.cancel();
+        self.actors.join().await;
+    }
+
+    /// Stops every actor wherever it is, as a crash would (for crash tests).
+    pub async fn kill(self) {
         self.server.shutdown().await;
         self.actors.abort_and_join().await;
     }
@@ -302,6 +313,7 @@ impl Primary {
             network_metrics,
         )
         .await?;
+        let shutdown = CancellationToken::new();
         let mut actors = Actors::default();
         actors.push(
             "certificate synchronizer",
@@ -315,38 +327,45 @@ impl Primary {
                 rx_core: rx_sync,
                 tx_core: tx_core.clone(),
                 rx_gc_round: rx_gc_round.clone(),
+                shutdown: shutdown.clone(),
             }),
         );
         actors.push(
             "payload synchronizer",
-            payload::PayloadSynchronizer::spawn(
+            payload::PayloadSynchronizer::spawn(payload::PayloadArgs {
                 me,
-                &committee,
-                stores.payload.clone(),
-                sender.clone(),
-                metrics.clone(),
-                rx_payload,
-                tx_core.clone(),
+                committee: &committee,
+                payload: stores.payload.clone(),
+                sender: sender.clone(),
+                metrics: metrics.clone(),
+                rx_core: rx_payload,
+                tx_core: tx_core.clone(),
                 rx_gc_round,
-            ),
+                shutdown: shutdown.clone(),
+            }),
         );
         actors.push(
             "runner",
-            runner::Runner::spawn(
+            runner::Runner::spawn(runner::RunnerArgs {
                 core,
-                &committee,
+                committee: &committee,
                 stores,
                 sender,
-                parameters.gc_depth,
+                gc_depth: parameters.gc_depth,
                 metrics,
                 rx_core,
                 rx_committed,
                 tx_consensus,
-                tx_sync,
+                tx_synchronizer: tx_sync,
                 tx_payload,
                 tx_gc_round,
-            ),
+                shutdown: shutdown.clone(),
+            }),
         );
-        Ok(PrimaryHandle { server, actors })
+        Ok(PrimaryHandle {
+            server,
+            actors,
+            shutdown,
+        })
     }
 }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
 use weft_network::{Peer, ReliableSender};
 use weft_storage::Map;
 use weft_types::codec::encode_message;
@@ -27,31 +28,36 @@ pub(crate) struct PayloadSynchronizer {
     metrics: Arc<PrimaryMetrics>,
     /// Waits for batches, by the round of their header, so GC can abandon them.
     waiting: BTreeMap<Round, Vec<AbortHandle>>,
+    shutdown: CancellationToken,
+}
+
+/// What [`PayloadSynchronizer::spawn`] needs.
+pub(crate) struct PayloadArgs<'a> {
+    pub me: AuthorityIndex,
+    pub committee: &'a Committee,
+    pub payload: Map<(BatchDigest, WorkerId), u64>,
+    pub sender: ReliableSender,
+    pub metrics: Arc<PrimaryMetrics>,
+    pub rx_core: mpsc::UnboundedReceiver<PayloadRequest>,
+    pub tx_core: mpsc::Sender<CoreInput>,
+    pub rx_gc_round: watch::Receiver<Round>,
+    /// Cancelled when the primary stops.
+    pub shutdown: CancellationToken,
 }
 
 impl PayloadSynchronizer {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn spawn(
-        me: AuthorityIndex,
-        committee: &Committee,
-        payload: Map<(BatchDigest, WorkerId), u64>,
-        sender: ReliableSender,
-        metrics: Arc<PrimaryMetrics>,
-        rx_core: mpsc::UnboundedReceiver<PayloadRequest>,
-        tx_core: mpsc::Sender<CoreInput>,
-        rx_gc_round: watch::Receiver<Round>,
-    ) -> JoinHandle<()> {
-        let workers = crate::own_workers(committee, me);
+    pub(crate) fn spawn(args: PayloadArgs<'_>) -> JoinHandle<()> {
         let this = Self {
-            me,
-            payload,
-            sender,
-            workers,
-            rx_core,
-            tx_core,
-            rx_gc_round,
-            metrics,
+            me: args.me,
+            payload: args.payload,
+            sender: args.sender,
+            workers: crate::own_workers(args.committee, args.me),
+            rx_core: args.rx_core,
+            tx_core: args.tx_core,
+            rx_gc_round: args.rx_gc_round,
+            metrics: args.metrics,
             waiting: BTreeMap::new(),
+            shutdown: args.shutdown,
         };
         tokio::spawn(this.run())
     }
@@ -60,6 +66,7 @@ impl PayloadSynchronizer {
         let mut tasks = JoinSet::new();
         loop {
             tokio::select! {
+                _ = self.shutdown.cancelled() => break,
                 request = self.rx_core.recv() => match request {
                     Some(request) => {
                         if let Err(e) = self.handle(request, &mut tasks).await {

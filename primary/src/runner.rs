@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use weft_network::{CancelHandler, Peer, ReliableSender};
 use weft_storage::{Durability, StoreError};
 use weft_types::codec::encode_message;
@@ -54,24 +55,44 @@ pub(crate) struct Runner {
     gc_depth: Round,
     /// The GC round at which stored batches no certificate carried are next looked for.
     next_orphan_sweep: Round,
+    /// Cancelled when the primary stops: the runner finishes its step and ends.
+    shutdown: CancellationToken,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What [`Runner::spawn`] needs.
+pub(crate) struct RunnerArgs<'a> {
+    pub core: Core,
+    pub committee: &'a Committee,
+    pub stores: PrimaryStores,
+    pub sender: ReliableSender,
+    pub gc_depth: Round,
+    pub metrics: Arc<PrimaryMetrics>,
+    pub rx_core: mpsc::Receiver<CoreInput>,
+    pub rx_committed: mpsc::Receiver<CommitNotice>,
+    pub tx_consensus: mpsc::Sender<Certificate>,
+    pub tx_synchronizer: mpsc::UnboundedSender<SyncRequest>,
+    pub tx_payload: mpsc::UnboundedSender<PayloadRequest>,
+    pub tx_gc_round: watch::Sender<Round>,
+    pub shutdown: CancellationToken,
+}
+
 impl Runner {
-    pub(crate) fn spawn(
-        core: Core,
-        committee: &Committee,
-        stores: PrimaryStores,
-        sender: ReliableSender,
-        gc_depth: Round,
-        metrics: Arc<PrimaryMetrics>,
-        rx_core: mpsc::Receiver<CoreInput>,
-        rx_committed: mpsc::Receiver<CommitNotice>,
-        tx_consensus: mpsc::Sender<Certificate>,
-        tx_synchronizer: mpsc::UnboundedSender<SyncRequest>,
-        tx_payload: mpsc::UnboundedSender<PayloadRequest>,
-        tx_gc_round: watch::Sender<Round>,
-    ) -> JoinHandle<()> {
+    pub(crate) fn spawn(args: RunnerArgs<'_>) -> JoinHandle<()> {
+        let RunnerArgs {
+            core,
+            committee,
+            stores,
+            sender,
+            gc_depth,
+            metrics,
+            rx_core,
+            rx_committed,
+            tx_consensus,
+            tx_synchronizer,
+            tx_payload,
+            tx_gc_round,
+            shutdown,
+        } = args;
         let me = core.me();
         let workers = crate::own_workers(committee, me);
         let peers = crate::other_primaries(committee, me);
@@ -102,6 +123,7 @@ impl Runner {
                 .map_or(0, |d| d.as_millis() as u64),
             gc_depth,
             next_orphan_sweep: 0,
+            shutdown,
         };
         tokio::spawn(runner.run())
     }
@@ -128,6 +150,7 @@ impl Runner {
                 );
             let timer_armed = deadline > now;
             tokio::select! {
+                _ = self.shutdown.cancelled() => break,
                 input = self.rx_core.recv() => match input {
                     Some(input) => {
                         self.core.tick(self.now_ms());

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use weft_network::{NetworkError, Peer, ReliableSender};
 use weft_storage::Map;
 use weft_types::codec::{decode_message, encode_message};
@@ -36,6 +37,8 @@ pub(crate) struct SynchronizerArgs {
     pub rx_core: mpsc::UnboundedReceiver<SyncRequest>,
     pub tx_core: mpsc::Sender<CoreInput>,
     pub rx_gc_round: watch::Receiver<Round>,
+    /// Cancelled when the primary stops.
+    pub shutdown: CancellationToken,
 }
 
 pub(crate) struct Synchronizer {
@@ -55,6 +58,7 @@ pub(crate) struct Synchronizer {
     /// The core's clock: milliseconds since this instant.
     start: Instant,
     answers: FuturesUnordered<Pending>,
+    shutdown: CancellationToken,
 }
 
 impl Synchronizer {
@@ -83,6 +87,7 @@ impl Synchronizer {
             max_message_size: p.max_message_size,
             start: Instant::now(),
             answers: FuturesUnordered::new(),
+            shutdown: args.shutdown,
         };
         tokio::spawn(this.run(grace / 2))
     }
@@ -96,6 +101,7 @@ impl Synchronizer {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = self.shutdown.cancelled() => break,
                 request = self.rx_core.recv() => match request {
                     Some(request) => self.handle(request).await,
                     None => break,
