@@ -2,8 +2,8 @@
 
 use crate::batch::SealedBatch;
 use crate::metrics::WorkerMetrics;
-use crate::quorum::{Outcome, QuorumCore, Target};
 use crate::quorum::MAX_DELIVERIES_PER_PEER;
+use crate::quorum::{Outcome, QuorumCore, Target};
 use crate::submit::{Acks, Report, SubmitError};
 use bytes::Bytes;
 use futures::future::BoxFuture;
