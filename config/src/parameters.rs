@@ -364,10 +364,6 @@ impl Parameters {
         })
     }
 
-    pub fn max_header_delay(&self) -> Duration {
-        Duration::from_millis(self.max_header_delay_ms)
-    }
-
     pub fn max_batch_delay(&self) -> Duration {
         Duration::from_millis(self.max_batch_delay_ms)
     }

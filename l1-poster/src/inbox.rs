@@ -8,6 +8,3 @@ alloy::sol!(
 );
 
 pub use Inbox::{BatchPosted, ForceIncluded, InboxErrors};
-
-/// The committed artifact, for the test that checks it against the source.
-pub const ARTIFACT_JSON: &str = include_str!("../contracts/Inbox.json");

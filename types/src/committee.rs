@@ -235,10 +235,6 @@ impl Committee {
     pub fn index_of_network_key(&self, key: &PublicKey) -> Option<AuthorityIndex> {
         self.by_network_key.get(key).copied()
     }
-
-    pub fn network_keys(&self) -> impl Iterator<Item = &PublicKey> {
-        self.authorities.iter().map(|a| &a.network_key)
-    }
 }
 
 #[cfg(test)]
