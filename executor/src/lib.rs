@@ -1,6 +1,6 @@
 //! The executor's decisions, as a pure state machine: what to do with each committed sub-DAG
 //! that consensus hands over. No I/O, clock or randomness; the node's executor actor
-//! (`node/src/ordering.rs`) carries a step out against the store and the network, and the
+//! (`node/src/executor.rs`) carries a step out against the store and the network, and the
 //! simulator (`sim/`) carries out the very same steps against its in-memory store.
 //!
 //! For each [`Commit`], [`ExecutorCore::execute`] says whether it is a replay (already in the

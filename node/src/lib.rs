@@ -3,13 +3,13 @@
 //! binary and the multi-node tests use it.
 
 pub mod attest;
+pub mod executor;
 pub mod l1;
 pub mod leaves;
 pub mod log;
 pub mod metrics;
 pub mod node;
 pub mod ops;
-pub mod ordering;
 pub mod rpc;
 
 pub use log::{CommittedEntry, CommittedLog};

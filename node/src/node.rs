@@ -2,17 +2,18 @@
 //! executor that writes the committed log, all sharing one store and one metrics registry.
 
 use crate::attest::{AttestMetrics, AttesterActor, AttesterArgs, Certificates};
+use crate::executor::{self, Executor, ExecutorArgs};
 use crate::l1::{L1Config, L1Handle};
 use crate::leaves::{self, LeafCache, LeafPrecomputer, RecentTrees};
 use crate::log::CommittedLog;
 use crate::metrics::NodeMetrics;
-use crate::ordering::{self, ConsensusActor, ConsensusArgs, Executor, ExecutorArgs};
 use anyhow::{Context, Result};
 use prometheus::Registry;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use weft_config::{Keys, Parameters};
+use weft_consensus::actor::{ConsensusActor, ConsensusArgs};
 use weft_consensus::{Bullshark, ConsensusState};
 use weft_network::actors::Actors;
 use weft_network::{NetworkConfig, NetworkMetrics, ReliableSender};
@@ -142,7 +143,7 @@ impl Node {
 
         // Consensus first: it decides the leader schedule the proposer waits on.
         let schedule = parameters.leader_schedule.build(&committee)?;
-        let state = match ordering::load_state(&store)? {
+        let state = match executor::load_state(&store)? {
             Some(state) => state,
             None => ConsensusState::genesis(&committee, schedule.as_ref()),
         };
@@ -173,8 +174,8 @@ impl Node {
 
         let (tx_consensus, rx_consensus) = mpsc::channel::<Certificate>(CONSENSUS_CHANNEL_CAPACITY);
         let (tx_posted, _) = watch::channel(None);
-        let (tx_executor, rx_executor) = mpsc::channel(ordering::EXECUTOR_CHANNEL_CAPACITY);
-        let (tx_committed, rx_committed) = mpsc::channel(ordering::EXECUTOR_CHANNEL_CAPACITY);
+        let (tx_executor, rx_executor) = mpsc::channel(executor::EXECUTOR_CHANNEL_CAPACITY);
+        let (tx_committed, rx_committed) = mpsc::channel(executor::EXECUTOR_CHANNEL_CAPACITY);
         let sender = ReliableSender::new(
             &keys.network,
             NetworkConfig {

@@ -1,7 +1,7 @@
 //! One simulated authority: the primary's [`Core`], Bullshark and the leader schedule they
 //! share (in memory, dropped by a crash), over a [`DurableStore`] that survives. Starting and
 //! restarting follow `node/src/node.rs`; carrying out the core's outputs follows
-//! `primary/src/runner.rs`; committing follows the executor in `node/src/ordering.rs`.
+//! `primary/src/runner.rs`; committing follows the executor in `node/src/executor.rs`.
 
 use crate::byzantine::{self, Behaviour};
 use crate::ctx::{Ctx, Event, Requester};

@@ -1,8 +1,8 @@
-//! From certificates to the committed log: the consensus actor runs Bullshark on the
-//! certificates the primary delivers (in causal order); the executor makes sure each committed
-//! sub-DAG's batches are in the node's store, writes the log record (their digests) together
-//! with the consensus state that produced it and the batches' pins, in one synced write, and
-//! only then lets the primary garbage-collect. Pinned batches outlive garbage collection; the
+//! From committed sub-DAGs to the committed log (consensus hands them over, see
+//! `weft_consensus::actor`): the executor makes sure each committed sub-DAG's batches are in
+//! the node's store, writes the log record (their digests) together with the consensus state
+//! that produced it and the batches' pins, in one synced write, and only then lets the primary
+//! garbage-collect. Pinned batches outlive garbage collection; the
 //! executor deletes them with the records that leave the log's retention.
 
 use crate::log::{CommittedLog, CommittedRecord};
@@ -15,15 +15,13 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use weft_consensus::{Bullshark, Commit, ConsensusState, LeaderScheduleKind, ScheduleState};
+use weft_consensus::{Commit, ConsensusState, LeaderScheduleKind, ScheduleState};
 use weft_executor::{ExecutorCore, ExecutorError, Step};
 use weft_network::{Peer, ReliableSender};
 use weft_primary::CommitNotice;
 use weft_storage::{Column, Durability, Map, Store, StoreError, WriteBatch};
 use weft_types::codec::{decode_message, encode_message};
-use weft_types::{
-    BatchDigest, BatchResponse, Certificate, Committee, PrimaryToWorker, WorkerId, WorkerMessage,
-};
+use weft_types::{BatchDigest, BatchResponse, Committee, PrimaryToWorker, WorkerId, WorkerMessage};
 
 /// Why the executor stops.
 #[derive(Debug, thiserror::Error)]
@@ -55,87 +53,6 @@ pub fn load_state(store: &Store) -> Result<Option<ConsensusState>, StoreError> {
                 })
         }
         None => Ok(None),
-    }
-}
-
-/// Runs Bullshark on the primary's certificates.
-pub struct ConsensusActor {
-    bullshark: Bullshark,
-    rx_primary: mpsc::Receiver<Certificate>,
-    tx_executor: mpsc::Sender<Commit>,
-    /// Each certificate's batches, for the attester's leaf precomputer (when one runs).
-    tx_payloads: Option<mpsc::Sender<Vec<BatchDigest>>>,
-    shutdown: CancellationToken,
-}
-
-/// What [`ConsensusActor::spawn`] needs.
-pub struct ConsensusArgs {
-    pub bullshark: Bullshark,
-    /// Sub-DAGs that recovery committed beyond the persisted state: to the executor first.
-    pub recovered: Vec<Commit>,
-    pub rx_primary: mpsc::Receiver<Certificate>,
-    pub tx_executor: mpsc::Sender<Commit>,
-    pub tx_payloads: Option<mpsc::Sender<Vec<BatchDigest>>>,
-    /// Cancelled when the node stops.
-    pub shutdown: CancellationToken,
-}
-
-impl ConsensusActor {
-    pub fn spawn(args: ConsensusArgs) -> JoinHandle<()> {
-        let actor = Self {
-            bullshark: args.bullshark,
-            rx_primary: args.rx_primary,
-            tx_executor: args.tx_executor,
-            tx_payloads: args.tx_payloads,
-            shutdown: args.shutdown,
-        };
-        tokio::spawn(actor.run(args.recovered))
-    }
-
-    async fn run(mut self, recovered: Vec<Commit>) {
-        if !self.output(recovered).await {
-            return;
-        }
-        loop {
-            let certificate = tokio::select! {
-                _ = self.shutdown.cancelled() => return,
-                certificate = self.rx_primary.recv() => match certificate {
-                    Some(certificate) => certificate,
-                    None => return,
-                },
-            };
-            if let Some(tx) = &self.tx_payloads {
-                let payload = &certificate.header.payload;
-                if !payload.is_empty() {
-                    // A full channel only means the attester hashes these itself.
-                    let _ = tx.try_send(payload.iter().map(|(digest, _)| *digest).collect());
-                }
-            }
-            match self.bullshark.process_certificate(certificate) {
-                Ok(committed) => {
-                    if !self.output(committed).await {
-                        return;
-                    }
-                }
-                // The primary only delivers verified certificates in causal order; an error
-                // here is a bug, not a peer's fault. Skip the certificate, keep ordering.
-                Err(e) => tracing::error!("consensus refused a certificate: {e}"),
-            }
-        }
-    }
-
-    /// Hands sub-DAGs to the executor; false once it is gone or the node stops.
-    async fn output(&mut self, committed: Vec<Commit>) -> bool {
-        for commit in committed {
-            let sent = tokio::select! {
-                _ = self.shutdown.cancelled() => return false,
-                sent = self.tx_executor.send(commit) => sent,
-            };
-            if sent.is_err() {
-                return false;
-            }
-        }
-        true
     }
 }
 
