@@ -78,42 +78,28 @@ pub(crate) struct RunnerArgs<'a> {
 
 impl Runner {
     pub(crate) fn spawn(args: RunnerArgs<'_>) -> JoinHandle<()> {
-        let RunnerArgs {
-            core,
-            committee,
-            stores,
-            sender,
-            gc_depth,
-            metrics,
-            rx_core,
-            rx_committed,
-            tx_consensus,
-            tx_synchronizer,
-            tx_payload,
-            tx_gc_round,
-            shutdown,
-        } = args;
-        let me = core.me();
-        let workers = crate::own_workers(committee, me);
-        let peers = crate::other_primaries(committee, me);
-        let own_headers = core
+        let me = args.core.me();
+        let workers = crate::own_workers(args.committee, me);
+        let peers = crate::other_primaries(args.committee, me);
+        let own_headers = args
+            .core
             .last_header_digest()
             .map(|(r, d)| BTreeMap::from([(r, d)]))
             .unwrap_or_default();
         let runner = Self {
-            core,
+            core: args.core,
             me,
-            stores,
-            sender,
+            stores: args.stores,
+            sender: args.sender,
             peers,
             workers,
-            metrics,
-            rx_core,
-            rx_committed,
-            tx_consensus,
-            tx_synchronizer,
-            tx_payload,
-            tx_gc_round,
+            metrics: args.metrics,
+            rx_core: args.rx_core,
+            rx_committed: args.rx_committed,
+            tx_consensus: args.tx_consensus,
+            tx_synchronizer: args.tx_synchronizer,
+            tx_payload: args.tx_payload,
+            tx_gc_round: args.tx_gc_round,
             inflight: BTreeMap::new(),
             proposed_at: BTreeMap::new(),
             own_headers,
@@ -121,9 +107,9 @@ impl Runner {
             clock_origin_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
-            gc_depth,
+            gc_depth: args.gc_depth,
             next_orphan_sweep: 0,
-            shutdown,
+            shutdown: args.shutdown,
         };
         tokio::spawn(runner.run())
     }
