@@ -182,11 +182,16 @@ def run(argv):
 
 
 def tail(path, n=8):
+    """The last `n` lines of a log, led by its error lines: a process that fails prints its
+    error first and a backtrace after it, so the last lines alone do not say why."""
     try:
         with open(path, 'rb') as f:
-            return b''.join(f.readlines()[-n:]).decode('utf-8', 'replace')
+            lines = f.readlines()
     except OSError:
         return ''
+    last = lines[-n:]
+    errors = [l for l in lines[:-n] if l.startswith(b'Error:') or b' ERROR ' in l][-5:]
+    return b''.join(errors + ([b'...\n'] if errors else []) + last).decode('utf-8', 'replace')
 
 
 class Cluster:
