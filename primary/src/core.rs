@@ -65,6 +65,10 @@ pub struct Ready {
     /// earlier one). Written together and synced to disk before any of `outputs` is carried
     /// out: a vote among them must never leave before its record is durable.
     pub votes: Vec<VoteRecord>,
+    /// This primary's new header, stored in the same synced write as `votes` (its own vote is
+    /// among them): a vote record for an own header that was not stored would leave a
+    /// restarted primary unable to propose at that round, or to send the header again.
+    pub header: Option<Header>,
     /// The effects, to be carried out in order once `votes` are durable.
     pub outputs: Vec<Output>,
 }
@@ -72,8 +76,6 @@ pub struct Ready {
 /// An effect for the caller to carry out, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
-    /// Store this primary's new header (to broadcast it again after a restart).
-    StoreHeader(Header),
     BroadcastHeader(Header),
     SendVote {
         to: AuthorityIndex,
@@ -245,6 +247,8 @@ pub struct Core {
     now_ms: u64,
     /// Vote records made since the last [`Core::take_ready`].
     vote_records: Vec<VoteRecord>,
+    /// The header proposed since the last [`Core::take_ready`], if any.
+    new_header: Option<Header>,
     outputs: Vec<Output>,
 }
 
@@ -309,6 +313,7 @@ impl Core {
             last_resend_ms: 0,
             now_ms: 0,
             vote_records: Vec::new(),
+            new_header: None,
             outputs: Vec::new(),
         };
         if let Some(header) = recovered.last_header.filter(|h| h.round == core.round) {
@@ -389,6 +394,7 @@ impl Core {
     pub fn take_ready(&mut self) -> Ready {
         Ready {
             votes: std::mem::take(&mut self.vote_records),
+            header: self.new_header.take(),
             outputs: std::mem::take(&mut self.outputs),
         }
     }
@@ -980,7 +986,7 @@ impl Core {
         self.round = next;
         self.last_proposal_ms = self.now_ms;
         self.record_vote(self.me, next, digest);
-        self.outputs.push(Output::StoreHeader(header.clone()));
+        self.new_header = Some(header.clone());
         self.outputs.push(Output::BroadcastHeader(header.clone()));
         let vote = Vote::new(&header, self.me, &self.keypair);
         self.own = Some(OwnHeader {

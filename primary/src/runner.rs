@@ -204,30 +204,30 @@ impl Runner {
     /// disk.
     async fn carry_out(&mut self) -> Result<(), StoreError> {
         let ready = self.core.take_ready();
-        if !ready.votes.is_empty() {
+        if !ready.votes.is_empty() || ready.header.is_some() {
             let mut write = self.stores.store.batch();
             for v in &ready.votes {
                 write.insert(&self.stores.votes, &v.author, &(v.round, v.digest));
             }
+            if let Some(header) = &ready.header {
+                write.insert(&self.stores.headers, &header.digest(), header);
+            }
             write.commit_blocking(Durability::Sync).await?;
             self.metrics.vote_writes.inc();
         }
+        if let Some(header) = &ready.header {
+            self.own_headers.insert(header.round, header.digest());
+            self.proposed_at.insert(header.round, Instant::now());
+            self.metrics.headers_proposed.inc();
+            self.metrics.round.set(header.round as i64);
+            tracing::debug!(
+                round = header.round,
+                batches = header.payload.len(),
+                "proposed header"
+            );
+        }
         for output in ready.outputs {
             match output {
-                Output::StoreHeader(header) => {
-                    self.stores
-                        .headers
-                        .insert(&header.digest(), &header, Durability::Buffered)?;
-                    self.own_headers.insert(header.round, header.digest());
-                    self.proposed_at.insert(header.round, Instant::now());
-                    self.metrics.headers_proposed.inc();
-                    self.metrics.round.set(header.round as i64);
-                    tracing::debug!(
-                        round = header.round,
-                        batches = header.payload.len(),
-                        "proposed header"
-                    );
-                }
                 Output::BroadcastHeader(header) => {
                     let round = header.round;
                     self.broadcast(round, PrimaryMessage::Header(header)).await;

@@ -664,3 +664,22 @@ fn a_header_far_above_the_dag_is_refused_before_anything_is_held() {
         "{within:?}"
     );
 }
+
+/// A proposal's header is in the step's durable part beside the own vote for it: a restart
+/// can never find the vote without the header (simulator seed 60002913 stalled on that).
+#[test]
+fn the_own_header_is_durable_with_the_own_vote() {
+    let f = CommitteeFixture::new(4, 1, 14);
+    let mut c = core(&f, a(0));
+    c.tick(100);
+    let ready = c.take_ready();
+    let header = ready.header.expect("a header of round 1");
+    assert_eq!(
+        ready.votes,
+        vec![VoteRecord {
+            author: a(0),
+            round: 1,
+            digest: header.digest()
+        }]
+    );
+}

@@ -482,9 +482,16 @@ impl Authority {
             return;
         };
         let ready = live.core.take_ready();
-        // The step's vote records: one synced write, before anything leaves.
+        // The step's vote records and new header: one synced write, before anything leaves.
         for v in &ready.votes {
             self.store.votes.insert(v.author, (v.round, v.digest));
+        }
+        if let Some(h) = ready.header {
+            if ctx.verbose {
+                let batches: Vec<_> = h.payload.iter().map(|(d, _)| d).collect();
+                eprintln!("{:>7} {me} proposes round {} {batches:?}", ctx.now, h.round);
+            }
+            self.store.headers.insert(h.round, h);
         }
         if !ready.votes.is_empty() && self.store.wrote("vote") {
             self.die(ctx, "vote");
@@ -493,17 +500,6 @@ impl Authority {
         let mut died = None;
         for output in ready.outputs {
             match output {
-                Output::StoreHeader(h) => {
-                    if ctx.verbose {
-                        let batches: Vec<_> = h.payload.iter().map(|(d, _)| d).collect();
-                        eprintln!("{:>7} {me} proposes round {} {batches:?}", ctx.now, h.round);
-                    }
-                    self.store.headers.insert(h.round, h);
-                    if self.store.wrote("header") {
-                        died = Some("header");
-                        break;
-                    }
-                }
                 Output::BroadcastHeader(h) if self.behaviour == Some(Behaviour::Equivocate) => {
                     let twin = byzantine::twin(&h, &self.keypair);
                     for to in (0..ctx.config.authorities as u16).map(AuthorityIndex) {

@@ -71,14 +71,7 @@ pub struct DurableStore {
 }
 
 /// The kinds of write a node makes, as [`DurableStore::wrote`] names them.
-pub const WRITES: [&str; 6] = [
-    "vote",
-    "header",
-    "certificate",
-    "gc",
-    "own batch",
-    "sub-DAG",
-];
+pub const WRITES: [&str; 5] = ["vote", "certificate", "gc", "own batch", "sub-DAG"];
 
 impl DurableStore {
     /// The process dies right after the `n`-th write from now (`n` ≥ 1).

@@ -291,3 +291,15 @@ fn a_round_slower_than_the_header_delay_still_waits_for_its_leader() {
         "{report}"
     );
 }
+
+/// Regression, found on 2026-12-07 by the store failpoints (production code): a primary's
+/// vote for its own new header was durable before the header was stored, and two authorities
+/// that crashed between the two at round 10 could never propose there again, so no round-10
+/// quorum ever formed. The header is now written in the same synced write as the votes
+/// (`the_own_header_is_durable_with_the_own_vote` in the primary's tests).
+#[test]
+fn a_crash_between_the_own_vote_and_the_own_header_cannot_stall_a_round() {
+    let report = run_seed(4, 60_002_913);
+    println!("{report}");
+    assert!(report.passed(), "{}", report.replay_command());
+}
