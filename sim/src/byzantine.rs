@@ -18,6 +18,9 @@ pub enum Behaviour {
     DoubleVote,
     /// Never sends a vote (it still records them).
     WithholdVotes,
+    /// Its workers never hand their batches to the others' workers, yet its headers carry
+    /// them: nobody can fetch what it proposes.
+    WithholdBatches,
     /// At each timer reading, sends every other authority a header 20 rounds above its own,
     /// with parents that do not exist.
     FarFutureHeaders,
@@ -25,10 +28,11 @@ pub enum Behaviour {
     RangeCopies,
 }
 
-pub const BEHAVIOURS: [Behaviour; 5] = [
+pub const BEHAVIOURS: [Behaviour; 6] = [
     Behaviour::Equivocate,
     Behaviour::DoubleVote,
     Behaviour::WithholdVotes,
+    Behaviour::WithholdBatches,
     Behaviour::FarFutureHeaders,
     Behaviour::RangeCopies,
 ];

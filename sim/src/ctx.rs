@@ -2,6 +2,7 @@
 //! run's one `StdRng`, the network, the observers and the counters. Kept apart from the event
 //! loop (`sim.rs`) so that the authorities import it and not the loop that drives them.
 
+use crate::byzantine::Behaviour;
 use crate::check::Observer;
 use crate::config::SimConfig;
 use crate::network::{Fetch, Message, Network};
@@ -134,6 +135,8 @@ pub struct Stats {
     /// What Byzantine authorities sent that was refused (failed checks, refused by a core,
     /// or left out of a sync answer's certificates).
     pub byzantine_refused: u64,
+    /// Headers whose payload could never be fetched (a withholding author's batches).
+    pub withheld_payloads: u64,
     /// Crashes by a store failpoint, by the kind of write they followed.
     pub failpoints: std::collections::BTreeMap<&'static str, u64>,
 }
@@ -158,6 +161,11 @@ impl Ctx {
     /// Whether `a` follows the protocol (what it sends must pass every check).
     pub fn honest(&self, a: AuthorityIndex) -> bool {
         !self.config.byzantine.contains_key(&a)
+    }
+
+    /// Whether `a`'s batches exist only at `a` (see [`Behaviour::WithholdBatches`]).
+    pub fn withholds_batches(&self, a: AuthorityIndex) -> bool {
+        self.config.byzantine.get(&a) == Some(&Behaviour::WithholdBatches)
     }
 
     pub fn schedule_at(&mut self, at: u64, event: Event) {

@@ -577,6 +577,15 @@ impl Authority {
                 Output::FetchRange { from, from_round } => {
                     live.sync.range(ctx, who, from, from_round)
                 }
+                // Nobody can fetch these batches: the header is never voted for.
+                Output::SyncPayload {
+                    author,
+                    notify: true,
+                    ref payload,
+                    ..
+                } if ctx.withholds_batches(author) && !payload.is_empty() => {
+                    ctx.stats.withheld_payloads += 1;
+                }
                 Output::SyncPayload {
                     header,
                     author,
@@ -595,8 +604,19 @@ impl Authority {
                     ctx.schedule(after, event);
                 }
                 // Certified batches are stored by a quorum of workers; the simulation's
-                // synthetic batches need no fetching for the output.
-                Output::SyncPayload { notify: false, .. } => {}
+                // synthetic batches need no fetching for the output. A certificate over
+                // withheld batches means honest authorities voted for what they never had.
+                Output::SyncPayload {
+                    author,
+                    notify: false,
+                    ref payload,
+                    ..
+                } => {
+                    if ctx.withholds_batches(author) && !payload.is_empty() && ctx.honest(me) {
+                        let what = format!("{me}: {author}'s withheld batches were certified");
+                        ctx.observer.violation(ctx.now, what);
+                    }
+                }
                 Output::GarbageCollected { gc_round, .. } => {
                     self.store.garbage_collect(gc_round);
                     if self.store.wrote("gc") {

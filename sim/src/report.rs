@@ -91,10 +91,11 @@ impl std::fmt::Display for Report {
             self.trace_hash,
         )?;
         if !self.byzantine.is_empty() {
-            let refused = s.byzantine_refused;
+            let (refused, withheld) = (s.byzantine_refused, s.withheld_payloads);
             write!(
                 f,
-                ", Byzantine {:?} ({refused} of their messages refused)",
+                ", Byzantine {:?} ({refused} of their messages refused, {withheld} headers \
+                 of withheld batches never voted for)",
                 self.byzantine
             )?;
         }
