@@ -44,7 +44,7 @@ pub struct Execution {
     pub sub_dag: CommittedSubDag,
     /// The log record's batches: each once, in output order.
     pub batches: Vec<CommittedBatch>,
-    /// Own-batch records (`Column::OwnBatches`) this sub-DAG commits: deleted in the write.
+    /// Own-batch records (the primary's `OWN_BATCHES` column) this sub-DAG commits: deleted in the write.
     pub own_batches: Vec<(BatchDigest, WorkerId)>,
     /// The consensus state right after this sub-DAG.
     pub state: ConsensusState,

@@ -6,7 +6,7 @@
 //!
 //! Each attestation also names the L1 batches its sub-DAG closed: the attester runs the
 //! committee's [`Cutter`] over the log it signs, and stores each closed batch
-//! (`Column::L1Batches`, keyed by closing sub-DAG and sequence) with the cutter's state in the
+//! ([`crate::columns::L1_BATCHES`], keyed by closing sub-DAG and sequence) with the cutter's state in the
 //! same write as the signatures, so that the poster can post it with its certificate and a
 //! restart cuts on exactly where it stopped.
 //!
@@ -45,7 +45,7 @@ use weft_config::L1BatchParameters;
 use weft_l1_poster::batch::BatchError;
 use weft_l1_poster::{ClosedBatch, Cutter, CutterParams, CutterState, OrderedSubDag, PostMode};
 use weft_network::{HandlerError, NetworkError, Peer, ReliableSender};
-use weft_storage::{Column, Durability, Map, Store, StoreError};
+use weft_storage::{Durability, Map, Store, StoreError, RECORDS};
 use weft_types::codec::{decode_message, encode_message, DecodeError};
 use weft_types::messages::PrimaryMessage;
 use weft_types::{AuthorityIndex, Batch, Committee};
@@ -194,7 +194,7 @@ pub struct Certificates {
 impl Certificates {
     pub fn open(store: &Store) -> Self {
         Self {
-            map: store.map(Column::FinalityCertificates),
+            map: store.map(crate::columns::FINALITY_CERTIFICATES),
             formed: broadcast::channel(SUBSCRIBER_BUFFER).0,
         }
     }
@@ -369,9 +369,9 @@ impl AttesterActor {
             metrics,
             shutdown,
         } = args;
-        let own: Map<u64, Bytes> = store.map(Column::Attestations);
-        let consensus: Map<String, Bytes> = store.map(Column::Consensus);
-        let l1_batches = store.map(Column::L1Batches);
+        let own: Map<u64, Bytes> = store.map(crate::columns::ATTESTATIONS);
+        let consensus: Map<String, Bytes> = store.map(RECORDS);
+        let l1_batches = store.map(crate::columns::L1_BATCHES);
         let last = consensus
             .get(&ATTESTATION_LAST_KEY.to_string())?
             .map(|b| decode_record(ATTESTATION_LAST_KEY, b))

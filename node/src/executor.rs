@@ -5,6 +5,7 @@
 //! garbage-collect. Pinned batches outlive garbage collection; the
 //! executor deletes them with the records that leave the log's retention.
 
+use crate::columns;
 use crate::log::{CommittedLog, CommittedRecord};
 use crate::metrics::NodeMetrics;
 use bytes::Bytes;
@@ -19,7 +20,7 @@ use weft_consensus::{Commit, ConsensusState, LeaderScheduleKind, ScheduleState};
 use weft_executor::{ExecutorCore, ExecutorError, Step};
 use weft_network::{Peer, ReliableSender};
 use weft_primary::CommitNotice;
-use weft_storage::{Column, Durability, Map, Store, StoreError, WriteBatch};
+use weft_storage::{Durability, Map, Store, StoreError, WriteBatch, RECORDS};
 use weft_types::codec::{decode_message, encode_message};
 use weft_types::{BatchDigest, BatchResponse, Committee, PrimaryToWorker, WorkerId, WorkerMessage};
 
@@ -42,7 +43,7 @@ pub const STATE_KEY: &str = "bullshark_state";
 pub const EXECUTOR_CHANNEL_CAPACITY: usize = 1_000;
 
 pub fn load_state(store: &Store) -> Result<Option<ConsensusState>, StoreError> {
-    let map: Map<String, Bytes> = store.map(Column::Consensus);
+    let map: Map<String, Bytes> = store.map(RECORDS);
     match map.get(&STATE_KEY.to_string())? {
         Some(bytes) => {
             ConsensusState::from_bytes(bytes)
@@ -136,15 +137,15 @@ impl Executor {
         } = args;
         let workers = weft_primary::own_workers(&committee, me);
         let executor = Self {
-            batches: store.map(Column::Batches),
-            pins: store.map(Column::CommittedBatches),
-            own_batches: store.map(Column::OwnBatches),
-            consensus: store.map(Column::Consensus),
+            batches: store.map(weft_worker::columns::BATCHES),
+            pins: store.map(weft_worker::columns::COMMITTED_BATCHES),
+            own_batches: store.map(weft_primary::columns::OWN_BATCHES),
+            consensus: store.map(RECORDS),
             attestations: [
-                store.map(Column::Attestations),
-                store.map(Column::FinalityCertificates),
+                store.map(columns::ATTESTATIONS),
+                store.map(columns::FINALITY_CERTIFICATES),
             ],
-            l1_batches: store.map(Column::L1Batches),
+            l1_batches: store.map(columns::L1_BATCHES),
             core: ExecutorCore::new(
                 me,
                 log.next_index(),

@@ -9,12 +9,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 use weft_l1_poster::{AttestedBatch, AttestedSource, ClosedBatch, SourceError};
-use weft_storage::{Column, Map, Store, StoreError};
+use weft_storage::{Map, Store, StoreError};
 
 /// Keys read per step when looking for a batch's closing sub-DAG.
 const KEYS_PER_SCAN: usize = 256;
 
-/// The L1 batches the attester cut and stored (`Column::L1Batches`, keyed by closing sub-DAG
+/// The L1 batches the attester cut and stored ([`crate::columns::L1_BATCHES`], keyed by closing sub-DAG
 /// and sequence), each with the finality certificate of the sub-DAG that closed it.
 pub struct CommitteeBatches {
     batches: Map<(u64, u64), Bytes>,
@@ -30,7 +30,7 @@ fn storage(e: StoreError) -> SourceError {
 impl CommitteeBatches {
     pub fn new(store: &Store, certificates: Certificates) -> Self {
         Self {
-            batches: store.map(Column::L1Batches),
+            batches: store.map(crate::columns::L1_BATCHES),
             certificates,
             hint: Mutex::new(0),
         }
@@ -234,10 +234,10 @@ pub mod forced {
         ForcedConfig, ForcedMetrics, ForcedTx, ForcedWatcher, ForcedWatcherHandle,
     };
     use weft_l1_poster::l1::L1;
-    use weft_storage::{Column, Durability, Map, Store};
+    use weft_storage::{Durability, Map, Store};
     use weft_worker::{SubmitError, TxSubmitter};
 
-    /// Key, in the consensus column, of the next forced index this node has not fed yet.
+    /// Key, in the store's records, of the next forced index this node has not fed yet.
     const NEXT_KEY: &str = "l1_forced_next";
     const FROM_BLOCK_KEY: &str = "l1_forced_from_block";
 
@@ -287,7 +287,7 @@ pub mod forced {
              forced transactions between the two could never be ordered",
             args.max_transaction_size
         );
-        let progress: Map<String, u64> = args.store.map(Column::Consensus);
+        let progress: Map<String, u64> = args.store.map(weft_storage::RECORDS);
         let next_index = progress.get(&NEXT_KEY.to_string())?.unwrap_or(0);
         let from_block = progress.get(&FROM_BLOCK_KEY.to_string())?.unwrap_or(0);
         let (tx_node, rx_watcher) = mpsc::channel(1_000);

@@ -3,6 +3,7 @@
 //! binary and the multi-node tests use it.
 
 pub mod attest;
+pub mod columns;
 pub mod executor;
 pub mod l1;
 pub mod leaves;

@@ -4,7 +4,7 @@
 //!
 //! A record holds the batches' digests, not copies: the batches stay where the workers stored
 //! them (copying every batch again cost more than the rest of the worker path), pinned in
-//! `Column::CommittedBatches` so that garbage collection leaves them to the log's retention.
+//! [`weft_worker::columns::COMMITTED_BATCHES`] so that garbage collection leaves them to the log's retention.
 //! Readers get [`CommittedEntry`]s with the batches resolved.
 //!
 //! Transaction `(sub_dag_index, tx_index)` is the `tx_index`-th transaction of the entry,
@@ -13,7 +13,7 @@
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 use tokio::sync::watch;
-use weft_storage::{Column, Map, Store, StoreError, StoreResult};
+use weft_storage::{Map, Store, StoreError, StoreResult};
 use weft_types::codec::{decode_message, put_vec, vec_len, Decode, DecodeError, Encode, Reader};
 use weft_types::{Batch, BatchDigest, Round, Transaction};
 
@@ -89,13 +89,13 @@ pub struct CommittedLog {
 
 impl CommittedLog {
     pub fn open(store: &Store) -> StoreResult<Self> {
-        let records: Map<u64, CommittedRecord> = store.map(Column::CommittedLog);
+        let records: Map<u64, CommittedRecord> = store.map(crate::columns::COMMITTED_LOG);
         let next = records
             .last()?
             .map_or(0, |(index, _): (u64, CommittedRecord)| index + 1);
         Ok(Self {
             records,
-            batches: store.map(Column::Batches),
+            batches: store.map(weft_worker::columns::BATCHES),
             next: Arc::new(watch::channel(next).0),
         })
     }

@@ -18,7 +18,7 @@ use weft_consensus::{Bullshark, ConsensusState};
 use weft_network::actors::Actors;
 use weft_network::{NetworkConfig, NetworkMetrics, ReliableSender};
 use weft_primary::{Primary, PrimaryArgs, PrimaryHandle, PrimaryMetrics, PrimaryStores};
-use weft_storage::{Column, Store};
+use weft_storage::Store;
 use weft_types::{AuthorityIndex, Certificate, Committee};
 use weft_worker::{TxSubmitter, Worker, WorkerHandle};
 
@@ -198,7 +198,11 @@ impl Node {
             tx_payloads = Some(tx);
             actors.push(
                 "leaf precomputer",
-                LeafPrecomputer::spawn(store.map(Column::Batches), leaves.clone(), rx),
+                LeafPrecomputer::spawn(
+                    store.map(weft_worker::columns::BATCHES),
+                    leaves.clone(),
+                    rx,
+                ),
             );
             let (tx_attested, rx) = watch::channel(0);
             let (attester, handler) = AttesterActor::spawn(AttesterArgs {

@@ -186,7 +186,8 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn open_store(args: &RunArgs) -> Result<Store> {
-    Store::open(&args.store).with_context(|| format!("opening store {}", args.store.display()))
+    Store::open(&args.store, &weft_node::columns::all())
+        .with_context(|| format!("opening store {}", args.store.display()))
 }
 
 pub fn node(args: NodeRunArgs) -> Result<()> {

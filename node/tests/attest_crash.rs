@@ -16,7 +16,8 @@ use common::{wait_committed, Cluster};
 use std::path::Path;
 use weft_attest::{FinalityCertificate, SignedAttestation};
 use weft_node::attest::{ATTESTATION_LAST_KEY, CRASH_AFTER_SIGNING_ENV};
-use weft_storage::{Column, Store};
+use weft_node::columns;
+use weft_storage::{Column, Store, RECORDS};
 use weft_types::codec::decode_message;
 
 const CHAIN: u64 = 1001;
@@ -54,18 +55,18 @@ fn all<T: weft_types::codec::Decode>(store: &Store, column: Column) -> Vec<(u64,
 }
 
 fn stored(dir: &Path, i: usize) -> Stored {
-    let store = Store::open(&dir.join(format!("store-{i}"))).unwrap();
-    let consensus = store.map::<String, Bytes>(Column::Consensus);
+    let store = Store::open(&dir.join(format!("store-{i}")), &columns::all()).unwrap();
+    let consensus = store.map::<String, Bytes>(RECORDS);
     let last = consensus
         .get(&ATTESTATION_LAST_KEY.to_string())
         .unwrap()
         .expect("an attestation was signed");
-    let l1_batches = store.map::<(u64, u64), Bytes>(Column::L1Batches);
+    let l1_batches = store.map::<(u64, u64), Bytes>(columns::L1_BATCHES);
     Stored {
         l1_batches: l1_batches.iter().unwrap(),
         last: decode(last),
-        own: all(&store, Column::Attestations),
-        certificates: all(&store, Column::FinalityCertificates),
+        own: all(&store, columns::ATTESTATIONS),
+        certificates: all(&store, columns::FINALITY_CERTIFICATES),
     }
 }
 

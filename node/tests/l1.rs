@@ -209,7 +209,7 @@ async fn four_nodes_post_the_committed_log_and_the_verifier_reads_it_back() {
         .unwrap();
     assert!(report.first_inconsistency.is_none(), "{report}");
     assert_eq!(report.attested, report.batches, "{report}");
-    let store = weft_storage::Store::open(&d.join("store-1")).unwrap();
+    let store = weft_storage::Store::open(&d.join("store-1"), &weft_node::columns::all()).unwrap();
     let log = weft_node::CommittedLog::open(&store).unwrap();
     let first = log
         .first_index()

@@ -62,7 +62,7 @@ async fn start_with(
 /// Opens a store, waiting for a killed node's last handles to let go of it.
 async fn open(dir: &std::path::Path) -> Store {
     for _ in 0..500 {
-        if let Ok(store) = Store::open(dir) {
+        if let Ok(store) = Store::open(dir, &weft_node::columns::all()) {
             return store;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -297,16 +297,17 @@ async fn check_certificates(f: &CommitteeFixture, nodes: &[NodeHandle]) {
 /// Batches a node's store holds, the primary's records of stored batches, and the batches
 /// the committed log pins.
 fn stored(node: &NodeHandle) -> (usize, usize, usize) {
-    use weft_storage::Column;
     let batches = node
         .store
-        .map::<weft_types::BatchDigest, bytes::Bytes>(Column::Batches);
+        .map::<weft_types::BatchDigest, bytes::Bytes>(weft_worker::columns::BATCHES);
     let payload = node
         .store
-        .map::<(weft_types::BatchDigest, weft_types::WorkerId), u64>(Column::Payload);
+        .map::<(weft_types::BatchDigest, weft_types::WorkerId), u64>(
+            weft_primary::columns::PAYLOAD,
+        );
     let pins = node
         .store
-        .map::<weft_types::BatchDigest, u64>(Column::CommittedBatches);
+        .map::<weft_types::BatchDigest, u64>(weft_worker::columns::COMMITTED_BATCHES);
     (
         batches.iter().unwrap().len(),
         payload.iter().unwrap().len(),
@@ -385,7 +386,7 @@ async fn committed_batches_live_as_long_as_the_log_retains_them() {
     }
     let batches = nodes[0]
         .store
-        .map::<weft_types::BatchDigest, bytes::Bytes>(weft_storage::Column::Batches);
+        .map::<weft_types::BatchDigest, bytes::Bytes>(weft_worker::columns::BATCHES);
     assert!(batches.contains(&orphan).unwrap(), "the orphan was stored");
     let past = nodes[0].metrics.round.get() + 3 * GC_DEPTH as i64 + 10;
     let mut last_with_batches = Vec::new();

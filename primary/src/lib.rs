@@ -12,6 +12,38 @@
 //! Certificates leave through the `tx_consensus` channel in causal order; consensus reports
 //! committed leader rounds back, which drives garbage collection in memory and on disk.
 
+/// The columns the primary owns (the process opens them with the others').
+pub mod columns {
+    use weft_storage::Column;
+
+    /// Header digest → header.
+    pub const HEADERS: Column = Column::new("headers");
+    /// Certificate digest → certificate.
+    pub const CERTIFICATES: Column = Column::new("certificates");
+    /// (round, author) → certificate digest: the DAG by round, for range fetches and GC.
+    pub const CERTIFICATES_BY_ROUND: Column = Column::new("certificates_by_round");
+    /// Header author → the last (round, header digest) this authority voted for.
+    pub const VOTES: Column = Column::new("votes");
+    /// (batch digest, worker id) → the GC round when it was reported: batches a primary knows
+    /// are stored by its own workers, so headers carrying them can be voted for.
+    pub const PAYLOAD: Column = Column::new("payload");
+    /// (batch digest, worker id) → report sequence: own batches that the workers reported (so
+    /// their transactions were acknowledged to clients) and no committed sub-DAG holds yet. A
+    /// restarting primary proposes them again; the executor deletes them in the write that
+    /// commits them.
+    pub const OWN_BATCHES: Column = Column::new("own_batches");
+
+    /// Every column the primary reads or writes (its GC round is one of the records).
+    pub const ALL: [Column; 7] = [
+        HEADERS,
+        CERTIFICATES,
+        CERTIFICATES_BY_ROUND,
+        VOTES,
+        PAYLOAD,
+        OWN_BATCHES,
+        weft_storage::RECORDS,
+    ];
+}
 pub mod core;
 pub mod dag;
 mod handler;
@@ -36,7 +68,7 @@ use weft_network::actors::Actors;
 use weft_network::{
     NetworkConfig, NetworkError, NetworkMetrics, Peer, ReliableSender, Server, ServerHandle,
 };
-use weft_storage::{Column, Map, Store, StoreError};
+use weft_storage::{Map, Store, StoreError};
 use weft_types::{
     AuthorityIndex, BatchDigest, Certificate, CertificateDigest, Committee, Header, HeaderDigest,
     KeyPair, Round, WorkerId,
@@ -112,7 +144,7 @@ pub struct PrimaryStores {
     pub certificates: Map<CertificateDigest, Certificate>,
     pub certificates_by_round: Map<(Round, AuthorityIndex), CertificateDigest>,
     pub payload: Map<(BatchDigest, WorkerId), u64>,
-    /// Own batches reported and not yet committed → report sequence (see `Column::OwnBatches`).
+    /// Own batches reported and not yet committed → report sequence (see [`columns::OWN_BATCHES`]).
     pub own_batches: Map<(BatchDigest, WorkerId), u64>,
     pub consensus: Map<String, u64>,
 }
@@ -121,13 +153,13 @@ impl PrimaryStores {
     pub fn new(store: &Store) -> Self {
         Self {
             store: store.clone(),
-            votes: store.map(Column::Votes),
-            headers: store.map(Column::Headers),
-            certificates: store.map(Column::Certificates),
-            certificates_by_round: store.map(Column::CertificatesByRound),
-            payload: store.map(Column::Payload),
-            own_batches: store.map(Column::OwnBatches),
-            consensus: store.map(Column::Consensus),
+            votes: store.map(columns::VOTES),
+            headers: store.map(columns::HEADERS),
+            certificates: store.map(columns::CERTIFICATES),
+            certificates_by_round: store.map(columns::CERTIFICATES_BY_ROUND),
+            payload: store.map(columns::PAYLOAD),
+            own_batches: store.map(columns::OWN_BATCHES),
+            consensus: store.map(weft_storage::RECORDS),
         }
     }
 

@@ -15,7 +15,8 @@ use weft_network::{
     Handler, HandlerError, NetworkConfig, NetworkError, NetworkMetrics, Peer, ReliableSender,
     Server, ServerHandle,
 };
-use weft_storage::{Column, Store};
+use weft_primary::columns;
+use weft_storage::Store;
 use weft_test_utils::CommitteeFixture;
 use weft_types::codec::{decode_message, encode_message};
 use weft_types::crypto::Intent;
@@ -94,7 +95,7 @@ async fn next_vote(rx: &mut mpsc::UnboundedReceiver<Vote>) -> Vote {
 
 fn voted(store: &Store, author: AuthorityIndex) -> Option<(Round, HeaderDigest)> {
     store
-        .map::<AuthorityIndex, (Round, HeaderDigest)>(Column::Votes)
+        .map::<AuthorityIndex, (Round, HeaderDigest)>(columns::VOTES)
         .get(&author)
         .unwrap()
 }
@@ -264,7 +265,7 @@ async fn a_certificates_request_naming_a_digest_twice_is_refused() {
     let ranged: weft_types::CertificatesResponse = decode_message(ranged, 1 << 20).unwrap();
     // What the store holds of the two is what is answered, in the order asked.
     let stored: weft_storage::Map<weft_types::CertificateDigest, Certificate> =
-        node.store.map(Column::Certificates);
+        node.store.map(columns::CERTIFICATES);
     let expected: Vec<_> = [g0, g1]
         .into_iter()
         .filter(|d| stored.contains(d).unwrap())

@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use std::collections::{BTreeMap, BTreeSet};
+use weft_primary::columns;
 use weft_storage::Column;
 use weft_test_utils::CommitteeFixture;
 use weft_types::{AuthorityIndex, Certificate, CertificateDigest, Round, Stake};
@@ -140,8 +141,8 @@ async fn garbage_collection_keeps_memory_and_disk_flat_over_a_thousand_rounds() 
     for (index, metrics, round, store) in stopped {
         let above = (*round.borrow() as i64 - metrics.gc_round.get()).max(0) as usize + 4;
         let in_memory = metrics.dag_certificates.get() as usize;
-        let certificates = stored(&store, Column::Certificates);
-        let headers = stored(&store, Column::Headers);
+        let certificates = stored(&store, columns::CERTIFICATES);
+        let headers = stored(&store, columns::HEADERS);
         assert!(
             in_memory <= 4 * above,
             "{index}: the DAG holds {in_memory} certificates for {above} rounds"

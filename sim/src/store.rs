@@ -59,7 +59,7 @@ pub struct DurableStore {
     /// The committed log, from index 0 (no retention limit in the simulation).
     pub log: Vec<CommittedRecord>,
     /// Own batches reported to the primary and not committed yet, in report order (what
-    /// `Column::OwnBatches` holds).
+    /// the primary's `OWN_BATCHES` column holds).
     pub own_batches: Vec<(BatchDigest, WorkerId)>,
     /// Synthetic batches this authority's workers made so far (keeps digests unique across
     /// restarts).

@@ -50,6 +50,9 @@ pub enum StoreError {
     },
     #[error("the store was closed")]
     Closed,
+    /// A map over a column the store was not opened with: a wiring bug in the caller.
+    #[error("column {0} was not declared when the store was opened")]
+    Undeclared(&'static str),
     /// What [`FAIL_AFTER_WRITES_ENV`] makes every write return once its count is used up.
     #[error("injected write failure ({FAIL_AFTER_WRITES_ENV})")]
     Injected,
@@ -62,87 +65,46 @@ pub const FAIL_AFTER_WRITES_ENV: &str = "WEFT_STORE_FAIL_AFTER_WRITES";
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// The column families. Adding one is backwards compatible: missing families are created.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Column {
-    /// Batch digest → encoded batch, as received.
-    Batches,
-    /// Header digest → header.
-    Headers,
-    /// Certificate digest → certificate.
-    Certificates,
-    /// (round, author) → certificate digest: the DAG by round, for range fetches and GC.
-    CertificatesByRound,
-    /// Header author → the last (round, header digest) this authority voted for.
-    Votes,
-    /// Named consensus state records.
-    Consensus,
-    /// (batch digest, worker id) → the GC round when it was reported: batches a primary knows are
-    /// stored by its own workers, so headers carrying them can be voted for.
-    Payload,
-    /// Sub-DAG index → the digests of its ordered batches: the node's committed log, kept for
-    /// a configured number of sub-DAGs regardless of the DAG's garbage collection.
-    CommittedLog,
-    /// Batch digest → the sub-DAG that committed it: batches the committed log still refers
-    /// to, which garbage collection must leave for the log's retention to delete.
-    CommittedBatches,
-    /// (batch digest, worker id) → report sequence: own batches that the workers reported (so
-    /// their transactions were acknowledged to clients) and no committed sub-DAG holds yet. A
-    /// restarting primary proposes them again; the executor deletes them in the write that
-    /// commits them.
-    OwnBatches,
-    /// Sub-DAG index → this authority's signed attestation of it, written (synced) before the
-    /// signature is sent: what a restart resends, and the proof of what it signed.
-    Attestations,
-    /// Sub-DAG index → its finality certificate (quorum stake of matching attestations).
-    FinalityCertificates,
-    /// (closing sub-DAG index, sequence) → an L1 batch as the log's cutter closed it, written
-    /// with the attestation that names it; pruned with the sub-DAG that closed it.
-    L1Batches,
+/// A column family. Each crate declares the columns it owns as constants (the primary its
+/// DAG, the worker its batches, the node its committed log) and the process opens the union;
+/// the store itself knows only [`RECORDS`]. Adding a column is backwards compatible: missing
+/// families are created, and families on disk that nobody declares are left as they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Column {
+    name: &'static str,
+    separated: bool,
 }
 
-impl Column {
-    pub const ALL: [Column; 13] = [
-        Column::Batches,
-        Column::Headers,
-        Column::Certificates,
-        Column::CertificatesByRound,
-        Column::Votes,
-        Column::Consensus,
-        Column::Payload,
-        Column::CommittedLog,
-        Column::CommittedBatches,
-        Column::OwnBatches,
-        Column::Attestations,
-        Column::FinalityCertificates,
-        Column::L1Batches,
-    ];
+/// Named records of single values (a GC round, the consensus state, an L1 cursor), shared by
+/// every role that has one; each key names its owner. Called "consensus" on disk, its first
+/// owner's name.
+pub const RECORDS: Column = Column::new("consensus");
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Column::Batches => "batches",
-            Column::Headers => "headers",
-            Column::Certificates => "certificates",
-            Column::CertificatesByRound => "certificates_by_round",
-            Column::Votes => "votes",
-            Column::Consensus => "consensus",
-            Column::Payload => "payload",
-            Column::CommittedLog => "committed_log",
-            Column::CommittedBatches => "committed_batches",
-            Column::OwnBatches => "own_batches",
-            Column::Attestations => "attestations",
-            Column::FinalityCertificates => "finality_certificates",
-            Column::L1Batches => "l1_batches",
+impl Column {
+    /// A column whose values live in RocksDB.
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            separated: false,
         }
     }
 
-    /// Whether values live in a value log instead of RocksDB: the large, write-once ones.
-    pub fn separated(self) -> bool {
-        matches!(self, Column::Batches)
+    /// A column of large, write-once values, appended to a value log with a pointer in
+    /// RocksDB (see [`vlog`]).
+    pub const fn separated(name: &'static str) -> Self {
+        Self {
+            name,
+            separated: true,
+        }
     }
 
-    fn position(self) -> usize {
-        Column::ALL.iter().position(|c| *c == self).unwrap_or(0)
+    pub fn name(self) -> &'static str {
+        self.name
+    }
+
+    /// Whether values live in a value log instead of RocksDB.
+    pub fn is_separated(self) -> bool {
+        self.separated
     }
 }
 
@@ -207,8 +169,10 @@ struct Inner {
     db: DB,
     /// Readers waiting for a key to be written, woken after the write is in the database.
     waiters: Mutex<Waiters>,
-    /// One per column of [`Column::ALL`], for the separated ones.
-    values: Vec<Option<ValueLog>>,
+    /// The columns declared at opening.
+    columns: Vec<Column>,
+    /// The value logs of the separated columns, by name.
+    values: HashMap<&'static str, ValueLog>,
     /// Writes left before injected failures, when [`FAIL_AFTER_WRITES_ENV`] is set.
     writes_left: Option<std::sync::atomic::AtomicU64>,
 }
@@ -220,8 +184,9 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store at `path`, with every column family of [`Column::ALL`].
-    pub fn open(path: &Path) -> StoreResult<Self> {
+    /// Opens (or creates) the store at `path` with `columns`, and whatever other column
+    /// families it already has (RocksDB opens all or nothing).
+    pub fn open(path: &Path, columns: &[Column]) -> StoreResult<Self> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -229,19 +194,24 @@ impl Store {
         opts.set_max_background_jobs(2);
         // Transactions are mostly incompressible; compression would only cost CPU.
         opts.set_compression_type(rocksdb::DBCompressionType::None);
-        let cfs = Column::ALL
+        let mut columns = columns.to_vec();
+        columns.sort();
+        columns.dedup();
+        let mut names: Vec<String> = columns.iter().map(|c| c.name().to_string()).collect();
+        if path.join("CURRENT").exists() {
+            names.extend(DB::list_cf(&opts, path)?);
+        }
+        names.sort();
+        names.dedup();
+        let cfs = names
             .iter()
-            .map(|c| ColumnFamilyDescriptor::new(c.name(), opts.clone()));
+            .map(|name| ColumnFamilyDescriptor::new(name, opts.clone()));
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
-        let mut values = Vec::new();
-        for column in Column::ALL {
-            if !column.separated() {
-                values.push(None);
-                continue;
-            }
+        let mut values = HashMap::new();
+        for column in columns.iter().filter(|c| c.is_separated()) {
             let cf = db
                 .cf_handle(column.name())
-                .expect("every column family is created when the store is opened");
+                .ok_or(StoreError::Undeclared(column.name()))?;
             let mut live: HashMap<u64, u64> = HashMap::new();
             for item in db.iterator_cf(cf, IteratorMode::Start) {
                 let (_, raw) = item?;
@@ -250,12 +220,13 @@ impl Store {
                     .or_default() += 1;
             }
             let dir = path.join("values").join(column.name());
-            values.push(Some(ValueLog::open(column.name(), &dir, live)?));
+            values.insert(column.name(), ValueLog::open(column.name(), &dir, live)?);
         }
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
                 waiters: Mutex::new(HashMap::new()),
+                columns,
                 values,
                 writes_left: std::env::var(FAIL_AFTER_WRITES_ENV)
                     .ok()
@@ -266,7 +237,7 @@ impl Store {
     }
 
     fn value_log(&self, column: Column) -> Option<&ValueLog> {
-        self.inner.values.get(column.position())?.as_ref()
+        self.inner.values.get(column.name())
     }
 
     /// The value behind what RocksDB holds for a key: itself, or what its pointer refers to
@@ -292,7 +263,7 @@ impl Store {
         raw: &[u8],
     ) -> StoreResult<()> {
         let _lock = log.commit.lock();
-        let cf = self.cf(column);
+        let cf = self.cf(column)?;
         if self.inner.db.get_pinned_cf(cf, key)?.as_deref() != Some(raw) {
             return Ok(());
         }
@@ -328,21 +299,24 @@ impl Store {
 
     /// Flushes memtables and fsyncs the WAL: everything written so far survives power loss.
     pub fn sync(&self) -> StoreResult<()> {
-        for log in self.inner.values.iter().flatten() {
+        for log in self.inner.values.values() {
             log.sync_all()?;
         }
         self.inner.db.flush_wal(true)?;
-        for c in Column::ALL {
-            self.inner.db.flush_cf(self.cf(c))?;
+        for c in &self.inner.columns {
+            self.inner.db.flush_cf(self.cf(*c)?)?;
         }
         Ok(())
     }
 
-    fn cf(&self, column: Column) -> &rocksdb::ColumnFamily {
+    fn cf(&self, column: Column) -> StoreResult<&rocksdb::ColumnFamily> {
+        if !self.inner.columns.contains(&column) {
+            return Err(StoreError::Undeclared(column.name()));
+        }
         self.inner
             .db
             .cf_handle(column.name())
-            .expect("every column family is created when the store is opened")
+            .ok_or(StoreError::Undeclared(column.name()))
     }
 
     fn write(&self, batch: rocksdb::WriteBatch, durability: Durability) -> StoreResult<()> {
@@ -378,7 +352,7 @@ impl Store {
         for raw in self
             .inner
             .db
-            .batched_multi_get_cf(self.cf(column), keys, false)
+            .batched_multi_get_cf(self.cf(column)?, keys, false)
         {
             if let Some(raw) = raw? {
                 out.push(Pointer::decode(column.name(), &raw)?);
@@ -398,7 +372,7 @@ impl Store {
         opts.set_iterate_upper_bound(to.to_vec());
         let mut out = Vec::new();
         let iter = self.inner.db.iterator_cf_opt(
-            self.cf(column),
+            self.cf(column)?,
             opts,
             IteratorMode::From(from, Direction::Forward),
         );
@@ -458,7 +432,7 @@ impl<K: Key, V: Value> Map<K, V> {
     }
 
     pub fn get(&self, key: &K) -> StoreResult<Option<V>> {
-        let cf = self.store.cf(self.column);
+        let cf = self.store.cf(self.column)?;
         let key = key.to_key();
         match self.store.inner.db.get_pinned_cf(cf, &key)? {
             Some(v) => self.load(&key, &v),
@@ -469,7 +443,7 @@ impl<K: Key, V: Value> Map<K, V> {
     /// The first `len` bytes of the key's stored value, without reading the rest (for a
     /// separated column, nor checking it: a torn value shows only when read whole).
     pub fn value_prefix(&self, key: &K, len: usize) -> StoreResult<Option<Bytes>> {
-        let cf = self.store.cf(self.column);
+        let cf = self.store.cf(self.column)?;
         let Some(raw) = self.store.inner.db.get_pinned_cf(cf, key.to_key())? else {
             return Ok(None);
         };
@@ -482,7 +456,7 @@ impl<K: Key, V: Value> Map<K, V> {
     /// Whether the key has a value. For a separated column, a value torn by a power loss still
     /// counts until it is read.
     pub fn contains(&self, key: &K) -> StoreResult<bool> {
-        let cf = self.store.cf(self.column);
+        let cf = self.store.cf(self.column)?;
         Ok(self
             .store
             .inner
@@ -498,7 +472,7 @@ impl<K: Key, V: Value> Map<K, V> {
     where
         K: 'a,
     {
-        let cf = self.store.cf(self.column);
+        let cf = self.store.cf(self.column)?;
         let keys: Vec<Vec<u8>> = keys.into_iter().map(Key::to_key).collect();
         self.store
             .inner
@@ -535,7 +509,7 @@ impl<K: Key, V: Value> Map<K, V> {
         limit: usize,
         mut visit: impl FnMut(&[u8], &[u8]) -> StoreResult<bool>,
     ) -> StoreResult<()> {
-        let cf = self.store.cf(self.column);
+        let cf = self.store.cf(self.column)?;
         let (from, to) = (from.to_key(), to.to_key());
         let iter = self
             .store
@@ -578,7 +552,7 @@ impl<K: Key, V: Value> Map<K, V> {
 
     /// The entry with the largest key, if any.
     pub fn last(&self) -> StoreResult<Option<(K, V)>> {
-        let cf = self.store.cf(self.column);
+        let cf = self.store.cf(self.column)?;
         let iter = self.store.inner.db.iterator_cf(cf, IteratorMode::End);
         for item in iter {
             let (k, v) = item?;
@@ -591,7 +565,7 @@ impl<K: Key, V: Value> Map<K, V> {
 
     /// Every entry, in key order.
     pub fn iter(&self) -> StoreResult<Vec<(K, V)>> {
-        let cf = self.store.cf(self.column);
+        let cf = self.store.cf(self.column)?;
         let mut out = Vec::new();
         for item in self.store.inner.db.iterator_cf(cf, IteratorMode::Start) {
             let (k, v) = item?;
@@ -611,7 +585,7 @@ impl<K: Key, V: Value> Map<K, V> {
                 .store
                 .inner
                 .db
-                .get_pinned_cf(self.store.cf(self.column), &raw)?;
+                .get_pinned_cf(self.store.cf(self.column)?, &raw)?;
             if let Some(v) = stored.map(|v| self.load(&raw, &v)).transpose()?.flatten() {
                 return Ok(v);
             }
@@ -642,14 +616,26 @@ pub struct WriteBatch {
     failed: Option<StoreError>,
 }
 
+/// The family of `column` for a write batch; an undeclared one makes the commit fail.
+fn family<'s>(
+    store: &'s Store,
+    failed: &mut Option<StoreError>,
+    column: Column,
+) -> Option<&'s rocksdb::ColumnFamily> {
+    store.cf(column).map_err(|e| failed.get_or_insert(e)).ok()
+}
+
 impl WriteBatch {
     pub fn insert<K: Key, V: Value>(&mut self, map: &Map<K, V>, key: &K, value: &V) -> &mut Self {
         let (k, v) = (key.to_key(), value.to_value());
-        match self.store.value_log(map.column) {
+        let store = self.store.clone();
+        let Some(cf) = family(&store, &mut self.failed, map.column) else {
+            return self;
+        };
+        match store.value_log(map.column) {
             Some(log) => match log.append(&v) {
                 Ok(pointer) => {
-                    self.batch
-                        .put_cf(self.store.cf(map.column), &k, pointer.encode());
+                    self.batch.put_cf(cf, &k, pointer.encode());
                     self.appended.push((map.column, k.clone(), pointer));
                 }
                 Err(e) => {
@@ -657,7 +643,7 @@ impl WriteBatch {
                     return self;
                 }
             },
-            None => self.batch.put_cf(self.store.cf(map.column), &k, &v),
+            None => self.batch.put_cf(cf, &k, &v),
         }
         self.written.push((map.column, k, v));
         self
@@ -665,8 +651,12 @@ impl WriteBatch {
 
     pub fn remove<K: Key, V: Value>(&mut self, map: &Map<K, V>, key: &K) -> &mut Self {
         let k = key.to_key();
-        self.batch.delete_cf(self.store.cf(map.column), &k);
-        if map.column.separated() {
+        let store = self.store.clone();
+        let Some(cf) = family(&store, &mut self.failed, map.column) else {
+            return self;
+        };
+        self.batch.delete_cf(cf, &k);
+        if map.column.is_separated() {
             self.removed.push((map.column, k, None));
         }
         self
@@ -680,9 +670,12 @@ impl WriteBatch {
         to: &K,
     ) -> &mut Self {
         let (from, to) = (from.to_key(), to.to_key());
-        self.batch
-            .delete_range_cf(self.store.cf(map.column), &from, &to);
-        if map.column.separated() {
+        let store = self.store.clone();
+        let Some(cf) = family(&store, &mut self.failed, map.column) else {
+            return self;
+        };
+        self.batch.delete_range_cf(cf, &from, &to);
+        if map.column.is_separated() {
             self.removed.push((map.column, from, Some(to)));
         }
         self
@@ -705,13 +698,13 @@ impl WriteBatch {
         let mut columns: Vec<Column> = (self.appended.iter().map(|(c, ..)| *c))
             .chain(self.removed.iter().map(|(c, ..)| *c))
             .collect();
-        columns.sort_by_key(|c| c.position());
+        columns.sort();
         columns.dedup();
         let logs: Vec<(Column, &ValueLog)> = columns
             .iter()
             .filter_map(|c| Some((*c, store.value_log(*c)?)))
             .collect();
-        // Locked in one order (that of `Column::ALL`), so two writers cannot deadlock.
+        // Locked in one order (that of `Column`'s `Ord`), so two writers cannot deadlock.
         let locks: Vec<_> = logs.iter().map(|(_, log)| log.commit.lock()).collect();
         // Per value log: the pointers this write adds, and those it replaces or removes.
         let mut settlements = Vec::new();

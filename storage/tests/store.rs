@@ -3,9 +3,22 @@
 
 use bytes::Bytes;
 use std::time::Duration;
-use weft_storage::{Column, Durability, Map, Store};
+use weft_storage::{Column, Durability, Map, Store, RECORDS};
 use weft_test_utils::CommitteeFixture;
 use weft_types::{AuthorityIndex, BatchDigest, Certificate, CertificateDigest, Digest, Round};
+
+const BATCHES: Column = Column::separated("batches");
+const CERTIFICATES: Column = Column::new("certificates");
+const CERTIFICATES_BY_ROUND: Column = Column::new("certificates_by_round");
+const L1_BATCHES: Column = Column::new("l1_batches");
+/// Columns as a crate would declare them.
+const COLUMNS: [Column; 5] = [
+    BATCHES,
+    CERTIFICATES,
+    CERTIFICATES_BY_ROUND,
+    L1_BATCHES,
+    RECORDS,
+];
 
 fn digest(i: u64) -> BatchDigest {
     BatchDigest(Digest::of(&i.to_le_bytes()))
@@ -17,8 +30,8 @@ fn reopen_preserves_everything() {
     let f = CommitteeFixture::new(4, 1, 1);
     let dag = f.dag(3);
     {
-        let store = Store::open(dir.path()).unwrap();
-        let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
+        let store = Store::open(dir.path(), &COLUMNS).unwrap();
+        let batches: Map<BatchDigest, Bytes> = store.map(BATCHES);
         for i in 0..100 {
             batches
                 .insert(
@@ -28,7 +41,7 @@ fn reopen_preserves_everything() {
                 )
                 .unwrap();
         }
-        let certs: Map<CertificateDigest, Certificate> = store.map(Column::Certificates);
+        let certs: Map<CertificateDigest, Certificate> = store.map(CERTIFICATES);
         let mut wb = store.batch();
         for c in dag.iter().flatten() {
             wb.insert(&certs, &c.digest(), c);
@@ -36,8 +49,8 @@ fn reopen_preserves_everything() {
         wb.commit(Durability::Sync).unwrap();
         store.sync().unwrap();
     }
-    let store = Store::open(dir.path()).unwrap();
-    let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
+    let store = Store::open(dir.path(), &COLUMNS).unwrap();
+    let batches: Map<BatchDigest, Bytes> = store.map(BATCHES);
     for i in 0..100 {
         assert_eq!(
             batches.get(&digest(i)).unwrap(),
@@ -45,7 +58,7 @@ fn reopen_preserves_everything() {
         );
     }
     assert_eq!(batches.get(&digest(100)).unwrap(), None);
-    let certs: Map<CertificateDigest, Certificate> = store.map(Column::Certificates);
+    let certs: Map<CertificateDigest, Certificate> = store.map(CERTIFICATES);
     for c in dag.iter().flatten() {
         assert_eq!(certs.get(&c.digest()).unwrap().as_ref(), Some(c));
     }
@@ -58,24 +71,24 @@ fn unsynced_writes_survive_reopen_without_flush() {
     // `sync` (as a killed process would) loses nothing that a process crash could lose.
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(dir.path()).unwrap();
-        let m: Map<u64, u64> = store.map(Column::Consensus);
+        let store = Store::open(dir.path(), &COLUMNS).unwrap();
+        let m: Map<u64, u64> = store.map(RECORDS);
         m.insert(&1, &42, Durability::Buffered).unwrap();
     }
-    let store = Store::open(dir.path()).unwrap();
-    let m: Map<u64, u64> = store.map(Column::Consensus);
+    let store = Store::open(dir.path(), &COLUMNS).unwrap();
+    let m: Map<u64, u64> = store.map(RECORDS);
     assert_eq!(m.get(&1).unwrap(), Some(42));
 }
 
 #[test]
 fn write_batch_spans_columns_and_range_delete() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = Store::open(dir.path(), &COLUMNS).unwrap();
     let f = CommitteeFixture::new(4, 1, 2);
     let dag = f.dag(6);
-    let certs: Map<CertificateDigest, Certificate> = store.map(Column::Certificates);
+    let certs: Map<CertificateDigest, Certificate> = store.map(CERTIFICATES);
     let by_round: Map<(Round, AuthorityIndex), CertificateDigest> =
-        store.map(Column::CertificatesByRound);
+        store.map(CERTIFICATES_BY_ROUND);
     let mut wb = store.batch();
     for c in dag.iter().flatten() {
         wb.insert(&certs, &c.digest(), c);
@@ -117,8 +130,8 @@ fn write_batch_spans_columns_and_range_delete() {
 #[tokio::test]
 async fn notify_read_wakes_on_write() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
+    let store = Store::open(dir.path(), &COLUMNS).unwrap();
+    let batches: Map<BatchDigest, Bytes> = store.map(BATCHES);
 
     // Present already: returns at once.
     batches
@@ -179,8 +192,8 @@ async fn futures_poll_once<F: std::future::Future + Unpin>(mut f: F) -> Option<F
 #[tokio::test]
 async fn many_waiters_on_one_key() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let m: Map<u64, u64> = store.map(Column::Consensus);
+    let store = Store::open(dir.path(), &COLUMNS).unwrap();
+    let m: Map<u64, u64> = store.map(RECORDS);
     let mut futs: Vec<_> = (0..10).map(|_| Box::pin(m.notify_read(7))).collect();
     for f in futs.iter_mut() {
         assert!(futures_poll_once(f.as_mut()).await.is_none());
@@ -198,8 +211,8 @@ async fn many_waiters_on_one_key() {
 #[test]
 fn keys_scan_pairs_in_order_without_values() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let map: Map<(u64, u64), Bytes> = store.map(Column::L1Batches);
+    let store = Store::open(dir.path(), &COLUMNS).unwrap();
+    let map: Map<(u64, u64), Bytes> = store.map(L1_BATCHES);
     let mut wb = store.batch();
     for (k, s) in [(1u64, 0u64), (1, 1), (255, 2), (256, 3), (300, 4)] {
         wb.insert(&map, &(k, s), &Bytes::from(vec![0u8; 1000]));
@@ -217,4 +230,39 @@ fn keys_scan_pairs_in_order_without_values() {
         map.keys(&(0, 0), &(u64::MAX, 0), 10).unwrap(),
         vec![(256, 3), (300, 4)]
     );
+}
+
+/// Each crate declares its columns; a store opened with some of them keeps the families it
+/// was not opened with, and a map over an undeclared column fails with a typed error instead
+/// of a panic, for reads and for write batches alike.
+#[test]
+fn columns_are_declared_by_their_owners() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), &COLUMNS).unwrap();
+        let l1: Map<(u64, u64), Bytes> = store.map(L1_BATCHES);
+        l1.insert(&(1, 2), &Bytes::from_static(b"kept"), Durability::Sync)
+            .unwrap();
+    }
+    {
+        let store = Store::open(dir.path(), &[RECORDS]).unwrap();
+        let l1: Map<(u64, u64), Bytes> = store.map(L1_BATCHES);
+        let undeclared = |e| matches!(e, weft_storage::StoreError::Undeclared("l1_batches"));
+        assert!(l1.get(&(1, 2)).map_err(undeclared).unwrap_err());
+        let mut batch = store.batch();
+        batch.insert(&l1, &(3, 4), &Bytes::new());
+        assert!(batch
+            .commit(Durability::Sync)
+            .map_err(undeclared)
+            .unwrap_err());
+        let records: Map<u64, u64> = store.map(RECORDS);
+        records.insert(&1, &1, Durability::Sync).unwrap();
+    }
+    let store = Store::open(dir.path(), &COLUMNS).unwrap();
+    let l1: Map<(u64, u64), Bytes> = store.map(L1_BATCHES);
+    assert_eq!(
+        l1.iter().unwrap(),
+        vec![((1, 2), Bytes::from_static(b"kept"))]
+    );
+    assert_eq!(store.map::<u64, u64>(RECORDS).get(&1).unwrap(), Some(1));
 }

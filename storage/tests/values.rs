@@ -6,8 +6,12 @@ use bytes::Bytes;
 use std::fs;
 use std::path::Path;
 use weft_storage::vlog::SEGMENT_SIZE;
-use weft_storage::{Column, Durability, Map, Store};
+use weft_storage::{Column, Durability, Map, Store, RECORDS};
 use weft_types::{BatchDigest, Digest};
+
+const BATCHES: Column = Column::separated("batches");
+/// Columns as a crate would declare them.
+const COLUMNS: [Column; 2] = [BATCHES, RECORDS];
 
 fn digest(i: u64) -> BatchDigest {
     BatchDigest(Digest::of(&i.to_le_bytes()))
@@ -43,14 +47,14 @@ fn values_round_trip_and_segments_go_once_unreferenced() {
     // One more than three segments hold, so a fourth is the active one.
     let n = values_for_segments(3) + 1;
     {
-        let store = Store::open(dir.path()).unwrap();
-        let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
+        let store = Store::open(dir.path(), &COLUMNS).unwrap();
+        let batches: Map<BatchDigest, Bytes> = store.map(BATCHES);
         for i in 0..n {
             batches
                 .insert(&digest(i), &value(i, BIG), Durability::Buffered)
                 .unwrap();
         }
-        assert!(store.value_segments(Column::Batches) >= 3);
+        assert!(store.value_segments(BATCHES) >= 3);
         // Deleting the first two segments' worth of values deletes their files; the third
         // (still referenced) and the active one stay.
         let mut wb = store.batch();
@@ -58,11 +62,11 @@ fn values_round_trip_and_segments_go_once_unreferenced() {
             wb.remove(&batches, &digest(i));
         }
         wb.commit(Durability::Buffered).unwrap();
-        assert_eq!(store.value_segments(Column::Batches), 2);
+        assert_eq!(store.value_segments(BATCHES), 2);
         assert_eq!(segment_files(dir.path(), "batches").len(), 2);
     }
-    let store = Store::open(dir.path()).unwrap();
-    let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
+    let store = Store::open(dir.path(), &COLUMNS).unwrap();
+    let batches: Map<BatchDigest, Bytes> = store.map(BATCHES);
     for i in 0..n {
         let expected = (i >= values_for_segments(2)).then(|| value(i, BIG));
         assert_eq!(batches.get(&digest(i)).unwrap(), expected, "value {i}");
@@ -71,15 +75,15 @@ fn values_round_trip_and_segments_go_once_unreferenced() {
         batches.remove(&digest(i)).unwrap();
     }
     // Only the segment opened for appends is left.
-    assert_eq!(store.value_segments(Column::Batches), 1);
+    assert_eq!(store.value_segments(BATCHES), 1);
     assert_eq!(segment_files(dir.path(), "batches").len(), 1);
 }
 
 #[test]
 fn overwriting_a_key_releases_the_old_value() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
+    let store = Store::open(dir.path(), &COLUMNS).unwrap();
+    let batches: Map<BatchDigest, Bytes> = store.map(BATCHES);
     let n = values_for_segments(2);
     for i in 0..n {
         batches
@@ -88,22 +92,22 @@ fn overwriting_a_key_releases_the_old_value() {
     }
     assert_eq!(batches.get(&digest(0)).unwrap(), Some(value(n - 1, BIG)));
     // Every older segment held only replaced values.
-    assert!(store.value_segments(Column::Batches) <= 2);
+    assert!(store.value_segments(BATCHES) <= 2);
 }
 
 #[test]
 fn an_uncommitted_append_leaves_no_segment_behind() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(dir.path()).unwrap();
-        let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
+        let store = Store::open(dir.path(), &COLUMNS).unwrap();
+        let batches: Map<BatchDigest, Bytes> = store.map(BATCHES);
         let mut wb = store.batch();
         for i in 0..values_for_segments(2) {
             wb.insert(&batches, &digest(i), &value(i, BIG));
         }
         drop(wb);
         assert_eq!(batches.get(&digest(0)).unwrap(), None);
-        assert_eq!(store.value_segments(Column::Batches), 1);
+        assert_eq!(store.value_segments(BATCHES), 1);
     }
     // A crash between append and pointer leaves a segment no pointer refers to: reopening
     // deletes it.
@@ -112,8 +116,8 @@ fn an_uncommitted_append_leaves_no_segment_behind() {
         vec![7u8; 1000],
     )
     .unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    assert_eq!(store.value_segments(Column::Batches), 1);
+    let store = Store::open(dir.path(), &COLUMNS).unwrap();
+    assert_eq!(store.value_segments(BATCHES), 1);
     let files = segment_files(dir.path(), "batches");
     assert_eq!(files.len(), 1);
     assert!(files[0].ends_with("00000000000000000100.vlog"), "{files:?}");
@@ -123,8 +127,8 @@ fn an_uncommitted_append_leaves_no_segment_behind() {
 fn a_torn_value_reads_as_absent() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(dir.path()).unwrap();
-        let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
+        let store = Store::open(dir.path(), &COLUMNS).unwrap();
+        let batches: Map<BatchDigest, Bytes> = store.map(BATCHES);
         batches
             .insert(&digest(1), &value(1, 1000), Durability::Buffered)
             .unwrap();
@@ -140,8 +144,8 @@ fn a_torn_value_reads_as_absent() {
     bytes.truncate(1500);
     bytes[10] ^= 1;
     fs::write(&file, bytes).unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
+    let store = Store::open(dir.path(), &COLUMNS).unwrap();
+    let batches: Map<BatchDigest, Bytes> = store.map(BATCHES);
     assert!(batches.contains(&digest(1)).unwrap());
     assert_eq!(batches.get(&digest(1)).unwrap(), None);
     assert_eq!(batches.get(&digest(2)).unwrap(), None);
@@ -159,8 +163,8 @@ fn a_torn_value_reads_as_absent() {
 #[test]
 fn range_removal_releases_segments() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
+    let store = Store::open(dir.path(), &COLUMNS).unwrap();
+    let batches: Map<BatchDigest, Bytes> = store.map(BATCHES);
     let n = values_for_segments(3) + 1;
     for i in 0..n {
         batches
@@ -174,7 +178,7 @@ fn range_removal_releases_segments() {
     let mut wb = store.batch();
     wb.remove_range(&batches, &lowest, &highest);
     wb.commit(Durability::Sync).unwrap();
-    assert_eq!(store.value_segments(Column::Batches), 1);
+    assert_eq!(store.value_segments(BATCHES), 1);
     assert!(batches.iter().unwrap().is_empty());
 }
 
@@ -183,10 +187,10 @@ fn concurrent_writers_each_read_back_their_own_value() {
     // Writers reserve offsets in one order and finish their writes in another; each value
     // must still land where its pointer says.
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = Store::open(dir.path(), &COLUMNS).unwrap();
     let threads: Vec<_> = (0..8u64)
         .map(|t| {
-            let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
+            let batches: Map<BatchDigest, Bytes> = store.map(BATCHES);
             std::thread::spawn(move || {
                 for i in 0..50 {
                     let k = t * 1000 + i;
@@ -202,7 +206,7 @@ fn concurrent_writers_each_read_back_their_own_value() {
     for t in threads {
         t.join().unwrap();
     }
-    let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
+    let batches: Map<BatchDigest, Bytes> = store.map(BATCHES);
     for t in 0..8u64 {
         for i in 0..50 {
             let k = t * 1000 + i;
@@ -215,8 +219,8 @@ fn concurrent_writers_each_read_back_their_own_value() {
 #[test]
 fn a_value_prefix_reads_only_the_head() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
+    let store = Store::open(dir.path(), &COLUMNS).unwrap();
+    let batches: Map<BatchDigest, Bytes> = store.map(BATCHES);
     let v = value(3, 100_000);
     batches
         .insert(&digest(3), &v, Durability::Buffered)
@@ -227,7 +231,7 @@ fn a_value_prefix_reads_only_the_head() {
     );
     assert_eq!(batches.value_prefix(&digest(3), 200_000).unwrap(), Some(v));
     assert_eq!(batches.value_prefix(&digest(4), 5).unwrap(), None);
-    let votes: Map<u64, u64> = store.map(Column::Consensus);
+    let votes: Map<u64, u64> = store.map(RECORDS);
     votes.insert(&1, &7, Durability::Buffered).unwrap();
     assert_eq!(votes.value_prefix(&1, 1).unwrap().map(|b| b.len()), Some(1));
 }

@@ -49,6 +49,19 @@
 //! A sample transaction is one whose first byte is `0`; bytes 1..9 are its id, a big-endian
 //! `u64` (clients start their other transactions with `1`).
 
+/// The columns the worker owns (the process opens them with the others').
+pub mod columns {
+    use weft_storage::Column;
+
+    /// Batch digest → encoded batch, as received (in a value log: large and write-once).
+    pub const BATCHES: Column = Column::separated("batches");
+    /// Batch digest → the sub-DAG that committed it: batches the committed log still refers
+    /// to, which the worker's garbage collection leaves for the log's retention to delete.
+    /// The executor writes them with the sub-DAG.
+    pub const COMMITTED_BATCHES: Column = Column::new("committed_batches");
+
+    pub const ALL: [Column; 2] = [BATCHES, COMMITTED_BATCHES];
+}
 mod batch;
 mod batch_maker;
 mod error;
@@ -86,7 +99,7 @@ use tokio_util::sync::CancellationToken;
 use weft_config::Parameters;
 use weft_network::actors::Actors;
 use weft_network::{NetworkConfig, NetworkMetrics, Peer, ReliableSender, Server, ServerHandle};
-use weft_storage::{Column, Durability, Map, Store, StoreError};
+use weft_storage::{Durability, Map, Store, StoreError};
 use weft_types::messages::MAX_BATCH_REQUEST;
 use weft_types::{AuthorityIndex, BatchDigest, Committee, KeyPair, WorkerId};
 
@@ -178,7 +191,7 @@ impl Worker {
                 network_metrics.clone(),
             )
         };
-        let batches: Map<BatchDigest, Bytes> = store.map(Column::Batches);
+        let batches: Map<BatchDigest, Bytes> = store.map(columns::BATCHES);
         let listener = TcpListener::bind(parameters.listen_address(transaction_address)).await?;
         let transaction_address = listener.local_addr()?;
 
@@ -271,7 +284,7 @@ impl Worker {
                 parameters.max_transaction_size,
             ),
             max_message_size: parameters.max_message_size,
-            pins: store.map(Column::CommittedBatches),
+            pins: store.map(columns::COMMITTED_BATCHES),
             store,
             batches,
             tx_primary,

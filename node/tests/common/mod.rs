@@ -267,7 +267,11 @@ impl Cluster {
     /// hashes `0x…` with their chain ids, in order.
     pub fn committed(&self, i: usize) -> Vec<(String, u64)> {
         assert!(self.nodes[i].is_none(), "authority {i} is running");
-        let store = weft_storage::Store::open(&self.dir.path().join(format!("store-{i}"))).unwrap();
+        let store = weft_storage::Store::open(
+            &self.dir.path().join(format!("store-{i}")),
+            &weft_node::columns::all(),
+        )
+        .unwrap();
         let log = weft_node::CommittedLog::open(&store).unwrap();
         let mut sequence = Vec::new();
         for entry in log.read(0, usize::MAX).unwrap() {

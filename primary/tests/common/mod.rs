@@ -83,7 +83,7 @@ pub async fn start(
     let registry = Registry::new();
     let metrics = Arc::new(PrimaryMetrics::new(&registry).unwrap());
     let network_metrics = Arc::new(NetworkMetrics::new(&registry).unwrap());
-    let store = Store::open(dir).unwrap();
+    let store = Store::open(dir, &weft_primary::columns::ALL).unwrap();
     let (tx_consensus, mut rx_consensus) = mpsc::channel::<Certificate>(1_000);
     let (tx_committed, rx_committed) = mpsc::channel(1_000);
     let handle = Primary::spawn(PrimaryArgs {

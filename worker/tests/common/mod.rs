@@ -17,7 +17,7 @@ use weft_network::{
     Handler, HandlerError, NetworkConfig, NetworkError, NetworkMetrics, Peer, ReliableSender,
     Server, ServerHandle,
 };
-use weft_storage::{Column, Map, Store};
+use weft_storage::{Map, Store};
 use weft_test_utils::CommitteeFixture;
 use weft_types::codec::{decode_message, encode_message};
 use weft_types::{AuthorityIndex, BatchDigest, Committee, WorkerToPrimary};
@@ -116,7 +116,7 @@ impl Cluster {
             };
             controls.push(control.clone());
             let dir = tempfile::tempdir().unwrap();
-            stores.push(Store::open(dir.path()).unwrap());
+            stores.push(Store::open(dir.path(), &weft_worker::columns::ALL).unwrap());
             dirs.push(dir);
             let (tx_test, rx) = mpsc::channel(10_000);
             let server = Server::spawn(
@@ -203,7 +203,7 @@ impl Cluster {
     }
 
     pub fn batches(&self, i: usize) -> Map<BatchDigest, Bytes> {
-        self.stores[i].map(Column::Batches)
+        self.stores[i].map(weft_worker::columns::BATCHES)
     }
 
     /// A sender presenting authority `from`'s network key (its primary's, or its workers').
