@@ -178,8 +178,8 @@ async fn post(txs: &[Bytes], mode: PostMode, n: usize) -> Result<(), Box<dyn std
     let params = CutterParams {
         mode,
         target_bytes: match mode {
-            PostMode::Calldata => weft_l1_poster::poster::DEFAULT_CALLDATA_TARGET,
-            PostMode::Blob { max_blobs } => max_blobs * weft_l1_poster::poster::BLOB_PAYLOAD_BYTES,
+            PostMode::Calldata => weft_l1_poster::cutter::DEFAULT_CALLDATA_TARGET,
+            PostMode::Blob { max_blobs } => max_blobs * weft_l1_poster::cutter::BLOB_PAYLOAD_BYTES,
         },
         interval_ms: 2_000,
     };
@@ -208,7 +208,7 @@ async fn post(txs: &[Bytes], mode: PostMode, n: usize) -> Result<(), Box<dyn std
         PostMode::Calldata => payload,
         // A blob occupies its full 128 KiB whatever it carries.
         PostMode::Blob { .. } => {
-            let per_blob = weft_l1_poster::poster::BLOB_PAYLOAD_BYTES as f64;
+            let per_blob = weft_l1_poster::cutter::BLOB_PAYLOAD_BYTES as f64;
             (payload / per_blob).ceil().max(batches as f64) * 131_072.0
         }
     };

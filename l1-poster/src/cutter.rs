@@ -16,12 +16,27 @@
 //! same `zstd` version, which the batch version byte names (see the README).
 
 use crate::batch::{encode_frames, BatchError, Frame, Position, FRAME_HEADER_BYTES};
-use crate::poster::{PostMode, BLOB_PAYLOAD_BYTES, DEFAULT_CALLDATA_TARGET};
 use crate::source::OrderedSubDag;
 use alloy::eips::eip4844::builder::{SidecarBuilder, SimpleCoder};
 use alloy::eips::eip4844::BlobTransactionSidecar;
 use alloy::primitives::{keccak256, B256};
 use serde::{Deserialize, Serialize};
+
+/// Bytes of payload one blob carries with `SimpleCoder` (31 per field element, one element
+/// of length header per batch), less a margin.
+pub const BLOB_PAYLOAD_BYTES: usize = 4096 * 31 - 64;
+/// Calldata batches stay under the 128 KiB transaction size most mempools accept.
+pub const DEFAULT_CALLDATA_TARGET: usize = 120_000;
+
+/// How batches reach L1; it sets their size and what the inbox hashes (see [`data_hash`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PostMode {
+    Calldata,
+    /// EIP-4844 blobs, at most `max_blobs` per transaction.
+    Blob {
+        max_blobs: usize,
+    },
+}
 
 /// The first batch's frames may hold this many times its target before compression; later
 /// batches use the ratio their predecessor compressed by.

@@ -26,8 +26,8 @@ pub mod verify;
 
 pub use attested::{AttestedBatch, AttestedSource, MemoryCommittee};
 pub use batch::{Frame, Position};
-pub use cutter::{ClosedBatch, Cutter, CutterParams, CutterState};
+pub use cutter::{ClosedBatch, Cutter, CutterParams, CutterState, PostMode};
 pub use l1::deploy_inbox;
-pub use poster::{PostMode, Poster, PosterConfig, PosterHandle, PosterStatus};
+pub use poster::{Poster, PosterConfig, PosterHandle, PosterStatus};
 pub use source::{MemorySource, OrderedSource, OrderedSubDag, SourceError};
 pub use verify::{read_inbox, verify, InboxWalker, Inconsistency, VerifyReport};

@@ -14,6 +14,7 @@
 use crate::attested::{pack_signatures, to_inbox, AttestedSource};
 use crate::batch::{decode_batch, BatchError, Position};
 use crate::cursor::{self, Cursor, CursorError};
+use crate::cutter::{blob_sidecar, data_hash, PostMode};
 use crate::inbox::{BatchPosted, Inbox, InboxErrors};
 use crate::l1::{FeePolicy, Fees, InboxHead, L1Error, Outgoing, Signer, L1};
 use crate::metrics::PosterMetrics;
@@ -29,21 +30,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-/// Bytes of payload one blob carries with `SimpleCoder` (31 per field element, one element
-/// of length header per batch), less a margin.
-pub const BLOB_PAYLOAD_BYTES: usize = 4096 * 31 - 64;
-/// Calldata batches stay under the 128 KiB transaction size most mempools accept.
-pub const DEFAULT_CALLDATA_TARGET: usize = 120_000;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PostMode {
-    Calldata,
-    /// EIP-4844 blobs, at most `max_blobs` per transaction.
-    Blob {
-        max_blobs: usize,
-    },
-}
 
 #[derive(Clone, Debug)]
 pub struct PosterConfig {
@@ -336,7 +322,7 @@ impl Poster {
         }
 
         let batch = attested.batch;
-        if crate::cutter::data_hash(self.config.mode, &batch.data)? != batch.data_hash {
+        if data_hash(self.config.mode, &batch.data)? != batch.data_hash {
             return Err(PosterError::ModeMismatch(sequence));
         }
         let header = to_inbox(&attested.certificate.attestation.header());
@@ -351,7 +337,7 @@ impl Poster {
             Outgoing {
                 to: Some(self.l1.inbox),
                 input: input.abi_encode().into(),
-                sidecar: Some(crate::cutter::blob_sidecar(&batch.data)?),
+                sidecar: Some(blob_sidecar(&batch.data)?),
             }
         } else {
             let input = Inbox::submitBatchCall {
