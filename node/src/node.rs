@@ -20,7 +20,7 @@ use weft_network::{NetworkConfig, NetworkMetrics, ReliableSender};
 use weft_primary::{Primary, PrimaryArgs, PrimaryHandle, PrimaryMetrics, PrimaryStores};
 use weft_storage::Store;
 use weft_types::{AuthorityIndex, Certificate, Committee};
-use weft_worker::{TxSubmitter, Worker, WorkerHandle};
+use weft_worker::{TxSubmitter, Worker, WorkerArgs, WorkerHandle};
 
 /// Certificates on their way from the primary to consensus.
 pub const CONSENSUS_CHANNEL_CAPACITY: usize = 10_000;
@@ -259,16 +259,16 @@ impl Node {
         let mut workers = Vec::new();
         if with_workers {
             for id in 0..committee.num_workers() {
-                let w = Worker::spawn_with_network_metrics(
-                    me,
+                let w = Worker::spawn(WorkerArgs {
+                    authority: me,
                     id,
-                    committee.clone(),
-                    parameters.clone(),
-                    keys.network.copy(),
-                    store.clone(),
-                    &registry,
-                    network_metrics.clone(),
-                )
+                    committee: committee.clone(),
+                    parameters: parameters.clone(),
+                    network_keypair: keys.network.copy(),
+                    store: store.clone(),
+                    registry: &registry,
+                    network_metrics: Some(network_metrics.clone()),
+                })
                 .await
                 .with_context(|| format!("starting worker {id}"))?;
                 workers.push(w);

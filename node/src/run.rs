@@ -259,15 +259,16 @@ pub fn worker(args: WorkerRunArgs) -> Result<()> {
     runtime()?.block_on(async move {
         let store = open_store(&args.common)?;
         let registry = prometheus::Registry::new();
-        let mut worker = weft_worker::Worker::spawn(
-            loaded.me,
-            args.id,
-            loaded.committee,
-            loaded.parameters.clone(),
-            loaded.keys.network,
-            store.clone(),
-            &registry,
-        )
+        let mut worker = weft_worker::Worker::spawn(weft_worker::WorkerArgs {
+            authority: loaded.me,
+            id: args.id,
+            committee: loaded.committee,
+            parameters: loaded.parameters.clone(),
+            network_keypair: loaded.keys.network,
+            store: store.clone(),
+            registry: &registry,
+            network_metrics: None,
+        })
         .await?;
         info!(authority = %loaded.me, id = args.id, "worker started");
         let health = Arc::new(Health::new(|| Ok(())));

@@ -112,26 +112,31 @@ pub const REPORT_CHANNEL_CAPACITY: usize = 1_000;
 /// Synchronize requests on their way from the server to the synchronizer.
 pub const SYNC_CHANNEL_CAPACITY: usize = 100;
 
+/// What [`Worker::spawn`] needs.
+pub struct WorkerArgs<'a> {
+    pub authority: AuthorityIndex,
+    pub id: WorkerId,
+    pub committee: Arc<Committee>,
+    pub parameters: Parameters,
+    /// The authority's network key (shared with its primary).
+    pub network_keypair: KeyPair,
+    pub store: Store,
+    pub registry: &'a prometheus::Registry,
+    /// The process's network metrics if they exist already (their names are fixed, so a
+    /// registry holds them once: a node's primary and workers share them); `None` registers
+    /// them in `registry`.
+    pub network_metrics: Option<Arc<NetworkMetrics>>,
+}
+
 /// Namespace for [`Worker::spawn`].
 pub struct Worker;
 
 impl Worker {
     /// Starts worker `id` of `authority`: binds its client and peer addresses from `committee`,
-    /// registers its metrics and the network metrics in `registry`, and runs until the handle
-    /// is shut down or dropped. `network_keypair` is the authority's network key (shared with
-    /// its primary). Must be called within a Tokio runtime.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn spawn(
-        authority: AuthorityIndex,
-        id: WorkerId,
-        committee: Arc<Committee>,
-        parameters: Parameters,
-        network_keypair: KeyPair,
-        store: Store,
-        registry: &prometheus::Registry,
-    ) -> Result<WorkerHandle, WorkerError> {
-        let network_metrics = Arc::new(NetworkMetrics::new(registry)?);
-        Self::spawn_with_network_metrics(
+    /// registers its metrics in `registry`, and runs until the handle is shut down or dropped.
+    /// Must be called within a Tokio runtime.
+    pub async fn spawn(args: WorkerArgs<'_>) -> Result<WorkerHandle, WorkerError> {
+        let WorkerArgs {
             authority,
             id,
             committee,
@@ -140,24 +145,11 @@ impl Worker {
             store,
             registry,
             network_metrics,
-        )
-        .await
-    }
-
-    /// [`Worker::spawn`] for a process whose network metrics already exist (network metric
-    /// names are fixed, so a registry holds them once): the primary and the workers of one
-    /// node share them.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn spawn_with_network_metrics(
-        authority: AuthorityIndex,
-        id: WorkerId,
-        committee: Arc<Committee>,
-        parameters: Parameters,
-        network_keypair: KeyPair,
-        store: Store,
-        registry: &prometheus::Registry,
-        network_metrics: Arc<NetworkMetrics>,
-    ) -> Result<WorkerHandle, WorkerError> {
+        } = args;
+        let network_metrics = match network_metrics {
+            Some(metrics) => metrics,
+            None => Arc::new(NetworkMetrics::new(registry)?),
+        };
         parameters.validate()?;
         let own = committee
             .authority(authority)

@@ -21,7 +21,7 @@ use weft_storage::{Map, Store};
 use weft_test_utils::CommitteeFixture;
 use weft_types::codec::{decode_message, encode_message};
 use weft_types::{AuthorityIndex, BatchDigest, Committee, WorkerToPrimary};
-use weft_worker::{Worker, WorkerHandle};
+use weft_worker::{Worker, WorkerArgs, WorkerHandle};
 
 /// Guard against hangs; never used to wait for something to happen.
 pub const GUARD: Duration = Duration::from_secs(30);
@@ -150,15 +150,16 @@ impl Cluster {
     }
 
     pub async fn start_worker(&mut self, i: usize) {
-        let handle = Worker::spawn(
-            a(i),
-            0,
-            self.committee.clone(),
-            self.parameters.clone(),
-            self.fixture.keys(a(i)).network.copy(),
-            self.stores[i].clone(),
-            &prometheus::Registry::new(),
-        )
+        let handle = Worker::spawn(WorkerArgs {
+            authority: a(i),
+            id: 0,
+            committee: self.committee.clone(),
+            parameters: self.parameters.clone(),
+            network_keypair: self.fixture.keys(a(i)).network.copy(),
+            store: self.stores[i].clone(),
+            registry: &prometheus::Registry::new(),
+            network_metrics: None,
+        })
         .await
         .expect("worker starts");
         self.workers[i] = Some(handle);
