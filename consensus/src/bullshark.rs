@@ -213,12 +213,17 @@ impl Bullshark {
                 committed.push(Commit {
                     sub_dag,
                     state: self.state(),
+                    followed_by: 0,
                 });
                 if schedule_changed {
                     break;
                 }
             }
             anchor = self.highest_anchor();
+        }
+        let total = committed.len();
+        for (i, commit) in committed.iter_mut().enumerate() {
+            commit.followed_by = total - 1 - i;
         }
         committed
     }

@@ -25,6 +25,9 @@ pub const MAX_STATE_BYTES: usize =
 pub struct Commit {
     pub sub_dag: CommittedSubDag,
     pub state: ConsensusState,
+    /// Sub-DAGs the same call committed after this one (0 for its last): a crash between
+    /// their writes is what the per-sub-DAG state is for.
+    pub followed_by: usize,
 }
 
 /// Everything consensus needs to resume where it stopped. The node persists it in the same

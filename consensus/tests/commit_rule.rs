@@ -156,7 +156,16 @@ fn skipped_leader_is_committed_first_through_a_path_from_the_next_leader() {
 
     let mut consensus = fx.consensus();
     assert!(feed(&mut consensus, r1.iter().chain(&r2).chain(&r3).chain(&r4)).is_empty());
-    let committed = feed(&mut consensus, &r5);
+    let calls: Vec<Vec<weft_consensus::Commit>> = r5
+        .iter()
+        .map(|c| consensus.process_certificate(c.clone()).unwrap())
+        .filter(|commits| !commits.is_empty())
+        .collect();
+    // One call commits both, and says of each how many of that call follow it.
+    assert_eq!(calls.len(), 1);
+    let followed_by: Vec<usize> = calls[0].iter().map(|c| c.followed_by).collect();
+    assert_eq!(followed_by, vec![1, 0]);
+    let committed: Vec<_> = calls.concat().into_iter().map(|c| c.sub_dag).collect();
     let leaders: Vec<(u64, Round)> = committed
         .iter()
         .map(|s| (s.index, s.leader_round))

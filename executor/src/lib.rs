@@ -142,7 +142,7 @@ impl ExecutorCore {
     /// next one is an error (consensus never skips one). The returned execution is taken to
     /// be written: the next call expects the following index.
     pub fn execute(&mut self, commit: Commit) -> Result<Step, ExecutorError> {
-        let Commit { sub_dag, state } = commit;
+        let Commit { sub_dag, state, .. } = commit;
         let index = sub_dag.index;
         if index < self.next_index {
             return Ok(Step::Replayed(sub_dag));

@@ -32,6 +32,7 @@ fn commit(certificates: Vec<Certificate>, index: u64, schedule: ScheduleState) -
             certificates,
         },
         state: state(index, schedule),
+        followed_by: 0,
     }
 }
 

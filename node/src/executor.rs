@@ -36,7 +36,12 @@ pub enum ExecutorFailure {
     Stopped,
 }
 
-/// Key of the persisted [`ConsensusState`] in the consensus column.
+/// With this variable set, the process aborts right after a sub-DAG's write and its notice to
+/// the primary when the same Bullshark call committed more sub-DAGs after it: the `kill -9`
+/// between two sub-DAG writes of one commit that the restart test needs. Read once at start.
+pub const CRASH_MID_COMMIT_ENV: &str = "WEFT_CRASH_MID_COMMIT";
+
+/// Key of the persisted [`ConsensusState`] in the store's records.
 pub const STATE_KEY: &str = "bullshark_state";
 
 /// Committed sub-DAGs waiting for their batches.
@@ -93,6 +98,8 @@ pub struct Executor {
     retention_after_posting: u64,
     metrics: Arc<NodeMetrics>,
     shutdown: CancellationToken,
+    /// [`CRASH_MID_COMMIT_ENV`] is set.
+    crash_mid_commit: bool,
 }
 
 /// Everything the executor needs.
@@ -168,6 +175,7 @@ impl Executor {
             retention_after_posting: parameters.committed_log_retention_after_posting,
             metrics,
             shutdown,
+            crash_mid_commit: std::env::var_os(CRASH_MID_COMMIT_ENV).is_some(),
         };
         tokio::spawn(executor.run())
     }
@@ -203,6 +211,7 @@ impl Executor {
         if let Some(attested) = &self.rx_attested {
             self.core.set_attested(*attested.borrow());
         }
+        let followed_by = commit.followed_by;
         let execution = match self.core.execute(commit)? {
             Step::Replayed(_) => return Ok(()),
             Step::Execute(execution) => execution,
@@ -267,6 +276,10 @@ impl Executor {
             own_rounds: notice.own_rounds,
         };
         let _ = self.tx_primary.send(notice).await;
+        if self.crash_mid_commit && followed_by > 0 {
+            tracing::error!("{CRASH_MID_COMMIT_ENV}: aborting between sub-DAG {index} and the next of one commit");
+            std::process::abort();
+        }
         Ok(())
     }
 

@@ -204,6 +204,17 @@ impl Cluster {
         }
     }
 
+    /// Waits until authority `i` reports (`--report-every`) a round of at least `round`.
+    pub fn wait_round(&self, i: usize, round: u64) {
+        self.wait_line(&format!("authority {i} at round {round}"), |from, line| {
+            let reported = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("round="))
+                .and_then(|r| r.parse::<u64>().ok());
+            from == i && line.contains("status") && reported.is_some_and(|r| r >= round)
+        });
+    }
+
     /// Restarts authority `i` from its store; returns once its RPC server is up.
     pub fn restart(&mut self, i: usize) -> &str {
         self.spawn(i);
@@ -228,7 +239,11 @@ impl Cluster {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "authority {i} did not exit");
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("authority {i} did not exit");
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
