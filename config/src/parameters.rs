@@ -15,6 +15,12 @@ pub struct Parameters {
     pub max_header_delay_ms: u64,
     /// Rounds of DAG kept below the last committed round before they are garbage collected.
     pub gc_depth: u64,
+    /// Rounds of certificates kept in the store below the GC round, served by range to an
+    /// authority catching up after being down: it replays the DAG it missed if it is behind by
+    /// fewer than `gc_depth` plus this many rounds, and cannot come back beyond that. About
+    /// 6 KB a round with 4 authorities (60 MB for the default's 10,000 rounds, some 20
+    /// minutes); 0 deletes them at GC.
+    pub certificate_retention_rounds: u64,
     /// How long a synchronizer waits for a reply before asking other authorities.
     pub sync_retry_delay_ms: u64,
     /// How many authorities a retried sync request goes to.
@@ -326,6 +332,7 @@ impl Default for Parameters {
             max_header_num_of_batches: 1_000,
             max_header_delay_ms: 200,
             gc_depth: 50,
+            certificate_retention_rounds: 10_000,
             sync_retry_delay_ms: 5_000,
             sync_retry_nodes: 3,
             max_certificates_per_fetch: 500,

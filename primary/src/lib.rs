@@ -384,6 +384,7 @@ impl Primary {
                 stores,
                 sender,
                 gc_depth: parameters.gc_depth,
+                certificate_retention: parameters.certificate_retention_rounds,
                 metrics,
                 rx_core,
                 rx_committed,

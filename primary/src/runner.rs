@@ -53,6 +53,10 @@ pub(crate) struct Runner {
     /// the monotonic time since, so it dates headers in wall time and never goes back.
     clock_origin_ms: u64,
     gc_depth: Round,
+    /// Rounds of certificates the store keeps below the GC round, for peers catching up.
+    certificate_retention: Round,
+    /// Stored certificates of rounds below this one are deleted already (in this run).
+    certificates_pruned_below: Round,
     /// The GC round at which stored batches no certificate carried are next looked for.
     next_orphan_sweep: Round,
     /// Cancelled when the primary stops: the runner finishes its step and ends.
@@ -66,6 +70,7 @@ pub(crate) struct RunnerArgs<'a> {
     pub stores: PrimaryStores,
     pub sender: ReliableSender,
     pub gc_depth: Round,
+    pub certificate_retention: Round,
     pub metrics: Arc<PrimaryMetrics>,
     pub rx_core: mpsc::Receiver<CoreInput>,
     pub rx_committed: mpsc::Receiver<CommitNotice>,
@@ -108,6 +113,8 @@ impl Runner {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
             gc_depth: args.gc_depth,
+            certificate_retention: args.certificate_retention,
+            certificates_pruned_below: 0,
             next_orphan_sweep: 0,
             shutdown: args.shutdown,
         };
@@ -373,7 +380,6 @@ impl Runner {
             .collect();
         let in_use = self.core.batches_in_use(&collected);
         for c in &certificates {
-            batch.remove(&s.certificates, &c.digest());
             for (digest, worker) in &c.header.payload {
                 if in_use.contains(digest) {
                     continue;
@@ -393,11 +399,18 @@ impl Runner {
         for digest in std::mem::replace(&mut self.own_headers, newer).into_values() {
             batch.remove(&s.headers, &digest);
         }
-        batch.remove_range(
-            &s.certificates_by_round,
-            &(0, AuthorityIndex(0)),
-            &(gc_round + 1, AuthorityIndex(0)),
-        );
+        // Collected certificates stay stored `certificate_retention` rounds longer: a peer
+        // further behind than `gc_depth` catches up by fetching them.
+        let keep_from = gc_round.saturating_sub(self.certificate_retention) + 1;
+        if keep_from > self.certificates_pruned_below {
+            let from = (self.certificates_pruned_below, AuthorityIndex(0));
+            let to = (keep_from, AuthorityIndex(0));
+            for (_, digest) in s.certificates_by_round.range(&from, &to, usize::MAX)? {
+                batch.remove(&s.certificates, &digest);
+            }
+            batch.remove_range(&s.certificates_by_round, &from, &to);
+            self.certificates_pruned_below = keep_from;
+        }
         batch.insert(&s.consensus, &crate::GC_ROUND_KEY.to_string(), &gc_round);
         batch.commit(Durability::Buffered)?;
         self.metrics.gc_round.set(gc_round as i64);

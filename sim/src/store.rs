@@ -128,7 +128,8 @@ impl DurableStore {
     }
 
     /// What the runner does with `GarbageCollected`: delete certificates and own headers at or
-    /// below `gc_round` and record it.
+    /// below `gc_round` and record it. That is the runner with `certificate_retention_rounds`
+    /// 0, the harshest setting: an authority catches up only from within `gc_depth` rounds.
     pub fn garbage_collect(&mut self, gc_round: Round) {
         self.certificates = self
             .certificates

@@ -23,10 +23,14 @@ use weft_storage::Store;
 use weft_test_utils::CommitteeFixture;
 use weft_types::{AuthorityIndex, Certificate, Round};
 
+/// Rounds of collected certificates the stores keep in these tests.
+pub const RETENTION: Round = 100;
+
 pub fn parameters(header_delay_ms: u64, gc_depth: Round) -> Parameters {
     Parameters {
         max_header_delay_ms: header_delay_ms,
         gc_depth,
+        certificate_retention_rounds: RETENTION,
         sync_retry_delay_ms: 1_000,
         max_certificates_per_fetch: 100,
         ..Parameters::default()
