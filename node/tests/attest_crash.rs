@@ -25,13 +25,8 @@ const VICTIM: usize = 3;
 
 /// Sends transfers `nonces` of account 0 to `endpoint`; returns them as (hash, chain).
 fn send(endpoint: &str, nonces: std::ops::Range<u64>) -> Vec<(String, u64)> {
-    let mut client = common::RpcClient::new(endpoint);
-    nonces
-        .map(|nonce| {
-            let raw = signed::transfer(CHAIN, 0, nonce);
-            (client.send_raw(CHAIN, &raw).expect("acknowledged"), CHAIN)
-        })
-        .collect()
+    let raws = nonces.map(|nonce| signed::transfer(CHAIN, 0, nonce));
+    common::send_all(endpoint, CHAIN, raws)
 }
 
 /// A stopped authority's newest own signature and every own attestation and certificate in

@@ -350,6 +350,19 @@ fn rpc_address(line: &str) -> Option<String> {
     Some(rest.split_whitespace().next()?.to_string())
 }
 
+/// Sends the signed transactions `raws` of `chain` to `endpoint`, each acknowledged; returns
+/// them as (hash, chain).
+pub fn send_all(
+    endpoint: &str,
+    chain: u64,
+    raws: impl IntoIterator<Item = Vec<u8>>,
+) -> Vec<(String, u64)> {
+    let mut client = RpcClient::new(endpoint);
+    raws.into_iter()
+        .map(|raw| (client.send_raw(chain, &raw).expect("acknowledged"), chain))
+        .collect()
+}
+
 /// A blocking JSON-RPC client over one keep-alive HTTP/1.1 connection (reconnects after an
 /// error), enough for tests that must see exactly what a node answered, and when it died.
 pub struct RpcClient {
