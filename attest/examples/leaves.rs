@@ -12,7 +12,13 @@ fn main() {
         let t = Instant::now();
         let leaves: Vec<_> = txs.iter().map(|t| weft_attest::leaf_of(t)).collect();
         let hashed = t.elapsed();
+        let t = Instant::now();
+        let mut many = vec![Default::default(); txs.len()];
+        weft_attest::keccak4::keccak256_many(&txs, &mut many);
+        let four = t.elapsed();
         let hashes: Vec<_> = leaves.iter().map(|l| l.hash).collect();
+        assert_eq!(hashes, many);
+        println!("keccak256_many: {four:?}");
         let t = Instant::now();
         let tree = weft_attest::Tree::new(&hashes);
         let built = t.elapsed();

@@ -6,6 +6,7 @@
 //! # Layout
 //! | module | role |
 //! |---|---|
+//! | [`keccak4`] | keccak256 of many messages, four at a time (AVX2) |
 //! | [`key`] | the secp256k1 attestation key, signing and `ecrecover`-compatible recovery |
 //! | [`leaf`] | a committed transaction's hash and chain id |
 //! | [`merkle`] | the tree over a sub-DAG's transaction hashes, its proofs and their check |
@@ -14,6 +15,7 @@
 
 pub mod attestation;
 pub mod core;
+pub mod keccak4;
 pub mod key;
 pub mod leaf;
 pub mod merkle;

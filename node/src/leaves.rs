@@ -15,7 +15,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use weft_attest::{leaf_hash, leaf_of, Leaf, Tree};
+use weft_attest::keccak4::keccak256_many;
+use weft_attest::leaf::chain_id_of;
+use weft_attest::merkle::leaf_hashes;
+use weft_attest::{Leaf, Tree};
 use weft_storage::Map;
 use weft_types::codec::decode_message;
 use weft_types::{Batch, BatchDigest, Transaction};
@@ -37,8 +40,17 @@ pub struct BatchLeaves {
 
 impl BatchLeaves {
     pub fn of(transactions: &[Transaction]) -> Self {
-        let leaves: Vec<Leaf> = transactions.iter().map(|t| leaf_of(t)).collect();
-        let nodes = leaves.iter().map(|l| leaf_hash(&l.hash)).collect();
+        let mut hashes = vec![alloy::primitives::B256::ZERO; transactions.len()];
+        keccak256_many(transactions, &mut hashes);
+        let nodes = leaf_hashes(&hashes);
+        let leaves = transactions
+            .iter()
+            .zip(hashes)
+            .map(|(t, hash)| Leaf {
+                hash,
+                chain_id: chain_id_of(t),
+            })
+            .collect();
         Self { leaves, nodes }
     }
 }
