@@ -59,8 +59,10 @@ pub struct ChainRoot {
     pub root: B256,
 }
 
-/// The L1 batches a sub-DAG closed, as the log's cutter (`weft_l1_poster::cutter`) cuts them:
-/// batch `first + i` has data hash `hashes[i]`. `first` is 0 when none closed.
+/// The L1 batches an attestation names, as the log's cutter (`weft_l1_poster::cutter`) cuts
+/// them: batch `first + i` has data hash `hashes[i]`. `first` is 0 when it names none. The
+/// committee's attestation of sub-DAG k names the batches closed by the sub-DAGs before k that
+/// no earlier attestation named (see the node's attester).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BatchRefs {
@@ -82,7 +84,7 @@ impl BatchRefs {
         keccak256(buf)
     }
 
-    /// The data hash of batch `sequence`, if this sub-DAG closed it.
+    /// The data hash of batch `sequence`, if this attestation names it.
     pub fn get(&self, sequence: u64) -> Option<B256> {
         let at = usize::try_from(sequence.checked_sub(self.first)?).ok()?;
         self.hashes.get(at).copied()

@@ -6,8 +6,8 @@ import "./CommitteeQuorum.sol";
 /// @title weft L1 inbox
 /// @notice Receives the committee's ordered batches and anyone's forced transactions.
 /// Only the committee writes here: a batch is accepted only with the finality certificate of
-/// the sub-DAG that closed it (quorum stake of the committee fixed at deployment signed an
-/// attestation naming this batch's sequence number and data hash). Whoever sends the
+/// the sub-DAG whose attestation names it (quorum stake of the committee fixed at deployment
+/// signed an attestation naming this batch's sequence number and data hash). Whoever sends the
 /// transaction is only a courier; a batch the committee did not order is refused.
 /// Batches carry contiguous sequence numbers, so a second poster racing the first (or a
 /// poster replaying after a crash) is rejected rather than duplicating data on L1.
@@ -21,14 +21,14 @@ contract Inbox is CommitteeQuorum {
     error ForcedTxTooLarge(uint256 size, uint256 max);
     /// A forced transaction with no bytes: no worker can order one, so it would stay pending.
     error EmptyForcedTx();
-    /// The attestation does not name batch `sequence` among the batches its sub-DAG closed.
+    /// The attestation does not name batch `sequence` among its batches.
     error NotAttested(uint64 sequence);
     /// The posted data's hash is not the one the committee attested for this sequence.
     error DataMismatch(bytes32 posted, bytes32 attested);
 
     /// A sub-DAG's attestation as `weft_attest::Attestation::digest` hashes it; `chainsRoot`
-    /// is given as the root itself, and `batches` are the data hashes of the batches the
-    /// sub-DAG closed, from sequence `firstBatch` on.
+    /// is given as the root itself, and `batches` are the data hashes of the batches it
+    /// names, from sequence `firstBatch` on.
     struct Attested {
         uint64 index;
         uint64 leaderRound;
@@ -66,7 +66,7 @@ contract Inbox is CommitteeQuorum {
         return (nextSequence, lastCommitment);
     }
 
-    /// Posts batch `sequence` as calldata, with the certificate of the sub-DAG that closed it
+    /// Posts batch `sequence` as calldata, with the certificate of the sub-DAG that names it
     /// (`signatures` as `checkQuorum` reads them).
     function submitBatch(
         uint64 sequence,

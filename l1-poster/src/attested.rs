@@ -1,7 +1,10 @@
 //! The poster's input: the L1 batches the committee closed ([`crate::cutter`]) with the
-//! finality certificate of the sub-DAG that closed each. The node implements
+//! finality certificate of the sub-DAG whose attestation names each. The node implements
 //! [`AttestedSource`] over its store; [`MemoryCommittee`] is a committee in memory for tests and
-//! examples, cutting and signing exactly as the authorities do.
+//! examples, cutting and signing as the authorities do, except that it names a batch in the
+//! attestation of the sub-DAG that closed it where the authorities name it in the next one's
+//! (they cut while the committee certifies): the inbox checks only that the certificate names
+//! the batch.
 
 use crate::batch::BatchError;
 use crate::cutter::{ClosedBatch, Cutter, CutterParams, CutterState};
@@ -23,7 +26,7 @@ use weft_types::{AuthorityIndex, Committee};
 /// Bytes per signer entry as the inbox reads them: `authority u16 ‖ r ‖ s ‖ v`.
 pub const SIGNATURE_ENTRY_BYTES: usize = 67;
 
-/// A closed batch and the certificate of the sub-DAG that closed it: everything the inbox
+/// A closed batch and the certificate of the sub-DAG that names it: everything the inbox
 /// needs to accept it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttestedBatch {

@@ -2,7 +2,8 @@
 //! head through races, crashes and reorgs, and persists the confirmed cursor.
 //!
 //! The poster is only a courier: batch `s` is fixed by the committed log (the cutter) and
-//! carries the finality certificate of the sub-DAG that closed it, which the inbox checks.
+//! carries the finality certificate of the sub-DAG whose attestation names it, which the inbox
+//! checks.
 //!
 //! L1 is the authority on what is posted. Each step reads the inbox head (next sequence and
 //! last commitment), derives where the next batch starts from it (a cache of the batches it

@@ -4,11 +4,14 @@
 //! it to the other primaries; their answers and their own signatures form
 //! finality certificates, stored beside the log record and pushed to subscribers.
 //!
-//! Each attestation also names the L1 batches its sub-DAG closed: the attester runs the
-//! committee's [`Cutter`] over the log it signs, and stores each closed batch
-//! ([`crate::columns::L1_BATCHES`], keyed by closing sub-DAG and sequence) with the cutter's state in the
-//! same write as the signatures, so that the poster can post it with its certificate and a
-//! restart cuts on exactly where it stopped.
+//! Each attestation also names L1 batches: the attester runs the committee's [`Cutter`] over
+//! the log it signs, and the attestation of sub-DAG k names the batches closed by the sub-DAGs
+//! before k that no earlier attestation named. The cut of sub-DAG k is thus not on the way from
+//! its commit to its certificate: it runs while the committee exchanges signatures of k (from
+//! the moment k is certified here), and its batches ride with attestation k + 1. Each named
+//! batch is stored ([`crate::columns::L1_BATCHES`], keyed by the naming sub-DAG and sequence)
+//! with the cutter's state in the same write as the signature that names it, so that the poster
+//! can post it with that certificate and a restart cuts on exactly where it stopped.
 //!
 //! Never two attestations for one index, across restarts: the own signature of every index
 //! and the newest one (`ATTESTATION_LAST_KEY`, which the log's retention never prunes) are in
@@ -56,6 +59,11 @@ pub const ATTESTATION_LAST_KEY: &str = "attestation_last";
 /// Key of the cutter's state (JSON) in the consensus column, as of the newest signature.
 pub const CUTTER_STATE_KEY: &str = "l1_cutter";
 
+/// Key of the first sub-DAG the cutter had not taken (JSON), beside [`CUTTER_STATE_KEY`].
+/// Stores written before the cut ran behind the signatures have none: their cutter had taken
+/// every signed sub-DAG.
+pub const CUTTER_NEXT_KEY: &str = "l1_cutter_next";
+
 /// With this variable set to N, the process aborts right after its signature of a sub-DAG N or
 /// later is durable and before it is sent: the `kill -9` between signing and sending that the
 /// restart test needs. Read once at start; unset, nothing changes.
@@ -95,9 +103,9 @@ pub enum AttesterFailure {
     #[error("sub-DAG {0}, which this authority signed, is not in the committed log")]
     Unsigned(u64),
     #[error(
-        "re-reading sub-DAG {index} after a restart closed L1 batch {sequence}, which the store's cutter state says was open: the store is not one this version wrote"
+        "re-reading the sub-DAGs the cutter had taken, after a restart, closed L1 batch {sequence}, which the store's cutter state says was open: the store is not one this version wrote"
     )]
-    CutterBehind { index: u64, sequence: u64 },
+    CutterBehind { sequence: u64 },
 }
 
 /// The committee's cutter parameters, from its parameters file.
@@ -323,8 +331,11 @@ pub struct AttesterActor {
     own: Map<u64, Bytes>,
     consensus: Map<String, Bytes>,
     l1_batches: Map<(u64, u64), Bytes>,
-    /// Behind a mutex only to be moved into the blocking step that reads and cuts.
-    cutter: Arc<parking_lot::Mutex<Cutter>>,
+    /// Shared with the blocking steps that cut: the signing step, and the cut that runs
+    /// ahead of it.
+    cut: Arc<parking_lot::Mutex<Cut>>,
+    /// The end of the last cut started ahead: it took every sub-DAG before this one.
+    cut_ahead_to: u64,
     leaves: LeafCache,
     trees: RecentTrees,
     certificates: Certificates,
@@ -387,7 +398,7 @@ impl AttesterActor {
         }
         let (attester, resend) =
             Attester::recover(me, committee.clone(), key, last.as_ref(), uncertified);
-        let cutter = recover_cutter(&consensus, &log, cutter, attester.next())?;
+        let cut = recover_cut(&consensus, &log, cutter, attester.next())?;
         tracing::info!(
             authority = %me,
             next = attester.next(),
@@ -396,7 +407,8 @@ impl AttesterActor {
         );
         metrics.next.set(attester.next() as i64);
         metrics.pending.set(attester.pending() as i64);
-        tx_attested.send_replace(retained_from(attester.next(), &cutter.state()));
+        let cut_next = cut.cutter.next().sub_dag;
+        tx_attested.send_replace(retained_from(cut_next, &cut.cutter.state()));
         let crash_after = std::env::var(CRASH_AFTER_SIGNING_ENV)
             .ok()
             .and_then(|v| v.parse().ok());
@@ -413,7 +425,8 @@ impl AttesterActor {
             own,
             consensus,
             l1_batches,
-            cutter: Arc::new(parking_lot::Mutex::new(cutter)),
+            cut: Arc::new(parking_lot::Mutex::new(cut)),
+            cut_ahead_to: cut_next,
             leaves,
             trees,
             certificates,
@@ -466,15 +479,18 @@ impl AttesterActor {
     /// the signatures in one write, then sends them.
     async fn sign_committed(&mut self) -> Result<(), AttesterFailure> {
         let from = self.attester.next();
-        let (log, cutter, leaves) = (self.log.clone(), self.cutter.clone(), self.leaves.clone());
+        let (log, cut, leaves) = (self.log.clone(), self.cut.clone(), self.leaves.clone());
         // Reading, hashing and cutting (zstd, and KZG for blobs) are all CPU: off the runtime.
-        let read = tokio::task::spawn_blocking(move || {
-            read_and_cut(&log, &mut cutter.lock(), &leaves, from)
-        })
-        .await;
+        let read =
+            tokio::task::spawn_blocking(move || read_and_hash(&log, &cut, &leaves, from)).await;
         // The runtime is shutting down.
-        let Ok(entries) = read else { return Ok(()) };
-        let (entries, cutter_state, sources) = entries?;
+        let Ok(step) = read else { return Ok(()) };
+        let Step {
+            entries,
+            cutter_state,
+            cut_next,
+            sources,
+        } = step?;
         for (source, count) in ["precomputed", "hashed"].into_iter().zip(sources) {
             self.metrics
                 .leaves
@@ -486,8 +502,8 @@ impl AttesterActor {
         let mut closed = Vec::new();
         for entry in entries {
             let refs = BatchRefs {
-                first: entry.closed.first().map_or(0, |b| b.sequence),
-                hashes: entry.closed.iter().map(|b| b.data_hash).collect(),
+                first: entry.named.first().map_or(0, |b| b.sequence),
+                hashes: entry.named.iter().map(|b| b.data_hash).collect(),
             };
             let output = self.attester.sign_roots(
                 entry.index,
@@ -499,7 +515,7 @@ impl AttesterActor {
             self.trees.insert(entry.index, entry.tree);
             signed.extend(output.persist_signed);
             certified.extend(output.certified);
-            closed.extend(entry.closed.into_iter().map(|b| (entry.index, b)));
+            closed.extend(entry.named.into_iter().map(|b| (entry.index, b)));
         }
         let Some(last) = signed.last() else {
             return Ok(());
@@ -522,6 +538,11 @@ impl AttesterActor {
             &CUTTER_STATE_KEY.to_string(),
             &Bytes::from(serde_json::to_vec(&cutter_state).map_err(AttesterFailure::CutterState)?),
         );
+        write.insert(
+            &self.consensus,
+            &CUTTER_NEXT_KEY.to_string(),
+            &Bytes::from(cut_next.to_string()),
+        );
         for c in &certified {
             self.certificates.insert(&mut write, c);
         }
@@ -532,12 +553,13 @@ impl AttesterActor {
             std::process::abort();
         }
         self.tx_attested
-            .send_replace(retained_from(next, &cutter_state));
+            .send_replace(retained_from(cut_next, &cutter_state));
         self.metrics.signed.inc_by(signed.len() as u64);
         self.metrics.next.set(next as i64);
         self.metrics.certificates.inc_by(certified.len() as u64);
         for c in certified {
             certified_line(&c);
+            self.on_certified(c.attestation.index);
             self.certificates.publish(c);
         }
         for s in &signed {
@@ -641,8 +663,28 @@ impl AttesterActor {
         self.metrics.certificates.inc();
         self.metrics.pending.set(self.attester.pending() as i64);
         certified_line(certificate);
+        self.on_certified(certificate.attestation.index);
         self.certificates.publish(certificate.clone());
         Ok(())
+    }
+
+    /// Once the newest signed sub-DAG is certified here, the cutter takes it in the
+    /// background: the next signing step then finds the batches it names cut, and the cut
+    /// competes with no authority's signing of this sub-DAG but the slowest's.
+    fn on_certified(&mut self, index: u64) {
+        let end = self.attester.next();
+        if index + 1 != end || self.cut_ahead_to >= end {
+            return;
+        }
+        self.cut_ahead_to = end;
+        let (log, cut) = (self.log.clone(), self.cut.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut cut = cut.lock();
+            if let Err(e) = cut.take_before(&log, end) {
+                // The signing step reports it.
+                cut.failed = Some(e);
+            }
+        });
     }
 
     fn rejected(&self, e: AttestError) -> AttestError {
@@ -661,14 +703,55 @@ fn certified_line(certificate: &FinalityCertificate) {
     tracing::info!(target: "weft::bench", "Certified sub-dag {index}");
 }
 
-/// A committed sub-DAG as the attester signs it, with the L1 batches it closed.
+/// A committed sub-DAG as the attester signs it, with the L1 batches its attestation names.
 struct ToSign {
     index: u64,
     leader_round: u64,
     timestamp: u64,
     roots: Roots,
     tree: Arc<Tree>,
-    closed: Vec<ClosedBatch>,
+    named: Vec<ClosedBatch>,
+}
+
+/// What one signing step read: the sub-DAGs to sign; the cutter's state and the first
+/// sub-DAG it has not taken, to store with the signatures; and how many batches' leaves were
+/// precomputed and how many hashed here.
+struct Step {
+    entries: Vec<ToSign>,
+    cutter_state: CutterState,
+    cut_next: u64,
+    sources: [u64; 2],
+}
+
+/// The cutter, and the batches it closed that no attestation names yet.
+struct Cut {
+    cutter: Cutter,
+    unnamed: Vec<ClosedBatch>,
+    /// Why the last cut run ahead failed: the next signing step stops on it.
+    failed: Option<AttesterFailure>,
+}
+
+impl Cut {
+    /// Has the cutter take every sub-DAG before `end` it has not taken yet.
+    fn take_before(&mut self, log: &CommittedLog, end: u64) -> Result<(), AttesterFailure> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        while self.cutter.next().sub_dag < end {
+            let from = self.cutter.next().sub_dag;
+            let max = (end - from).min(ENTRIES_PER_STEP as u64) as usize;
+            let entries = read_entries(log, from, max)?;
+            if entries.is_empty() {
+                return Err(AttesterFailure::Unsigned(from));
+            }
+            for entry in entries {
+                let transactions = entry.transactions().map_err(undecodable(entry.index))?;
+                let closed = self.cutter.push(&ordered(&entry, transactions))?;
+                self.unnamed.extend(closed);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Committed entries from `from` on (at most `max`), contiguous.
@@ -701,22 +784,38 @@ fn ordered(entry: &CommittedEntry, transactions: Vec<weft_types::Transaction>) -
     }
 }
 
-/// The committed entries from `from` on, for one step, each hashed (taking the leaves the
-/// precomputer made) and cut; the cutter's state after; and how many batches' leaves were
-/// precomputed and how many hashed here.
-fn read_and_cut(
+/// The committed sub-DAGs from `from` on, for one step: each one's tree (taking the leaves
+/// the precomputer made, hashing the rest) and the batches its attestation names, which the
+/// cutter closed before it (in the steady state, a cut run ahead has closed them already).
+fn read_and_hash(
     log: &CommittedLog,
-    cutter: &mut Cutter,
+    cut: &parking_lot::Mutex<Cut>,
     cache: &LeafCache,
     from: u64,
-) -> Result<(Vec<ToSign>, CutterState, [u64; 2]), AttesterFailure> {
-    let mut out = Vec::new();
+) -> Result<Step, AttesterFailure> {
+    let records = log.records(from, ENTRIES_PER_STEP)?;
+    if let Some(first) = records.first() {
+        if first.index != from {
+            return Err(AttesterFailure::Pruned {
+                next: from,
+                first: first.index,
+            });
+        }
+    }
+    let (named, cutter_state, cut_next) = {
+        let mut cut = cut.lock();
+        let mut named = Vec::with_capacity(records.len());
+        for record in &records {
+            cut.take_before(log, record.index)?;
+            named.push(std::mem::take(&mut cut.unnamed));
+        }
+        (named, cut.cutter.state(), cut.cutter.next().sub_dag)
+    };
     let mut sources = [0u64; 2];
-    for entry in read_entries(log, from, ENTRIES_PER_STEP)? {
-        let (mut transactions, mut leaves, mut nodes) = (Vec::new(), Vec::new(), Vec::new());
-        for (digest, bytes) in entry.digests.iter().zip(&entry.batches) {
-            let batch: Batch =
-                decode_message(bytes.clone(), usize::MAX).map_err(undecodable(entry.index))?;
+    let mut entries = Vec::with_capacity(records.len());
+    for (record, named) in records.into_iter().zip(named) {
+        let (mut leaves, mut nodes) = (Vec::new(), Vec::new());
+        for digest in &record.batches {
             let hashed = match cache.take(digest) {
                 Some(hashed) => {
                     sources[0] += 1;
@@ -724,63 +823,67 @@ fn read_and_cut(
                 }
                 None => {
                     sources[1] += 1;
+                    // One batch for the one digest asked for.
+                    let bytes = log.batches(record.index, &[*digest])?.swap_remove(0);
+                    let batch: Batch =
+                        decode_message(bytes, usize::MAX).map_err(undecodable(record.index))?;
                     Arc::new(BatchLeaves::of(&batch.transactions))
                 }
             };
             leaves.extend_from_slice(&hashed.leaves);
             nodes.extend_from_slice(&hashed.nodes);
-            transactions.extend(batch.transactions);
         }
         let tree = Tree::from_leaf_nodes(nodes);
-        let sub_dag = ordered(&entry, transactions);
-        out.push(ToSign {
-            index: entry.index,
-            leader_round: entry.leader_round,
-            timestamp: entry.timestamp,
+        entries.push(ToSign {
+            index: record.index,
+            leader_round: record.leader_round,
+            timestamp: record.timestamp,
             roots: Roots::of_hashed(&leaves, &tree),
             tree: Arc::new(tree),
-            closed: cutter.push(&sub_dag)?,
+            named,
         });
     }
-    Ok((out, cutter.state(), sources))
+    Ok(Step {
+        entries,
+        cutter_state,
+        cut_next,
+        sources,
+    })
 }
 
-/// The cutter as of the newest signature: its stored state, and the open batch rebuilt by
-/// pushing again the signed sub-DAGs it holds (which must close nothing).
-fn recover_cutter(
+/// The cut as of the newest signature: the stored cutter state, and the open batch rebuilt
+/// by having the cutter take again the sub-DAGs it had taken since (which must close nothing).
+fn recover_cut(
     consensus: &Map<String, Bytes>,
     log: &CommittedLog,
     params: CutterParams,
     next: u64,
-) -> Result<Cutter, AttesterFailure> {
-    let state: CutterState = match consensus.get(&CUTTER_STATE_KEY.to_string())? {
+) -> Result<Cut, AttesterFailure> {
+    let json = |key: &str| -> Result<Option<Bytes>, StoreError> { consensus.get(&key.to_string()) };
+    let state: CutterState = match json(CUTTER_STATE_KEY)? {
         Some(bytes) => serde_json::from_slice(&bytes).map_err(AttesterFailure::CutterState)?,
         None => CutterState::default(),
     };
-    let mut cutter = Cutter::new(params, state);
-    let mut from = state.open_start.sub_dag;
-    while from < next {
-        let max = (next - from).min(ENTRIES_PER_STEP as u64) as usize;
-        let entries = read_entries(log, from, max)?;
-        if entries.is_empty() {
-            return Err(AttesterFailure::Unsigned(from));
-        }
-        for entry in entries {
-            let transactions = entry.transactions().map_err(undecodable(entry.index))?;
-            let sub_dag = ordered(&entry, transactions);
-            if let Some(batch) = cutter.push(&sub_dag)?.first() {
-                return Err(AttesterFailure::CutterBehind {
-                    index: sub_dag.index,
-                    sequence: batch.sequence,
-                });
-            }
-            from = sub_dag.index + 1;
-        }
+    let end: u64 = match json(CUTTER_NEXT_KEY)? {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(AttesterFailure::CutterState)?,
+        None => next,
+    };
+    let mut cut = Cut {
+        cutter: Cutter::new(params, state),
+        unnamed: Vec::new(),
+        failed: None,
+    };
+    cut.take_before(log, end)?;
+    if let Some(batch) = cut.unnamed.first() {
+        return Err(AttesterFailure::CutterBehind {
+            sequence: batch.sequence,
+        });
     }
-    Ok(cutter)
+    Ok(cut)
 }
 
-/// The first sub-DAG the attester still needs from the log.
-fn retained_from(next: u64, cutter: &CutterState) -> u64 {
-    next.min(cutter.open_start.sub_dag)
+/// The first sub-DAG the attester still needs from the log: the cutter has yet to take it, or
+/// the open L1 batch holds it.
+fn retained_from(cut_next: u64, cutter: &CutterState) -> u64 {
+    cut_next.min(cutter.open_start.sub_dag)
 }

@@ -11,8 +11,8 @@ pub const COMMITTED_LOG: Column = Column::new("committed_log");
 pub const ATTESTATIONS: Column = Column::new("attestations");
 /// Sub-DAG index → its finality certificate (quorum stake of matching attestations).
 pub const FINALITY_CERTIFICATES: Column = Column::new("finality_certificates");
-/// (closing sub-DAG index, sequence) → an L1 batch as the log's cutter closed it, written
-/// with the attestation that names it; pruned with the sub-DAG that closed it.
+/// (naming sub-DAG index, sequence) → an L1 batch as the log's cutter closed it, written
+/// with the attestation that names it; pruned with that sub-DAG.
 pub const L1_BATCHES: Column = Column::new("l1_batches");
 
 /// Every column of one authority's store: the primary's, its workers' and the node's.

@@ -93,7 +93,7 @@ pub struct Executor {
     rx_attested: Option<watch::Receiver<u64>>,
     /// Own attestations and finality certificates, pruned with the records they are of.
     attestations: [Map<u64, Bytes>; 2],
-    /// L1 batches, keyed by (closing sub-DAG, sequence): pruned with their closing sub-DAG.
+    /// L1 batches, keyed by (naming sub-DAG, sequence): pruned with their naming sub-DAG.
     l1_batches: Map<(u64, u64), Bytes>,
     retention_after_posting: u64,
     metrics: Arc<NodeMetrics>,

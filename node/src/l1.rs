@@ -11,15 +11,15 @@ use std::time::Duration;
 use weft_l1_poster::{AttestedBatch, AttestedSource, ClosedBatch, SourceError};
 use weft_storage::{Map, Store, StoreError};
 
-/// Keys read per step when looking for a batch's closing sub-DAG.
+/// Keys read per step when looking for a batch's naming sub-DAG.
 const KEYS_PER_SCAN: usize = 256;
 
-/// The L1 batches the attester cut and stored ([`crate::columns::L1_BATCHES`], keyed by closing sub-DAG
-/// and sequence), each with the finality certificate of the sub-DAG that closed it.
+/// The L1 batches the attester cut and stored ([`crate::columns::L1_BATCHES`], keyed by naming
+/// sub-DAG and sequence), each with the finality certificate of the sub-DAG that names it.
 pub struct CommitteeBatches {
     batches: Map<(u64, u64), Bytes>,
     certificates: Certificates,
-    /// The closing sub-DAG of the last batch found: the next one closes there or later.
+    /// The naming sub-DAG of the last batch found: the next one is named there or later.
     hint: Mutex<u64>,
 }
 
@@ -36,7 +36,7 @@ impl CommitteeBatches {
         }
     }
 
-    /// The key of batch `sequence`: sequences grow with their closing sub-DAG, so the scan
+    /// The key of batch `sequence`: sequences grow with their naming sub-DAG, so the scan
     /// starts at the hint, and from the first retained key if the batch is before it.
     fn key_of(&self, sequence: u64) -> Result<Option<(u64, u64)>, StoreError> {
         let hint = *self.hint.lock();
@@ -81,7 +81,7 @@ impl AttestedSource for CommitteeBatches {
     }
 
     /// Resolves at the next certificate formed here (or after a while): a batch becomes
-    /// available when the certificate of its closing sub-DAG is stored.
+    /// available when the certificate of its naming sub-DAG is stored.
     fn wait_for(&self, _sequence: u64) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         let mut formed = self.certificates.subscribe();
         Box::pin(async move {

@@ -137,27 +137,28 @@ impl CommittedLog {
             .range(&from, &u64::MAX, max)?
             .into_iter()
             .map(|(_, record)| {
-                let batches = self.batches.multi_get(&record.batches)?;
-                let batches = record
-                    .batches
-                    .iter()
-                    .zip(batches)
-                    .map(|(digest, batch)| {
-                        batch.ok_or_else(|| StoreError::Corrupt {
-                            column: "batches",
-                            reason: format!(
-                                "batch {digest} of committed sub-DAG {} is missing",
-                                record.index
-                            ),
-                        })
-                    })
-                    .collect::<StoreResult<Vec<Bytes>>>()?;
                 Ok(CommittedEntry {
+                    batches: self.batches(record.index, &record.batches)?,
                     index: record.index,
                     leader_round: record.leader_round,
                     timestamp: record.timestamp,
                     digests: record.batches,
-                    batches,
+                })
+            })
+            .collect()
+    }
+
+    /// The stored bytes of `digests`, batches of entry `index`, in order; a missing one is an
+    /// error, as in [`Self::read`].
+    pub fn batches(&self, index: u64, digests: &[BatchDigest]) -> StoreResult<Vec<Bytes>> {
+        let batches = self.batches.multi_get(digests)?;
+        digests
+            .iter()
+            .zip(batches)
+            .map(|(digest, batch)| {
+                batch.ok_or_else(|| StoreError::Corrupt {
+                    column: "batches",
+                    reason: format!("batch {digest} of committed sub-DAG {index} is missing"),
                 })
             })
             .collect()

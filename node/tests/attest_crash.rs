@@ -5,7 +5,8 @@
 //! on from the next sub-DAG, holds the certificate of that one, and every attestation it ever
 //! stored is the one the committee certified. Its L1 batches too (cut every 300 ms of
 //! consensus time here, so that several close after the restart) are the reference's, byte
-//! for byte: the cutter resumed where it stopped.
+//! for byte: the cutter resumed where it stopped. Each is named by the attestation of a
+//! sub-DAG after the one that closed it.
 
 mod common;
 #[path = "../../rpc/tests/common/mod.rs"]
@@ -35,7 +36,7 @@ struct Stored {
     last: SignedAttestation,
     own: Vec<(u64, SignedAttestation)>,
     certificates: Vec<(u64, FinalityCertificate)>,
-    /// Keyed by (closing sub-DAG, sequence).
+    /// Keyed by (naming sub-DAG, sequence).
     l1_batches: Vec<((u64, u64), Bytes)>,
 }
 
@@ -133,6 +134,16 @@ fn an_attestation_signed_before_a_kill_9_is_resent_never_signed_again() {
         reference.l1_batches.iter().cloned().collect();
     let mut compared_after = 0;
     for (key, record) in &victim.l1_batches {
+        // Named by the attestation of a later sub-DAG than the one that closed it: the cut
+        // of a sub-DAG runs while the committee certifies it.
+        let batch = weft_l1_poster::ClosedBatch::from_record(record).unwrap();
+        assert!(
+            batch.end.sub_dag < key.0,
+            "L1 batch {} ends at {:?} and is named by sub-DAG {}",
+            key.1,
+            batch.end,
+            key.0
+        );
         if let Some(theirs) = reference_batches.get(key) {
             assert_eq!(record, theirs, "L1 batch {key:?}");
             compared_after += usize::from(key.0 > k);
