@@ -455,11 +455,13 @@ impl AttesterActor {
         for signed in &resend {
             self.send(signed).await;
         }
+        // The step that reads, hashes and cuts the next sub-DAGs runs beside the loop: peers'
+        // signatures are answered meanwhile. Each handler holds back the responses of every
+        // later request on the peer's connection (votes included) until answered, so the
+        // ordering path never waits for this authority's hashing.
+        let mut step: Option<JoinHandle<Result<Step, AttesterFailure>>> = None;
         loop {
             let committed = self.log.wait_for(self.attester.next());
-            // Peers' signatures first: each is cheap, and its handler holds back the responses
-            // of every later request on the peer's connection (votes included) until answered;
-            // signing, which may take a while under load, runs when none is waiting.
             tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return Ok(()),
@@ -470,27 +472,33 @@ impl AttesterActor {
                 Some(Some((index, answer))) = self.answers.next(), if !self.answers.is_empty() => {
                     self.on_answer(index, answer).await?
                 }
-                _ = committed => self.sign_committed().await?,
+                done = async { step.as_mut().expect("guarded").await }, if step.is_some() => {
+                    step = None;
+                    // The runtime is shutting down.
+                    let Ok(done) = done else { return Ok(()) };
+                    self.sign(done?).await?;
+                }
+                _ = committed, if step.is_none() => step = Some(self.read_step()),
             }
         }
     }
 
-    /// Signs every committed sub-DAG from the next one on (up to a step's worth), persists
-    /// the signatures in one write, then sends them.
-    async fn sign_committed(&mut self) -> Result<(), AttesterFailure> {
+    /// Starts reading, hashing and cutting (zstd, and KZG for blobs) every committed sub-DAG
+    /// from the next one on (up to a step's worth): all CPU, off the runtime.
+    fn read_step(&self) -> JoinHandle<Result<Step, AttesterFailure>> {
         let from = self.attester.next();
         let (log, cut, leaves) = (self.log.clone(), self.cut.clone(), self.leaves.clone());
-        // Reading, hashing and cutting (zstd, and KZG for blobs) are all CPU: off the runtime.
-        let read =
-            tokio::task::spawn_blocking(move || read_and_hash(&log, &cut, &leaves, from)).await;
-        // The runtime is shutting down.
-        let Ok(step) = read else { return Ok(()) };
+        tokio::task::spawn_blocking(move || read_and_hash(&log, &cut, &leaves, from))
+    }
+
+    /// Signs the sub-DAGs a step read, persists the signatures in one write, then sends them.
+    async fn sign(&mut self, step: Step) -> Result<(), AttesterFailure> {
         let Step {
             entries,
             cutter_state,
             cut_next,
             sources,
-        } = step?;
+        } = step;
         for (source, count) in ["precomputed", "hashed"].into_iter().zip(sources) {
             self.metrics
                 .leaves
