@@ -488,7 +488,9 @@ impl AttesterActor {
     fn read_step(&self) -> JoinHandle<Result<Step, AttesterFailure>> {
         let from = self.attester.next();
         let (log, cut, leaves) = (self.log.clone(), self.cut.clone(), self.leaves.clone());
-        tokio::task::spawn_blocking(move || read_and_hash(&log, &cut, &leaves, from))
+        tokio::task::spawn_blocking(move || {
+            read_and_hash(&log, &cut, &leaves, from, ENTRIES_PER_STEP)
+        })
     }
 
     /// Signs the sub-DAGs a step read, persists the signatures in one write, then sends them.
@@ -792,7 +794,7 @@ fn ordered(entry: &CommittedEntry, transactions: Vec<weft_types::Transaction>) -
     }
 }
 
-/// The committed sub-DAGs from `from` on, for one step: each one's tree (taking the leaves
+/// The committed sub-DAGs from `from` on (at most `max`), for one step: each one's tree (taking the leaves
 /// the precomputer made, hashing the rest) and the batches its attestation names, which the
 /// cutter closed before it (in the steady state, a cut run ahead has closed them already).
 fn read_and_hash(
@@ -800,8 +802,9 @@ fn read_and_hash(
     cut: &parking_lot::Mutex<Cut>,
     cache: &LeafCache,
     from: u64,
+    max: usize,
 ) -> Result<Step, AttesterFailure> {
-    let records = log.records(from, ENTRIES_PER_STEP)?;
+    let records = log.records(from, max)?;
     if let Some(first) = records.first() {
         if first.index != from {
             return Err(AttesterFailure::Pruned {
@@ -894,4 +897,173 @@ fn recover_cut(
 /// the open L1 batch holds it.
 fn retained_from(cut_next: u64, cutter: &CutterState) -> u64 {
     cut_next.min(cutter.open_start.sub_dag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::CommittedRecord;
+    use alloy::primitives::B256;
+
+    /// Small calldata batches, closed every 2 ms of consensus time or at 2 kB: many close.
+    fn params() -> CutterParams {
+        CutterParams {
+            mode: PostMode::Calldata,
+            target_bytes: 2_000,
+            interval_ms: 2,
+        }
+    }
+
+    /// A store whose committed log holds `n` sub-DAGs of incompressible transactions, one
+    /// batch each, with timestamps 1 ms apart; and the same sub-DAGs as the cutter takes them.
+    fn log_of(n: u64) -> (tempfile::TempDir, Store, CommittedLog, Vec<OrderedSubDag>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &crate::columns::all()).unwrap();
+        let records: Map<u64, CommittedRecord> = store.map(crate::columns::COMMITTED_LOG);
+        let batches: Map<weft_types::BatchDigest, Bytes> = store.map(weft_worker::columns::BATCHES);
+        let mut sub_dags = Vec::new();
+        let mut write = store.batch();
+        for index in 0..n {
+            let transactions: Vec<Bytes> = (0..(index % 7) * 3)
+                .map(|i| {
+                    let seed = index * 1_000 + i;
+                    Bytes::from(
+                        (0..300)
+                            .map(|j| ((seed * 7919 + j * 104_729) >> 3) as u8)
+                            .collect::<Vec<u8>>(),
+                    )
+                })
+                .collect();
+            let (digest, bytes) = Batch::new(transactions.clone()).seal();
+            write.insert(&batches, &digest, &bytes);
+            let record = CommittedRecord {
+                index,
+                leader_round: 2 * index,
+                timestamp: 1_000 + index,
+                batches: vec![digest],
+            };
+            write.insert(&records, &index, &record);
+            sub_dags.push(OrderedSubDag {
+                index,
+                timestamp: record.timestamp,
+                transactions,
+            });
+        }
+        write.commit(Durability::Buffered).unwrap();
+        let log = CommittedLog::open(&store).unwrap();
+        (dir, store, log, sub_dags)
+    }
+
+    /// The data hashes of the batches each attestation from `from` to `to` names, signed
+    /// `per_step` sub-DAGs a step (one in the steady state, more when catching up), cutting
+    /// ahead after each step as the actor does; and what is stored with the last signature.
+    fn sign_from(
+        log: &CommittedLog,
+        cut: &parking_lot::Mutex<Cut>,
+        (from, to): (u64, u64),
+        per_step: usize,
+    ) -> (Vec<(u64, Vec<B256>)>, CutterState, u64) {
+        let mut named = Vec::new();
+        let mut stored = (CutterState::default(), 0);
+        let mut next = from;
+        while next < to {
+            let max = per_step.min((to - next) as usize);
+            let step = read_and_hash(log, cut, &LeafCache::new(1 << 10), next, max).unwrap();
+            for entry in &step.entries {
+                assert_eq!(entry.index, next);
+                named.push((next, entry.named.iter().map(|b| b.data_hash).collect()));
+                next += 1;
+            }
+            stored = (step.cutter_state, step.cut_next);
+            cut.lock().take_before(log, next).unwrap();
+        }
+        (named, stored.0, stored.1)
+    }
+
+    #[test]
+    fn an_attestation_names_the_batches_closed_before_its_sub_dag_and_a_restart_names_the_same() {
+        let (_dir, store, log, sub_dags) = log_of(40);
+        // What the cutter closes at each sub-DAG.
+        let mut reference = Cutter::new(params(), CutterState::default());
+        let closed_by: Vec<Vec<B256>> = sub_dags
+            .iter()
+            .map(|s| {
+                reference
+                    .push(s)
+                    .unwrap()
+                    .iter()
+                    .map(|b| b.data_hash)
+                    .collect()
+            })
+            .collect();
+        assert!(
+            closed_by.iter().filter(|c| !c.is_empty()).count() > 10,
+            "many batches close"
+        );
+
+        let fresh = || {
+            parking_lot::Mutex::new(Cut {
+                cutter: Cutter::new(params(), CutterState::default()),
+                unnamed: Vec::new(),
+                failed: None,
+            })
+        };
+        let (named, _, _) = sign_from(&log, &fresh(), (0, 40), 1);
+        for (index, hashes) in &named {
+            let expected = match index {
+                0 => Vec::new(),
+                k => closed_by[*k as usize - 1].clone(),
+            };
+            assert_eq!(hashes, &expected, "attestation {index}");
+        }
+        // Catching up, many sub-DAGs a step: the same names.
+        assert_eq!(sign_from(&log, &fresh(), (0, 40), 16).0, named);
+
+        // Signed through 24, stored, restarted: the same names from 25 on.
+        let cut = fresh();
+        let (_, state, cut_next) = sign_from(&log, &cut, (0, 25), 1);
+        assert_eq!(
+            cut_next, 24,
+            "the cutter took every sub-DAG before the last signed"
+        );
+        let consensus: Map<String, Bytes> = store.map(RECORDS);
+        let json = |v: Vec<u8>| Bytes::from(v);
+        let mut write = store.batch();
+        write.insert(
+            &consensus,
+            &CUTTER_STATE_KEY.to_string(),
+            &json(serde_json::to_vec(&state).unwrap()),
+        );
+        write.insert(
+            &consensus,
+            &CUTTER_NEXT_KEY.to_string(),
+            &json(serde_json::to_vec(&cut_next).unwrap()),
+        );
+        write.commit(Durability::Buffered).unwrap();
+        let recovered = recover_cut(&consensus, &log, params(), 25).unwrap();
+        let (after, _, _) = sign_from(&log, &parking_lot::Mutex::new(recovered), (25, 40), 1);
+        assert_eq!(after, named[25..]);
+
+        // A store from before the cut ran behind (no CUTTER_NEXT_KEY): its cutter had taken
+        // every signed sub-DAG, and named what they closed; it goes on from there.
+        let mut old = Cutter::new(params(), CutterState::default());
+        for s in &sub_dags[..25] {
+            old.push(s).unwrap();
+        }
+        let mut write = store.batch();
+        write.insert(
+            &consensus,
+            &CUTTER_STATE_KEY.to_string(),
+            &json(serde_json::to_vec(&old.state()).unwrap()),
+        );
+        write.remove(&consensus, &CUTTER_NEXT_KEY.to_string());
+        write.commit(Durability::Buffered).unwrap();
+        let recovered = recover_cut(&consensus, &log, params(), 25).unwrap();
+        let (after, _, _) = sign_from(&log, &parking_lot::Mutex::new(recovered), (25, 40), 1);
+        assert!(
+            after[0].1.is_empty(),
+            "sub-DAG 24's batches were named by its own attestation"
+        );
+        assert_eq!(after[1..], named[26..]);
+    }
 }

@@ -121,10 +121,8 @@ impl LogPreconfirmations {
         let transactions = entry
             .transactions()
             .map_err(|e| format!("sub-DAG {index} has an undecodable batch: {e}"))?;
-        let hashes: Vec<B256> = transactions
-            .iter()
-            .map(alloy::primitives::keccak256)
-            .collect();
+        let mut hashes = vec![B256::ZERO; transactions.len()];
+        weft_attest::keccak4::keccak256_many(&transactions, &mut hashes);
         let tree = Arc::new(Tree::new(&hashes));
         self.trees.insert(index, tree.clone());
         Ok(Some(tree))
