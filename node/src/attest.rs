@@ -771,15 +771,17 @@ fn read_entries(
     max: usize,
 ) -> Result<Vec<CommittedEntry>, AttesterFailure> {
     let entries = log.read(from, max)?;
-    if let Some(first) = entries.first() {
-        if first.index != from {
-            return Err(AttesterFailure::Pruned {
-                next: from,
-                first: first.index,
-            });
-        }
-    }
+    starts_at(from, entries.first().map(|e| e.index))?;
     Ok(entries)
+}
+
+/// An error unless the first entry read from `from` on is `from` itself: the ones before it
+/// left the log before they were signed or cut.
+fn starts_at(from: u64, first: Option<u64>) -> Result<(), AttesterFailure> {
+    match first {
+        Some(first) if first != from => Err(AttesterFailure::Pruned { next: from, first }),
+        _ => Ok(()),
+    }
 }
 
 fn undecodable(index: u64) -> impl Fn(DecodeError) -> AttesterFailure {
@@ -794,9 +796,10 @@ fn ordered(entry: &CommittedEntry, transactions: Vec<weft_types::Transaction>) -
     }
 }
 
-/// The committed sub-DAGs from `from` on (at most `max`), for one step: each one's tree (taking the leaves
-/// the precomputer made, hashing the rest) and the batches its attestation names, which the
-/// cutter closed before it (in the steady state, a cut run ahead has closed them already).
+/// The committed sub-DAGs from `from` on (at most `max`), for one step: each one's tree
+/// (taking the leaves the precomputer made, hashing the rest) and the batches its attestation
+/// names, which the cutter closed before it (in the steady state, a cut run ahead has closed
+/// them already).
 fn read_and_hash(
     log: &CommittedLog,
     cut: &parking_lot::Mutex<Cut>,
@@ -805,14 +808,7 @@ fn read_and_hash(
     max: usize,
 ) -> Result<Step, AttesterFailure> {
     let records = log.records(from, max)?;
-    if let Some(first) = records.first() {
-        if first.index != from {
-            return Err(AttesterFailure::Pruned {
-                next: from,
-                first: first.index,
-            });
-        }
-    }
+    starts_at(from, records.first().map(|r| r.index))?;
     let (named, cutter_state, cut_next) = {
         let mut cut = cut.lock();
         let mut named = Vec::with_capacity(records.len());
