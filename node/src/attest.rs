@@ -483,8 +483,9 @@ impl AttesterActor {
         }
     }
 
-    /// Starts reading, hashing and cutting (zstd, and KZG for blobs) every committed sub-DAG
-    /// from the next one on (up to a step's worth): all CPU, off the runtime.
+    /// Starts reading and hashing every committed sub-DAG from the next one on (up to a
+    /// step's worth), and cutting those before each that the cut ahead has not taken (when
+    /// catching up): all CPU, off the runtime.
     fn read_step(&self) -> JoinHandle<Result<Step, AttesterFailure>> {
         let from = self.attester.next();
         let (log, cut, leaves) = (self.log.clone(), self.cut.clone(), self.leaves.clone());
