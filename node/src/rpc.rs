@@ -231,30 +231,40 @@ impl RpcIngress {
 async fn follow(log: CommittedLog, index: Arc<LogIndex>) {
     let mut from = index.index.next_expected();
     loop {
-        let reader = log.clone();
-        let read = tokio::task::spawn_blocking(move || reader.read(from, ENTRIES_PER_READ)).await;
-        let entries = match read {
-            Ok(Ok(entries)) => entries,
+        let (reader, indexer) = (log.clone(), index.clone());
+        // Reading, decoding and hashing a sub-DAG's transactions is CPU: off the runtime.
+        let step =
+            tokio::task::spawn_blocking(move || index_from(&reader, &indexer.index, from)).await;
+        match step {
+            Ok(Ok(Some(next))) => from = next,
+            Ok(Ok(None)) => log.wait_for(from).await,
             Ok(Err(e)) => {
                 tracing::error!("the rpc index stops following the committed log: {e}");
                 return;
             }
             // The runtime is shutting down.
             Err(_) => return,
-        };
-        if entries.is_empty() {
-            log.wait_for(from).await;
-            continue;
-        }
-        for entry in entries {
-            match entry.transactions() {
-                Ok(transactions) => index.index.record(entry.index, &transactions),
-                Err(e) => tracing::error!(
-                    index = entry.index,
-                    "committed sub-DAG has an undecodable batch, not indexed: {e}"
-                ),
-            }
-            from = entry.index + 1;
         }
     }
+}
+
+/// Indexes the retained sub-DAGs from `from` on (one read's worth); the next to index, or
+/// `None` when there was none yet.
+fn index_from(
+    log: &CommittedLog,
+    index: &MemoryIndex,
+    from: u64,
+) -> weft_storage::StoreResult<Option<u64>> {
+    let mut next = None;
+    for entry in log.read(from, ENTRIES_PER_READ)? {
+        match entry.transactions() {
+            Ok(transactions) => index.record(entry.index, &transactions),
+            Err(e) => tracing::error!(
+                index = entry.index,
+                "committed sub-DAG has an undecodable batch, not indexed: {e}"
+            ),
+        }
+        next = Some(entry.index + 1);
+    }
+    Ok(next)
 }

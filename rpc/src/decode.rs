@@ -93,6 +93,17 @@ pub fn hash_and_chain_id(raw: &[u8]) -> Option<(B256, u64)> {
     Some((keccak256(raw), envelope.chain_id()?))
 }
 
+/// [`hash_and_chain_id`] of each of `raws`, in order; the hashes four at a time where the CPU
+/// allows (`weft_attest::keccak4`).
+pub fn hashes_and_chain_ids<T: AsRef<[u8]>>(raws: &[T]) -> Vec<Option<(B256, u64)>> {
+    let mut hashes = vec![B256::ZERO; raws.len()];
+    weft_attest::keccak4::keccak256_many(raws, &mut hashes);
+    raws.iter()
+        .zip(hashes)
+        .map(|(raw, hash)| Some((hash, decode_exact(raw.as_ref()).ok()?.chain_id()?)))
+        .collect()
+}
+
 fn decode_exact(raw: &[u8]) -> Result<TxEnvelope, TxError> {
     let mut rest = raw;
     let envelope =

@@ -1,6 +1,6 @@
 //! Where committed transactions are, by hash: what `weft_getTransactionPosition` reads.
 
-use crate::decode::hash_and_chain_id;
+use crate::decode::hashes_and_chain_ids;
 use alloy_primitives::B256;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
@@ -65,12 +65,10 @@ impl MemoryIndex {
             return;
         }
         // Decoding is the cost; do it outside the lock.
-        let decoded: Vec<(u64, B256, u64)> = transactions
-            .iter()
+        let decoded: Vec<(u64, B256, u64)> = hashes_and_chain_ids(transactions)
+            .into_iter()
             .enumerate()
-            .filter_map(|(i, tx)| {
-                hash_and_chain_id(tx.as_ref()).map(|(hash, chain)| (i as u64, hash, chain))
-            })
+            .filter_map(|(i, d)| d.map(|(hash, chain)| (i as u64, hash, chain)))
             .collect();
         let mut inner = self.write();
         let mut added = Vec::with_capacity(decoded.len());

@@ -22,7 +22,7 @@
 //! subscription from below the log's retention is refused with an error naming the oldest
 //! index kept; one that falls below it while reading ends with that error.
 
-use crate::decode::hash_and_chain_id;
+use crate::decode::hashes_and_chain_ids;
 use alloy_primitives::B256;
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -130,8 +130,8 @@ pub fn parts(entry: &StreamEntry, chain: Option<u64>) -> Vec<SubDagPart> {
     };
     let mut out = vec![part(0)];
     let mut bytes = 0;
-    for (i, raw) in entry.transactions.iter().enumerate() {
-        let decoded = hash_and_chain_id(raw);
+    let all = hashes_and_chain_ids(&entry.transactions);
+    for (i, (raw, decoded)) in entry.transactions.iter().zip(all).enumerate() {
         if chain.is_some() && decoded.map(|(_, c)| c) != chain {
             continue;
         }
