@@ -525,8 +525,16 @@ fn hashes_and_chain_ids_of_many_are_those_of_each() {
     // Enough of each length for the four-way hashing, and bytes that are no transaction.
     let mut raws: Vec<Vec<u8>> = (0..9).map(|n| transfer(10 + n % 2, n, n)).collect();
     raws.extend((0..5).map(|n| legacy(Some(7), n)));
-    raws.extend([legacy(None, 1), b"raw".to_vec(), vec![2, 0xc0], vec![0xff; 300]]);
-    let one_by_one: Vec<_> = raws.iter().map(|r| weft_rpc::hash_and_chain_id(r)).collect();
+    raws.extend([
+        legacy(None, 1),
+        b"raw".to_vec(),
+        vec![2, 0xc0],
+        vec![0xff; 300],
+    ]);
+    let one_by_one: Vec<_> = raws
+        .iter()
+        .map(|r| weft_rpc::hash_and_chain_id(r))
+        .collect();
     assert_eq!(weft_rpc::decode::hashes_and_chain_ids(&raws), one_by_one);
     assert_eq!(one_by_one.iter().filter(|d| d.is_some()).count(), 14);
 }
