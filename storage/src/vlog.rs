@@ -131,6 +131,44 @@ fn start_writeback(file: &File, from: u64, len: u64) {
     }
 }
 
+/// `len` bytes at `offset`, or `None` if the file ends before. Read into fresh, uninitialised
+/// memory: `vec![0; len]` is calloc, which jemalloc serves from a recycled extent by purging it
+/// (madvise) so that it reads as zero, and every read of a batch then faulted its pages in
+/// afresh (150k page faults a second at 130k tx/s with attestations); zeroing it by hand
+/// instead cost a memset as large as the read.
+fn read_exact_at_uninit(file: &File, len: usize, offset: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::os::fd::AsRawFd;
+    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    let mut filled = 0;
+    while filled < len {
+        let at = libc::off_t::try_from(offset + filled as u64)
+            .map_err(|_| std::io::Error::from(ErrorKind::InvalidInput))?;
+        // SAFETY: `pread` writes at most `len - filled` bytes from `filled` on, which is inside
+        // the allocation of capacity `len`; the descriptor is kept open by `file`.
+        let n = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                buf.as_mut_ptr().add(filled).cast(),
+                len - filled,
+                at,
+            )
+        };
+        match n {
+            0 => return Ok(None),
+            n if n > 0 => filled += n as usize,
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    // SAFETY: the first `len` bytes were written by `pread` above.
+    unsafe { buf.set_len(len) };
+    Ok(Some(buf))
+}
+
 fn segment_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:020}{SUFFIX}"))
 }
@@ -275,15 +313,11 @@ impl ValueLog {
             Some(s) => s.file.clone(),
             None => return Ok(None),
         };
-        let mut buf = vec![0u8; len];
-        match file.read_exact_at(&mut buf, pointer.offset) {
-            Ok(()) => Ok(Some(buf)),
-            Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
-                self.warn_torn(pointer);
-                Ok(None)
-            }
-            Err(e) => Err(e.into()),
+        let read = read_exact_at_uninit(&file, len, pointer.offset)?;
+        if read.is_none() {
+            self.warn_torn(pointer);
         }
+        Ok(read)
     }
 
     fn warn_torn(&self, pointer: &Pointer) {
