@@ -94,13 +94,29 @@ pub fn hash_and_chain_id(raw: &[u8]) -> Option<(B256, u64)> {
 }
 
 /// [`hash_and_chain_id`] of each of `raws`, in order; the hashes four at a time where the CPU
-/// allows (`weft_attest::keccak4`).
+/// allows (`weft_attest::keccak4`). Only what decodes is hashed: bytes that are no
+/// transaction (the raw TCP ingress's, a rollup's own format) are not indexed, and hashing
+/// them was a third of a node's Keccak work under such load.
 pub fn hashes_and_chain_ids<T: AsRef<[u8]>>(raws: &[T]) -> Vec<Option<(B256, u64)>> {
-    let mut hashes = vec![B256::ZERO; raws.len()];
-    weft_attest::keccak4::keccak256_many(raws, &mut hashes);
-    raws.iter()
-        .zip(hashes)
-        .map(|(raw, hash)| Some((hash, decode_exact(raw.as_ref()).ok()?.chain_id()?)))
+    let chain_ids: Vec<Option<u64>> = raws
+        .iter()
+        .map(|raw| decode_exact(raw.as_ref()).ok()?.chain_id())
+        .collect();
+    let decoded: Vec<&[u8]> = raws
+        .iter()
+        .zip(&chain_ids)
+        .filter(|(_, chain_id)| chain_id.is_some())
+        .map(|(raw, _)| raw.as_ref())
+        .collect();
+    let mut hashes = vec![B256::ZERO; decoded.len()];
+    weft_attest::keccak4::keccak256_many(&decoded, &mut hashes);
+    let mut hashes = hashes.into_iter();
+    chain_ids
+        .into_iter()
+        .map(|chain_id| {
+            let chain_id = chain_id?;
+            Some((hashes.next()?, chain_id))
+        })
         .collect()
 }
 
