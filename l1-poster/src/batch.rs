@@ -107,11 +107,19 @@ impl From<SourceError> for BatchError {
 
 /// Serialises frames (uncompressed).
 pub fn encode_frames(frames: &[Frame]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_frames_into(frames, &mut out);
+    out
+}
+
+/// [`encode_frames`] into `out`, which is cleared first (a buffer kept between batches).
+pub(crate) fn encode_frames_into(frames: &[Frame], out: &mut Vec<u8>) {
     let size: usize = frames
         .iter()
         .map(|f| FRAME_HEADER_BYTES + f.transactions.iter().map(|t| 4 + t.len()).sum::<usize>())
         .sum();
-    let mut out = Vec::with_capacity(size);
+    out.clear();
+    out.reserve(size);
     for f in frames {
         out.extend_from_slice(&f.sub_dag.to_le_bytes());
         out.extend_from_slice(&f.timestamp.to_le_bytes());
@@ -123,7 +131,6 @@ pub fn encode_frames(frames: &[Frame]) -> Vec<u8> {
             out.extend_from_slice(t);
         }
     }
-    out
 }
 
 fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], BatchError> {

@@ -15,7 +15,7 @@
 //! library, whose output at a level is stable for a given version: every authority must run the
 //! same `zstd` version, which the batch version byte names (see the README).
 
-use crate::batch::{encode_frames, BatchError, Frame, Position, FRAME_HEADER_BYTES};
+use crate::batch::{encode_frames_into, BatchError, Frame, Position, FRAME_HEADER_BYTES};
 use crate::source::OrderedSubDag;
 use alloy::eips::eip4844::builder::{SidecarBuilder, SimpleCoder};
 use alloy::eips::eip4844::BlobTransactionSidecar;
@@ -147,6 +147,10 @@ pub struct Cutter {
     raw_bytes: usize,
     /// Consensus timestamp of the open batch's first transaction.
     first_timestamp: Option<u64>,
+    /// The frames of the batch being closed, before compression: megabytes, kept between
+    /// batches so that their pages are not faulted in afresh for each (a fifth of an
+    /// attesting node's page faults at 200k tx/s).
+    encoded: Vec<u8>,
 }
 
 impl Cutter {
@@ -161,6 +165,7 @@ impl Cutter {
             frames: Vec::new(),
             raw_bytes: 0,
             first_timestamp: None,
+            encoded: Vec::new(),
         }
     }
 
@@ -248,8 +253,8 @@ impl Cutter {
         let mut frames = std::mem::take(&mut self.frames);
         let target = self.params.target();
         let (data, raw) = loop {
-            let encoded = encode_frames(&frames);
-            let (raw, data) = (encoded.len(), crate::batch::compress(&encoded));
+            encode_frames_into(&frames, &mut self.encoded);
+            let (raw, data) = (self.encoded.len(), crate::batch::compress(&self.encoded));
             let count: usize = frames.iter().map(|f| f.transactions.len()).sum();
             // One transaction alone is posted even above the target: it was ordered.
             if data.len() <= target || count <= 1 {
